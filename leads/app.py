@@ -1,0 +1,85 @@
+"""``create_app(settings)``: the whole service assembled from plain lists."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import jinja2
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+
+from leads.errors import HTTPProblem
+from leads.intake import api, pages
+from leads.intake.forms import load_forms
+from leads.keys import with_secret_key
+from leads.settings import Settings
+from leads.storage.database import Database
+from leads.web import health
+from leads.web.headers import SecurityHeaders
+from leads.web.problems import on_http_exception, on_problem, on_unexpected
+
+PACKAGE = Path(__file__).parent
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the service. Nothing touches the network or the disk until the lifespan starts,
+    except reading the forms file, so that a bad one fails at once and says why."""
+    settings = with_secret_key(settings or Settings())
+    forms = load_forms(settings.forms_file)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        database = Database.from_settings(settings)
+        app.state.database = database
+        try:
+            yield
+        finally:
+            await database.close()
+
+    middleware = [
+        Middleware(SecurityHeaders),
+        Middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.allowed_origins),
+            allow_methods=["POST"],
+            allow_headers=["Content-Type", "Idempotency-Key"],
+            max_age=600,
+        ),
+    ]
+    app = Starlette(
+        routes=[
+            *api.routes,
+            *pages.routes,
+            *health.routes,
+            Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
+        ],
+        middleware=middleware,
+        exception_handlers={
+            HTTPProblem: on_problem,
+            HTTPException: on_http_exception,
+            Exception: on_unexpected,
+        },
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.forms = forms
+    app.state.templates = Jinja2Templates(
+        env=jinja2.Environment(
+            loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+    )
+    return app
+
+
+def app_from_environment() -> Starlette:
+    """Factory for ``uvicorn --factory`` (and `leads serve`): settings from the environment."""
+    return create_app(Settings())

@@ -1,0 +1,146 @@
+"""The ``leads`` command. Errors in use are one line on stderr and exit status 2."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from pydantic import ValidationError
+
+from leads.errors import LeadsError
+from leads.settings import Settings
+
+Command = Callable[[argparse.Namespace, Settings], int]
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    if level != "debug":
+        logging.getLogger("alembic").setLevel(logging.WARNING)
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from leads.intake.forms import load_forms
+    from leads.keys import with_secret_key
+    from leads.storage.migrations import upgrade_to_head
+
+    settings = with_secret_key(settings)  # before the workers start: one key for all
+    load_forms(settings.forms_file)  # a broken forms file fails here, in one line
+    asyncio.run(_with_database(settings, upgrade_to_head))
+    base = f"http://{args.host}:{args.port}"
+    logging.getLogger("leads").info("serving; the form is at %s/f/dry-needling", base)
+    uvicorn.run(
+        "leads.app:app_from_environment",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        log_level=settings.log_level,
+        proxy_headers=False,  # the client address is decided by LEADS_TRUSTED_PROXIES
+        server_header=False,
+    )
+    return 0
+
+
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.storage.migrations import upgrade_to_head
+
+    asyncio.run(_with_database(settings, upgrade_to_head))
+    print("database schema is up to date")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.staff.export import export_leads
+
+    asyncio.run(export_leads(settings, args.format, sys.stdout))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.storage.database import Database
+    from leads.storage.migrations import pending_revisions
+
+    for name, value in settings.public_view().items():
+        print(f"{name}={value}")
+
+    async def probe(database: Database) -> int:
+        if not await database.ping():
+            print("database: unreachable")
+            return 1
+        pending = await pending_revisions(database)
+        state = (
+            f"{len(pending)} migration(s) pending: run `leads migrate`" if pending else "current"
+        )
+        print(f"database: reachable; schema {state}")
+        return 0
+
+    return asyncio.run(_with_database(settings, probe))
+
+
+async def _with_database(settings: Settings, use: Callable[..., object]) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from leads.errors import StorageUnavailable
+    from leads.storage.database import Database
+
+    database = Database.from_settings(settings)
+    try:
+        result = await use(database)  # type: ignore[misc]
+    except (SQLAlchemyError, OSError) as exc:
+        raise StorageUnavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
+    finally:
+        await database.close()
+    return int(result or 0)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leads", description="Capture clinic website enquiries and tell the clinic at once."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="apply migrations, then serve the forms and the API")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve.add_argument("--port", type=int, default=8000, help="port to listen on")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.set_defaults(run=cmd_serve)
+
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.set_defaults(run=cmd_migrate)
+
+    export = sub.add_parser("export", help="write every stored lead to standard output")
+    export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
+    export.set_defaults(run=cmd_export)
+
+    check = sub.add_parser("check", help="show the configuration and test the database")
+    check.set_defaults(run=cmd_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings()
+        configure_logging(settings.log_level)
+        run: Command = args.run
+        return run(args, settings)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = "LEADS_" + str(error["loc"][0]).upper() if error["loc"] else "settings"
+            print(f"leads: error: {name}: {error['msg']}", file=sys.stderr)
+        return 2
+    except LeadsError as exc:
+        print(f"leads: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,124 @@
+"""The one exception tree of the project.
+
+    LeadsError                      root: anything leads raises on purpose
+    ├── ConfigurationError          a setting is missing or wrong (CLI: one line, exit 2)
+    └── HTTPProblem                 reaches a client as application/problem+json (or HTML)
+        ├── MalformedBody           400  the body is not what its content type says
+        ├── InvalidIdempotencyKey   400  the Idempotency-Key header is unusable
+        ├── FormNotFound            404  no form with that slug
+        ├── BodyTooLarge            413  above LEADS_MAX_BODY_BYTES
+        ├── UnsupportedMediaType    415  a content type the endpoint does not take
+        ├── InvalidSubmission       422  field-level errors, every bad field named
+        └── StorageUnavailable      503  the database cannot take the write right now
+
+Lower-level errors (database drivers, parsers) are translated into these at the boundary
+with ``raise ... from exc`` so that callers only ever decide on our own types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+class LeadsError(Exception):
+    """Root of every error leads raises on purpose."""
+
+
+class ConfigurationError(LeadsError):
+    """A setting is missing or has a value that cannot work."""
+
+
+class HTTPProblem(LeadsError):
+    """An error with an HTTP status and a stable machine-readable code."""
+
+    status: int = 500
+    code: str = "internal_error"
+    title: str = "Something went wrong on our side"
+
+    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        """The RFC 9457 problem document."""
+        return {
+            "type": f"urn:leads:problem:{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "code": self.code,
+        }
+
+
+class MalformedBody(HTTPProblem):
+    status = 400
+    code = "malformed_body"
+    title = "The request body could not be read"
+
+
+class InvalidIdempotencyKey(HTTPProblem):
+    status = 400
+    code = "invalid_idempotency_key"
+    title = "The Idempotency-Key header must be 1-255 visible ASCII characters"
+
+
+class FormNotFound(HTTPProblem):
+    status = 404
+    code = "form_not_found"
+    title = "There is no form at this address"
+
+
+class BodyTooLarge(HTTPProblem):
+    status = 413
+    code = "body_too_large"
+    title = "The request body is too large"
+
+
+class UnsupportedMediaType(HTTPProblem):
+    status = 415
+    code = "unsupported_media_type"
+    title = "This content type is not accepted here"
+
+
+class StorageUnavailable(HTTPProblem):
+    status = 503
+    code = "storage_unavailable"
+    title = "We could not save this right now; please try again in a moment"
+
+    def __init__(self, detail: str | None = None, *, retry_after: int = 5):
+        super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One problem with one field, as a web page shows it next to that field."""
+
+    field: str
+    code: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.message}
+
+
+class InvalidSubmission(HTTPProblem):
+    status = 422
+    code = "invalid_submission"
+    title = "Some fields need attention"
+
+    def __init__(self, errors: list[FieldError]):
+        fields = ", ".join(dict.fromkeys(e.field for e in errors))
+        super().__init__(f"Please check: {fields}.")
+        self.errors = errors
+
+    def body(self) -> dict[str, Any]:
+        return {**super().body(), "errors": [e.as_dict() for e in self.errors]}
+
+    def by_field(self) -> dict[str, FieldError]:
+        """The first error of each field, for rendering beside it."""
+        first: dict[str, FieldError] = {}
+        for error in self.errors:
+            first.setdefault(error.field, error)
+        return first

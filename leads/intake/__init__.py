@@ -1,0 +1,1 @@
+"""The public side: what visitors send, how it is checked, and how it is stored."""

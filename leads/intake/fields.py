@@ -1,0 +1,75 @@
+"""Normalisers for single submitted values. Each returns the clean value or raises
+:class:`Invalid` with a stable code and a sentence a visitor can act on."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import phonenumbers
+from email_validator import EmailNotValidError, validate_email
+
+
+class Invalid(ValueError):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+# Characters no visitor means to type: C0/C1 controls, and lone surrogates (which JSON can
+# smuggle in as "\ud800" and no database can store).
+def _is_forbidden(char: str, *, multiline: bool) -> bool:
+    if multiline and char in "\n\t":
+        return False
+    return unicodedata.category(char) in ("Cc", "Cs")
+
+
+def clean_text(value: str, *, max_length: int, multiline: bool = False) -> str:
+    """Trim, normalise to NFC, refuse control characters, enforce a length."""
+    if multiline:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    if any(_is_forbidden(c, multiline=multiline) for c in value):
+        if multiline:
+            raise Invalid("control_characters", "Please remove special control characters.")
+        raise Invalid("control_characters", "Please keep this to one line of plain text.")
+    value = unicodedata.normalize("NFC", value.strip())
+    if len(value) > max_length:
+        raise Invalid("too_long", f"Please keep this under {max_length} characters.")
+    return value
+
+
+def clean_email(value: str) -> str:
+    """The address as email-validator normalises it; no DNS look-ups."""
+    value = clean_text(value, max_length=320)
+    try:
+        return validate_email(value, check_deliverability=False).normalized
+    except EmailNotValidError as exc:
+        raise Invalid(
+            "invalid_email", "Please enter an email address like name@example.com."
+        ) from exc
+
+
+# phonenumbers accepts long strings, but no real number needs more than this.
+MAX_PHONE_INPUT = 40
+
+
+def clean_phone(value: str, *, region: str) -> str:
+    """A valid number in E.164, read in ``region`` when written without +country."""
+    value = clean_text(value, max_length=MAX_PHONE_INPUT)
+    try:
+        number = phonenumbers.parse(value, region)
+    except phonenumbers.NumberParseException as exc:
+        raise Invalid("invalid_phone", "Please enter a phone number we can call.") from exc
+    if not phonenumbers.is_valid_number(number):
+        raise Invalid("invalid_phone", "Please check the phone number; it looks incomplete.")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+TRUE_WORDS = frozenset({"true", "on", "yes", "1"})
+
+
+def is_checked(value: object) -> bool:
+    """JSON ``true``, or a ticked box as a browser sends it."""
+    if value is True:
+        return True
+    return isinstance(value, str) and value.strip().lower() in TRUE_WORDS

@@ -1,0 +1,145 @@
+"""Form definitions: the built-in dry-needling form plus any from ``LEADS_FORMS_FILE``.
+
+A forms file is TOML (or JSON with the same shape)::
+
+    [forms.dry-needling]
+    title = "Learn more about dry needling"
+    intro = "Tell us a little about you and we will get back to you."
+    interests = ["Neck or shoulder pain", "Lower back pain"]
+    consent = "I agree that the clinic may contact me about my enquiry."
+    thank_you_url = "https://clinic.example/thanks"
+
+A form in the file replaces a built-in form of the same slug. The consent version stored
+with each lead is ``consent_version`` if given, else a short hash of the wording, so any
+change of wording is recorded as a new version without anyone having to remember to bump it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from leads.errors import ConfigurationError, FormNotFound
+
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
+
+DEFAULT_CONSENT = (
+    "I agree that the clinic may store these details and contact me about my enquiry. "
+    "We never share them with anyone else."
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    slug: str
+    title: str
+    intro: str = ""
+    interests: tuple[str, ...] = ()
+    consent: str = DEFAULT_CONSENT
+    consent_version: str = ""
+    thank_you_url: str | None = None
+    autoreply: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.consent_version:
+            digest = hashlib.sha256(self.consent.encode()).hexdigest()[:12]
+            object.__setattr__(self, "consent_version", f"sha256:{digest}")
+
+
+BUILT_IN = (
+    Form(
+        slug="dry-needling",
+        title="Learn more about dry needling",
+        intro=(
+            "Curious whether dry needling could help you? Leave your details and one of our "
+            "physical therapists will get back to you, usually within one working day."
+        ),
+        interests=(
+            "Neck or shoulder pain",
+            "Lower back pain",
+            "Headaches",
+            "Sports injury",
+            "Something else",
+        ),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class FormCatalog:
+    forms: dict[str, Form] = field(default_factory=dict)
+    default_slug: str = "dry-needling"
+
+    def get(self, slug: str) -> Form:
+        try:
+            return self.forms[slug]
+        except KeyError:
+            raise FormNotFound() from None
+
+    def __contains__(self, slug: object) -> bool:
+        return slug in self.forms
+
+
+def load_forms(path: Path | None) -> FormCatalog:
+    """The built-in forms, overlaid with those defined in ``path``."""
+    forms = {form.slug: form for form in BUILT_IN}
+    if path is not None:
+        for form in _read_forms_file(path):
+            forms[form.slug] = form
+    return FormCatalog(forms)
+
+
+def _read_forms_file(path: Path) -> list[Form]:
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except OSError as exc:
+        raise ConfigurationError(f"LEADS_FORMS_FILE: cannot read {path}: {exc.strerror}") from exc
+    except (ValueError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(f"LEADS_FORMS_FILE: {path} is not valid: {exc}") from exc
+    entries = data.get("forms") if isinstance(data, dict) else None
+    if not isinstance(entries, dict):
+        raise ConfigurationError(f"LEADS_FORMS_FILE: {path} needs a [forms.<slug>] table")
+    return [_form_from(slug, spec, path) for slug, spec in entries.items()]
+
+
+_TEXT_KEYS = ("title", "intro", "consent", "consent_version", "thank_you_url", "autoreply")
+
+
+def _form_from(slug: str, spec: Any, path: Path) -> Form:
+    where = f"LEADS_FORMS_FILE: {path}: form {slug!r}"
+    if not SLUG.match(slug):
+        raise ConfigurationError(f"{where}: slugs are lowercase letters, digits and dashes")
+    if not isinstance(spec, dict):
+        raise ConfigurationError(f"{where} must be a table")
+    unknown = set(spec) - {*_TEXT_KEYS, "interests"}
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown keys {sorted(unknown)}")
+    for key in _TEXT_KEYS:
+        if key in spec and not isinstance(spec[key], str):
+            raise ConfigurationError(f"{where}: {key} must be text")
+    if not spec.get("title"):
+        raise ConfigurationError(f"{where}: a title is required")
+    interests = spec.get("interests", [])
+    if not isinstance(interests, list) or not all(
+        isinstance(i, str) and i.strip() and len(i) <= 200 for i in interests
+    ):
+        raise ConfigurationError(f"{where}: interests must be a list of short texts")
+    url = spec.get("thank_you_url")
+    if url and not url.startswith(("https://", "http://", "/")):
+        raise ConfigurationError(f"{where}: thank_you_url must be an http(s) URL or a path")
+    return Form(
+        slug=slug,
+        title=spec["title"],
+        intro=spec.get("intro", ""),
+        interests=tuple(i.strip() for i in interests),
+        consent=spec.get("consent") or DEFAULT_CONSENT,
+        consent_version=spec.get("consent_version", ""),
+        thank_you_url=url or None,
+        autoreply=spec.get("autoreply"),
+    )

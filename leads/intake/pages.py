@@ -1,0 +1,145 @@
+"""The hosted form: ``GET/POST /f/{slug}`` and its built-in thank-you page.
+
+Works without JavaScript and loads nothing from other sites. On errors the page comes back
+(422) with everything the visitor typed and each error beside its field; if the database is
+briefly unavailable the page also comes back (503) with their input, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from leads.errors import FieldError, InvalidSubmission, StorageUnavailable
+from leads.intake.api import log_receipt, request_meta
+from leads.intake.capture import capture_lead
+from leads.intake.forms import Form
+from leads.intake.submission import ATTRIBUTION, parse_submission
+from leads.web.bodies import read_form_fields
+
+CONTACT_CHOICES = (
+    ("", "No preference"),
+    ("email", "Email"),
+    ("phone", "Phone call"),
+    ("text", "Text message"),
+)
+# Where each field's error in the summary links to.
+ANCHORS = {
+    "name": "name",
+    "email": "email",
+    "phone": "phone",
+    "message": "message",
+    "interest": "interest",
+    "consent": "consent",
+    "preferred_contact": "preferred_contact-any",
+}
+
+
+def content_security_policy(form: Form, request: Request) -> str:
+    form_targets = ["'self'"]
+    if form.thank_you_url and form.thank_you_url.startswith("http"):
+        parts = urlsplit(form.thank_you_url)
+        form_targets.append(f"{parts.scheme}://{parts.netloc}")
+    ancestors = ["'self'", *request.app.state.settings.allowed_origins]
+    return "; ".join(
+        (
+            "default-src 'none'",
+            "style-src 'self'",
+            "img-src 'self' data:",
+            f"form-action {' '.join(form_targets)}",
+            f"frame-ancestors {' '.join(ancestors)}",
+            "base-uri 'none'",
+        )
+    )
+
+
+def render_form(
+    request: Request,
+    form: Form,
+    values: dict[str, Any],
+    *,
+    errors: dict[str, FieldError] | None = None,
+    unavailable: bool = False,
+    status_code: int = 200,
+) -> Response:
+    text_values = {k: v for k, v in values.items() if isinstance(v, str)}
+    headers = {
+        "Content-Security-Policy": content_security_policy(form, request),
+        "Cache-Control": "no-store",
+    }
+    if unavailable:
+        headers["Retry-After"] = "30"
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request,
+        "form.html",
+        {
+            "form": form,
+            "values": _Blank(text_values),
+            "errors": _Blank(errors or {}),
+            "unavailable": unavailable,
+            "anchors": ANCHORS,
+            "hidden": ATTRIBUTION,
+            "contact_choices": CONTACT_CHOICES,
+            "action": request.url_for("submit_form", slug=form.slug).path,
+        },
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+class _Blank(dict[str, Any]):
+    """A field with no value (or no error) reads as an empty string in the template."""
+
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+async def show_form(request: Request) -> Response:
+    form = request.app.state.forms.get(request.path_params["slug"])
+    values: dict[str, Any] = {"page_url": str(request.url)[:500]}
+    if referrer := request.headers.get("referer"):
+        values["referrer"] = referrer[:500]
+    for field in ATTRIBUTION:
+        if field.startswith("utm_") and (value := request.query_params.get(field)):
+            values[field] = value[:500]
+    return render_form(request, form, values)
+
+
+async def submit_form(request: Request) -> Response:
+    state = request.app.state
+    form = state.forms.get(request.path_params["slug"])
+    fields = await read_form_fields(request, state.settings.max_body_bytes)
+    values = {**fields, "form": form.slug}
+    try:
+        submission = parse_submission(
+            values, forms=state.forms, default_region=state.settings.default_region
+        )
+        receipt = await capture_lead(state.database, submission, request_meta(request))
+    except InvalidSubmission as exc:
+        return render_form(request, form, values, errors=exc.by_field(), status_code=422)
+    except StorageUnavailable:
+        return render_form(request, form, values, unavailable=True, status_code=503)
+    log_receipt(receipt, form.slug)
+    target = form.thank_you_url or request.url_for("thanks", slug=form.slug).path
+    return RedirectResponse(target, status_code=303)
+
+
+async def thanks(request: Request) -> Response:
+    form = request.app.state.forms.get(request.path_params["slug"])
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request,
+        "thanks.html",
+        {"form": form},
+        headers={"Content-Security-Policy": content_security_policy(form, request)},
+    )
+
+
+routes = [
+    Route("/f/{slug}", show_form, methods=["GET"], name="show_form"),
+    Route("/f/{slug}", submit_form, methods=["POST"], name="submit_form"),
+    Route("/f/{slug}/thanks", thanks, methods=["GET"], name="thanks"),
+]

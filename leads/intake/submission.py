@@ -1,0 +1,174 @@
+"""Parse one submission (JSON object or form fields) into a typed :class:`Submission`.
+
+This is the edge: everything after it sees clean, normalised values only. All problems are
+collected, so a visitor sees every field to fix at once, not one per attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from leads.errors import FieldError, InvalidSubmission
+from leads.intake.fields import Invalid, clean_email, clean_phone, clean_text, is_checked
+from leads.intake.forms import Form, FormCatalog
+
+ContactMethod = Literal["email", "phone", "text"]
+CONTACT_METHODS: tuple[ContactMethod, ...] = ("email", "phone", "text")
+ATTRIBUTION = (
+    "page_url",
+    "referrer",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "utm_term",
+    "utm_content",
+)
+FIELDS = frozenset(
+    {
+        "name",
+        "email",
+        "phone",
+        "preferred_contact",
+        "message",
+        "interest",
+        "form",
+        "consent",
+        "website",
+        *ATTRIBUTION,
+    }
+)
+MAX_NAME = 100
+MAX_MESSAGE = 2000
+MAX_ATTRIBUTION = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    form: Form
+    name: str
+    email: str | None
+    phone: str | None
+    preferred_contact: ContactMethod | None
+    message: str | None
+    interest: str | None
+    attribution: dict[str, str | None]
+    honeypot: bool
+
+    @property
+    def is_spam(self) -> bool:
+        return self.honeypot
+
+    @property
+    def spam_reason(self) -> str | None:
+        return "honeypot" if self.honeypot else None
+
+
+class _Reader:
+    """Collects field errors while reading values out of the raw mapping."""
+
+    def __init__(self, raw: Mapping[str, object]):
+        self.raw = raw
+        self.errors: list[FieldError] = []
+
+    def fail(self, field: str, code: str, message: str) -> None:
+        self.errors.append(FieldError(field, code, message))
+
+    def text(self, field: str, *, max_length: int, multiline: bool = False) -> str | None:
+        """An optional text field: absent, null and "" (after trimming) all mean None."""
+        value = self.raw.get(field)
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            self.fail(field, "invalid_type", "Please enter text here.")
+            return None
+        try:
+            cleaned = clean_text(value, max_length=max_length, multiline=multiline)
+        except Invalid as exc:
+            self.fail(field, exc.code, exc.message)
+            return None
+        return cleaned or None
+
+
+def parse_submission(
+    raw: Mapping[str, object], *, forms: FormCatalog, default_region: str
+) -> Submission:
+    """Validate and normalise; raise :class:`InvalidSubmission` naming every bad field."""
+    r = _Reader(raw)
+    for field in raw:
+        if field not in FIELDS:
+            r.fail(str(field)[:100], "unknown_field", "This field is not part of the form.")
+
+    slug = r.text("form", max_length=50) or forms.default_slug
+    form = forms.forms.get(slug)
+    if form is None:
+        r.fail("form", "unknown_form", "There is no form with this name.")
+
+    name = r.text("name", max_length=MAX_NAME)
+    if name is None and not any(e.field == "name" for e in r.errors):
+        r.fail("name", "required", "Please tell us your name.")
+
+    email = r.text("email", max_length=320)
+    if email is not None:
+        try:
+            email = clean_email(email)
+        except Invalid as exc:
+            r.fail("email", exc.code, exc.message)
+            email = None
+    phone = r.text("phone", max_length=100)
+    if phone is not None:
+        try:
+            phone = clean_phone(phone, region=default_region)
+        except Invalid as exc:
+            r.fail("phone", exc.code, exc.message)
+            phone = None
+    if _blank(raw.get("email")) and _blank(raw.get("phone")):
+        for f in ("email", "phone"):
+            r.fail(f, "contact_required", "Please give an email address or a phone number.")
+
+    preferred = r.text("preferred_contact", max_length=10)
+    method: ContactMethod | None = None
+    if preferred is not None:
+        if preferred not in CONTACT_METHODS:
+            r.fail("preferred_contact", "invalid_choice", "Please choose email, phone or text.")
+        else:
+            method = preferred
+            needed = "email" if method == "email" else "phone"
+            if _blank(raw.get(needed)):
+                how = {"email": "email you", "phone": "call you", "text": "text you"}[method]
+                r.fail(
+                    needed, "required_for_preferred_contact", f"Please add this so we can {how}."
+                )
+
+    message = r.text("message", max_length=MAX_MESSAGE, multiline=True)
+    interest = r.text("interest", max_length=200)
+    if interest is not None and form is not None and interest not in form.interests:
+        r.fail("interest", "invalid_choice", "Please choose one of the listed options.")
+
+    consent = raw.get("consent")
+    if not is_checked(consent):
+        r.fail("consent", "consent_required", "Please tick the box so we may contact you.")
+
+    attribution = {f: r.text(f, max_length=MAX_ATTRIBUTION) for f in ATTRIBUTION}
+    honeypot = not _blank(raw.get("website"))
+
+    if r.errors:
+        raise InvalidSubmission(r.errors)
+    assert form is not None
+    assert name is not None
+    return Submission(
+        form=form,
+        name=name,
+        email=email,
+        phone=phone,
+        preferred_contact=method,
+        message=message,
+        interest=interest,
+        attribution=attribution,
+        honeypot=honeypot,
+    )
+
+
+def _blank(value: object) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())

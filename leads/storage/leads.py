@@ -1,0 +1,68 @@
+"""Data access for leads: plain async functions taking the session by keyword."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+from sqlalchemy import or_, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
+
+from leads.storage.models import Enquiry, IdempotencyRecord, Lead
+
+
+async def find_open_lead(
+    *, session: AsyncSession, email_key: str | None, phone: str | None, since: datetime
+) -> Lead | None:
+    """The newest non-spam lead still ``new`` for this email or phone, active since ``since``."""
+    matches = []
+    if email_key:
+        matches.append(col(Lead.email_key) == email_key)
+    if phone:
+        matches.append(col(Lead.phone) == phone)
+    if not matches:
+        return None
+    query = (
+        select(Lead)
+        .where(or_(*matches), col(Lead.status) == "new", col(Lead.spam).is_(False))
+        .where(col(Lead.last_enquiry_at) >= since)
+        .order_by(col(Lead.last_enquiry_at).desc())
+        .limit(1)
+        .with_for_update()
+    )
+    return (await session.execute(query)).scalars().first()
+
+
+async def lock_contacts(*, session: AsyncSession, keys: list[str]) -> None:
+    """On PostgreSQL, serialise concurrent submissions by the same person (transaction-scoped
+    advisory locks, taken in a fixed order so two submissions cannot deadlock)."""
+    if session.get_bind().dialect.name != "postgresql":
+        return  # SQLite writers are serialised already
+    for key in sorted(set(keys)):
+        await session.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
+        )
+
+
+async def get_idempotency_record(*, session: AsyncSession, key: str) -> IdempotencyRecord | None:
+    return await session.get(IdempotencyRecord, key)
+
+
+async def iter_leads(*, session: AsyncSession) -> AsyncIterator[tuple[Lead, list[Enquiry]]]:
+    """Every lead, oldest first, with its later enquiries."""
+    result = await session.stream_scalars(select(Lead).order_by(col(Lead.created_at), col(Lead.id)))
+    async for lead in result:
+        enquiries = (
+            await session.scalars(
+                select(Enquiry)
+                .where(col(Enquiry.lead_id) == lead.id)
+                .order_by(col(Enquiry.created_at))
+            )
+        ).all()
+        yield lead, list(enquiries)
+
+
+async def get_lead(*, session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
+    return await session.get(Lead, lead_id)

@@ -1,0 +1,91 @@
+"""Tables. A lead is a person who asked to hear from the clinic; an enquiry is a later
+submission by the same person while their lead is still open."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, Text
+from sqlmodel import Field, SQLModel
+
+from leads.storage.types import UTCDateTime, utcnow
+
+
+def _at(*, index: bool = False) -> Any:
+    return Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False, index=index)
+    )
+
+
+class Attribution(SQLModel):
+    """Where the visitor came from, and what they were shown."""
+
+    page_url: str | None = Field(default=None, max_length=500)
+    referrer: str | None = Field(default=None, max_length=500)
+    utm_source: str | None = Field(default=None, max_length=500)
+    utm_medium: str | None = Field(default=None, max_length=500)
+    utm_campaign: str | None = Field(default=None, max_length=500)
+    utm_term: str | None = Field(default=None, max_length=500)
+    utm_content: str | None = Field(default=None, max_length=500)
+    client_ip: str | None = Field(default=None, max_length=45)
+    user_agent: str | None = Field(default=None, max_length=500)
+
+
+class Lead(Attribution, table=True):
+    __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_created_at", "created_at"),
+        Index("ix_leads_open_email", "email_key", "status"),
+        Index("ix_leads_open_phone", "phone", "status"),
+    )
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    created_at: datetime = _at()
+    updated_at: datetime = _at()
+    last_enquiry_at: datetime = _at()
+    form: str = Field(max_length=50)
+    status: str = Field(default="new", max_length=20)
+    name: str = Field(max_length=100)
+    email: str | None = Field(default=None, max_length=320)
+    # The address lowercased whole: how a returning visitor is recognised, through an index.
+    email_key: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=20)
+    preferred_contact: str | None = Field(default=None, max_length=10)
+    message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    interest: str | None = Field(default=None, max_length=200)
+    enquiry_count: int = Field(default=1)
+    # The consent record: the exact wording shown, its version, and when/where it was given.
+    consent_version: str = Field(max_length=64)
+    consent_text: str = Field(sa_column=Column(Text, nullable=False))
+    consent_at: datetime = _at()
+    spam: bool = Field(default=False)
+    spam_reason: str | None = Field(default=None, max_length=200)
+
+
+class Enquiry(Attribution, table=True):
+    """A returning visitor's later submission, kept under their open lead."""
+
+    __tablename__ = "enquiries"
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    lead_id: uuid.UUID = Field(foreign_key="leads.id", index=True, ondelete="CASCADE")
+    created_at: datetime = _at()
+    form: str = Field(max_length=50)
+    message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    interest: str | None = Field(default=None, max_length=200)
+    preferred_contact: str | None = Field(default=None, max_length=10)
+    consent_version: str = Field(max_length=64)
+    consent_text: str = Field(sa_column=Column(Text, nullable=False))
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer given to an ``Idempotency-Key``, replayed for 24 hours."""
+
+    __tablename__ = "idempotency_keys"
+
+    key: str = Field(primary_key=True, max_length=255)
+    created_at: datetime = _at(index=True)
+    lead_id: uuid.UUID
+    status_code: int

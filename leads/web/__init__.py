@@ -1,0 +1,1 @@
+"""HTTP plumbing shared by the public and staff sides: bodies, errors, health."""

@@ -1,0 +1,137 @@
+"""Fixtures: a database per test (SQLite file, or a fresh database on a PostgreSQL cluster
+the run starts itself), and an app driven through its HTTP interface."""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from sqlalchemy import text
+from starlette.applications import Starlette
+
+from leads.app import create_app
+from leads.settings import Settings
+from leads.storage.database import Database
+from leads.storage.migrations import upgrade_to_head
+from tests.servers import postgres_cluster
+
+SECRET = "test-secret-key-0123456789abcdef"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    with postgres_cluster() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A new, empty database on the test cluster."""
+    name = f"t_{uuid.uuid4().hex[:16]}"
+
+    async def create() -> None:
+        conn = await asyncpg.connect(f"{postgres_server}/postgres")
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+
+    # Its own loop in its own thread: fixtures are set up while the test loop runs.
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, create()).result()
+    return f"{postgres_server}/{name}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"database_url": database_url, "secret_key": SECRET, **overrides}
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def migrate(settings: Settings) -> None:
+    database = Database.from_settings(settings)
+    try:
+        await upgrade_to_head(database)
+    finally:
+        await database.close()
+
+
+AppClient = Callable[..., Awaitable[httpx.AsyncClient]]
+
+
+@pytest.fixture
+async def make_client(database_url: str) -> AsyncIterator[AppClient]:
+    """Build an app with extra settings, migrate its database, run its lifespan, and return
+    an HTTP client for it. Everything is torn down after the test."""
+    stack: list[tuple[Starlette, Any, httpx.AsyncClient]] = []
+
+    async def build(**overrides: Any) -> httpx.AsyncClient:
+        settings = make_settings(database_url, **overrides)
+        await migrate(settings)
+        app = create_app(settings)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 50000)),
+            base_url="http://testserver",
+        )
+        stack.append((app, lifespan, client))
+        return client
+
+    yield build
+    for _app, lifespan, client in reversed(stack):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+@pytest.fixture
+async def client(make_client: AppClient) -> httpx.AsyncClient:
+    return await make_client()
+
+
+@pytest.fixture
+def lead() -> Callable[..., dict[str, Any]]:
+    """A valid JSON submission; each call a different person unless told otherwise."""
+
+    def build(**fields: Any) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": "Ada Lovelace",
+            "email": f"ada.{uuid.uuid4().hex[:10]}@example.com",
+            "consent": True,
+        }
+        body.update(fields)
+        return body
+
+    return build
+
+
+Query = Callable[..., Awaitable[list[dict[str, Any]]]]
+
+
+@pytest.fixture
+def query(database_url: str) -> Query:
+    """Read what is really stored, with plain SQL, on the test's database."""
+
+    async def run(sql: str, **params: Any) -> list[dict[str, Any]]:
+        database = Database.from_settings(make_settings(database_url))
+        try:
+            async with database.engine.begin() as conn:
+                result = await conn.execute(text(sql), params)
+                return [dict(row._mapping) for row in result] if result.returns_rows else []
+        finally:
+            await database.close()
+
+    return run
