@@ -7,6 +7,7 @@ briefly unavailable the page also comes back (503) with their input, so nothing 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,10 +16,11 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from leads.errors import FieldError, InvalidSubmission, StorageUnavailable
-from leads.intake.api import log_receipt, request_meta
+from leads.intake.api import after_commit, request_meta
 from leads.intake.capture import capture_lead
+from leads.intake.fields import Invalid, clean_text
 from leads.intake.forms import Form
-from leads.intake.submission import ATTRIBUTION, parse_submission
+from leads.intake.submission import ATTRIBUTION, MAX_ATTRIBUTION, parse_submission
 from leads.web.bodies import read_form_fields
 
 CONTACT_CHOICES = (
@@ -37,6 +39,48 @@ ANCHORS = {
     "consent": "consent",
     "preferred_contact": "preferred_contact-any",
 }
+# How the error summary names each field: a message such as "Please add this" needs it.
+LABELS = {
+    "name": "Your name",
+    "email": "Email address",
+    "phone": "Phone number",
+    "preferred_contact": "How to contact you",
+    "interest": "What you would like help with",
+    "message": "Your message",
+    "consent": "Permission to contact you",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SummaryItem:
+    anchor: str | None
+    label: str | None
+    message: str
+
+
+def error_summary(errors: dict[str, FieldError]) -> list[SummaryItem]:
+    """One line per distinct message, in form order, linking to the first field it concerns.
+    "Give an email or a phone" is marked on both fields but asked once."""
+    fields_by_message: dict[str, list[str]] = {}
+    for field, error in errors.items():
+        fields_by_message.setdefault(error.message, []).append(field)
+    items = []
+    for message, fields in fields_by_message.items():
+        labels = [LABELS[f] for f in fields if f in LABELS]
+        label = " or ".join([labels[0], *(x.lower() for x in labels[1:])]) if labels else None
+        items.append(SummaryItem(ANCHORS.get(fields[0]), label, message))
+    return items
+
+
+def tracking_value(value: object) -> str | None:
+    """A hidden attribution value, cut to size; None if unusable. The visitor can neither
+    see nor fix these fields, so a bad one is dropped rather than reported to them."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return clean_text(value[:MAX_ATTRIBUTION], max_length=MAX_ATTRIBUTION) or None
+    except Invalid:
+        return None
 
 
 def content_security_policy(form: Form, request: Request) -> str:
@@ -80,8 +124,8 @@ def render_form(
             "form": form,
             "values": _Blank(text_values),
             "errors": _Blank(errors or {}),
+            "summary": error_summary(errors or {}),
             "unavailable": unavailable,
-            "anchors": ANCHORS,
             "hidden": ATTRIBUTION,
             "contact_choices": CONTACT_CHOICES,
             "action": request.url_for("submit_form", slug=form.slug).path,
@@ -100,12 +144,12 @@ class _Blank(dict[str, Any]):
 
 async def show_form(request: Request) -> Response:
     form = request.app.state.forms.get(request.path_params["slug"])
-    values: dict[str, Any] = {"page_url": str(request.url)[:500]}
-    if referrer := request.headers.get("referer"):
-        values["referrer"] = referrer[:500]
-    for field in ATTRIBUTION:
-        if field.startswith("utm_") and (value := request.query_params.get(field)):
-            values[field] = value[:500]
+    found = {
+        "page_url": str(request.url),
+        "referrer": request.headers.get("referer"),
+        **{f: request.query_params.get(f) for f in ATTRIBUTION if f.startswith("utm_")},
+    }
+    values = {f: v for f, raw in found.items() if (v := tracking_value(raw)) is not None}
     return render_form(request, form, values)
 
 
@@ -114,16 +158,24 @@ async def submit_form(request: Request) -> Response:
     form = state.forms.get(request.path_params["slug"])
     fields = await read_form_fields(request, state.settings.max_body_bytes)
     values = {**fields, "form": form.slug}
+    for field in ATTRIBUTION:
+        if field in values and (value := tracking_value(values[field])) != values[field]:
+            if value is None:
+                del values[field]
+            else:
+                values[field] = value
     try:
         submission = parse_submission(
             values, forms=state.forms, default_region=state.settings.default_region
         )
-        receipt = await capture_lead(state.database, submission, request_meta(request))
+        receipt = await capture_lead(
+            state.database, submission, request_meta(request), settings=state.settings
+        )
     except InvalidSubmission as exc:
         return render_form(request, form, values, errors=exc.by_field(), status_code=422)
     except StorageUnavailable:
         return render_form(request, form, values, unavailable=True, status_code=503)
-    log_receipt(receipt, form.slug)
+    after_commit(request, receipt, form.slug)
     target = form.thank_you_url or request.url_for("thanks", slug=form.slug).path
     return RedirectResponse(target, status_code=303)
 
