@@ -1,0 +1,104 @@
+"""Keep the docs true: the README's two commands, the settings and error codes they name,
+and the example forms files they show."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from leads.intake.forms import load_forms
+from leads.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+README = ROOT / "README.md"
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```[ \t]*$", re.MULTILINE | re.DOTALL)
+
+
+def fenced_blocks(text: str, language: str | None = None) -> list[str]:
+    """The contents of the fenced code blocks, optionally only those tagged ``language``."""
+    blocks = []
+    for match in FENCE.finditer(text):
+        tag = match.group(0).split("\n", 1)[0].removeprefix("```").strip()
+        if language is None or tag == language:
+            blocks.append(match.group(1))
+    return blocks
+
+
+def quick_start_commands() -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("\n## Quick start\n", 1)[1].split("\n## ", 1)[0]
+    return [block.strip() for block in fenced_blocks(section)]
+
+
+def test_readme_opens_with_the_quick_start() -> None:
+    lines = README.read_text(encoding="utf-8").splitlines()
+    headings = [line for line in lines if line.startswith("#")]
+    assert lines[0] == "# leads"
+    assert headings[:2] == ["# leads", "## Quick start"]
+
+
+def test_quick_start_is_exactly_the_two_commands() -> None:
+    assert quick_start_commands() == ["bash scripts/serve", "bash scripts/test"]
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    test_command = quick_start_commands()[1]
+    ci_lines = [line.strip() for line in (ROOT / ".ci/run").read_text().splitlines()]
+    assert any(line == test_command or line.startswith(test_command + " ") for line in ci_lines)
+
+
+@pytest.mark.parametrize("path", [README, *DOCS], ids=lambda p: p.name)
+def test_every_setting_named_in_the_docs_exists(path: Path) -> None:
+    real = {f"LEADS_{name.upper()}" for name in Settings.model_fields}
+    named = set(re.findall(r"\bLEADS_[A-Z][A-Z0-9_]*", path.read_text(encoding="utf-8")))
+    assert named - real == set(), f"{path.name} names settings that do not exist"
+
+
+def documented_error_codes() -> set[str]:
+    """Backticked values in every column headed Code (or `code`) of docs/api.md's tables."""
+    lines = (ROOT / "docs/api.md").read_text(encoding="utf-8").splitlines()
+    codes: set[str] = set()
+    columns: list[int] = []
+    for number, line in enumerate(lines):
+        if not line.startswith("|"):
+            columns = []
+            continue
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        next_line = lines[number + 1] if number + 1 < len(lines) else ""
+        if re.fullmatch(r"\|[\s:|-]+\|", next_line.strip()):  # a header row
+            columns = [i for i, cell in enumerate(cells) if cell.strip("`").lower() == "code"]
+            continue
+        for i in columns:
+            if i < len(cells):
+                codes.update(re.findall(r"`([a-z_]+)`", cells[i]))
+    return codes
+
+
+def test_every_error_code_in_the_api_docs_exists_in_the_code() -> None:
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "leads").rglob("*.py"))
+    codes = documented_error_codes()
+    assert {"invalid_submission", "required", "unknown_field"} <= codes  # the parser works
+    missing = sorted(code for code in codes if f'"{code}"' not in source)
+    assert missing == [], "docs/api.md lists error codes the code never uses"
+
+
+@pytest.mark.parametrize("path", [README, *DOCS], ids=lambda p: p.name)
+def test_json_examples_parse(path: Path) -> None:
+    for block in fenced_blocks(path.read_text(encoding="utf-8"), "json"):
+        json.loads(block)
+
+
+def test_forms_file_examples_load_and_agree(tmp_path: Path) -> None:
+    text = (ROOT / "docs/forms.md").read_text(encoding="utf-8")
+    [toml_example] = fenced_blocks(text, "toml")
+    [json_example] = fenced_blocks(text, "json")
+    (tmp_path / "forms.toml").write_text(toml_example, encoding="utf-8")
+    (tmp_path / "forms.json").write_text(json_example, encoding="utf-8")
+    from_toml = load_forms(tmp_path / "forms.toml")
+    from_json = load_forms(tmp_path / "forms.json")
+    assert from_toml.forms == from_json.forms
+    assert from_toml.forms["dry-needling"].consent_version == "2025-01"
