@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import httpx
 import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,6 +20,7 @@ from leads.errors import HTTPProblem
 from leads.intake import api, pages
 from leads.intake.forms import load_forms
 from leads.keys import with_secret_key
+from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings
 from leads.storage.database import Database
 from leads.web import health
@@ -28,19 +30,36 @@ from leads.web.problems import on_http_exception, on_problem, on_unexpected
 PACKAGE = Path(__file__).parent
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, http_transport: httpx.AsyncBaseTransport | None = None
+) -> Starlette:
     """Build the service. Nothing touches the network or the disk until the lifespan starts,
-    except reading the forms file, so that a bad one fails at once and says why."""
+    except reading the forms file, so that a bad one fails at once and says why.
+
+    The lifespan owns the database engine, the HTTP client and the dispatcher.
+    ``http_transport`` replaces the network under the HTTP client (email APIs, webhooks):
+    for tests of providers that cannot be reached from here."""
     settings = with_secret_key(settings or Settings())
     forms = load_forms(settings.forms_file)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         database = Database.from_settings(settings)
+        http = httpx.AsyncClient(
+            timeout=settings.delivery_timeout_seconds, transport=http_transport
+        )
+        dispatcher = None
+        if settings.dispatcher == "inline":
+            dispatcher = Dispatcher(settings, database, forms, http)
+            dispatcher.start()
         app.state.database = database
+        app.state.dispatcher = dispatcher
         try:
             yield
         finally:
+            if dispatcher is not None:
+                await dispatcher.stop()
+            await http.aclose()
             await database.close()
 
     middleware = [

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from pydantic import ValidationError
 
-from leads.errors import LeadsError
+from leads.errors import ConfigurationError, LeadsError
 from leads.settings import Settings
 
 Command = Callable[[argparse.Namespace, Settings], int]
@@ -31,13 +31,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from leads.intake.forms import load_forms
     from leads.keys import with_secret_key
+    from leads.notify.channels import Route, routes_for
     from leads.storage.migrations import upgrade_to_head
 
     settings = with_secret_key(settings)  # before the workers start: one key for all
     load_forms(settings.forms_file)  # a broken forms file fails here, in one line
     asyncio.run(_with_database(settings, upgrade_to_head))
     base = f"http://{args.host}:{args.port}"
-    logging.getLogger("leads").info("serving; the form is at %s/f/dry-needling", base)
+    logger = logging.getLogger("leads")
+    if routes_for(settings) == [Route("log")]:
+        logger.warning(
+            "no inbox is set: new leads are announced in this log only. Set LEADS_INBOX and "
+            "LEADS_SMTP_URL (or LEADS_EMAIL_API, LEADS_WEBHOOK_URLS); see docs/notifications.md"
+        )
+    if settings.dispatcher == "worker":
+        logger.info("LEADS_DISPATCHER=worker: run `leads worker` to deliver notifications")
+    logger.info("serving; the form is at %s/f/dry-needling", base)
     uvicorn.run(
         "leads.app:app_from_environment",
         factory=True,
@@ -45,7 +54,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         port=args.port,
         workers=args.workers,
         log_level=settings.log_level,
-        proxy_headers=False,  # the client address is decided by LEADS_TRUSTED_PROXIES
+        proxy_headers=False,  # X-Forwarded-For is not trusted: the peer address is stored
         server_header=False,
     )
     return 0
@@ -64,6 +73,37 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
     asyncio.run(export_leads(settings, args.format, sys.stdout))
     return 0
+
+
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.notify.operator import run_worker
+
+    asyncio.run(run_worker(settings))
+    return 0
+
+
+def cmd_outbox_list(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.notify.operator import list_outbox
+
+    statuses = [s for s, wanted in (("dead", args.dead), ("pending", args.pending)) if wanted]
+    asyncio.run(list_outbox(settings, statuses, sys.stdout))
+    return 0
+
+
+def cmd_outbox_retry(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.notify.operator import retry_outbox
+
+    if not args.ids and not args.all_dead:
+        raise ConfigurationError("name message ids to retry, or use --all-dead")
+    count = asyncio.run(retry_outbox(settings, args.ids, args.all_dead))
+    print(f"{count} message(s) queued for delivery")
+    return 0
+
+
+def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.notify.operator import notify_test
+
+    return 0 if asyncio.run(notify_test(settings, sys.stdout)) else 1
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
@@ -124,6 +164,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = sub.add_parser("check", help="show the configuration and test the database")
     check.set_defaults(run=cmd_check)
+
+    worker = sub.add_parser("worker", help="deliver notifications (with LEADS_DISPATCHER=worker)")
+    worker.set_defaults(run=cmd_worker)
+
+    box = sub.add_parser("outbox", help="see and retry notification deliveries")
+    box_sub = box.add_subparsers(dest="outbox_command", required=True, metavar="ACTION")
+    listing = box_sub.add_parser("list", help="list notifications (all, or only some states)")
+    listing.add_argument("--dead", action="store_true", help="dead letters")
+    listing.add_argument("--pending", action="store_true", help="waiting to be delivered")
+    listing.set_defaults(run=cmd_outbox_list)
+    retry = box_sub.add_parser("retry", help="send dead letters (or pending ones) again now")
+    retry.add_argument("ids", nargs="*", metavar="ID", help="message ids from `outbox list`")
+    retry.add_argument("--all-dead", action="store_true", help="every dead letter")
+    retry.set_defaults(run=cmd_outbox_retry)
+
+    notify = sub.add_parser("notify-test", help="send a test through every channel now")
+    notify.set_defaults(run=cmd_notify_test)
     return parser
 
 
@@ -136,8 +193,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run(args, settings)
     except ValidationError as exc:
         for error in exc.errors():
-            name = "LEADS_" + str(error["loc"][0]).upper() if error["loc"] else "settings"
-            print(f"leads: error: {name}: {error['msg']}", file=sys.stderr)
+            message = str(error["msg"]).removeprefix("Value error, ")
+            if error["loc"]:
+                message = f"LEADS_{str(error['loc'][0]).upper()}: {message}"
+            print(f"leads: error: {message}", file=sys.stderr)
         return 2
     except LeadsError as exc:
         print(f"leads: error: {exc}", file=sys.stderr)

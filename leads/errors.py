@@ -2,6 +2,10 @@
 
     LeadsError                      root: anything leads raises on purpose
     ├── ConfigurationError          a setting is missing or wrong (CLI: one line, exit 2)
+    ├── DeliveryError               a notification was not delivered this time
+    │   ├── TransientDeliveryError  try again later (connection, timeout, SMTP 4xx, HTTP 5xx...)
+    │   └── PermanentDeliveryError  dead letter at once (SMTP 5xx, other HTTP 4xx)
+    │       └── EndpointGone        a webhook answered 410: switch that endpoint off
     └── HTTPProblem                 reaches a client as application/problem+json (or HTML)
         ├── MalformedBody           400  the body is not what its content type says
         ├── InvalidIdempotencyKey   400  the Idempotency-Key header is unusable
@@ -27,6 +31,24 @@ class LeadsError(Exception):
 
 class ConfigurationError(LeadsError):
     """A setting is missing or has a value that cannot work."""
+
+
+class DeliveryError(LeadsError):
+    """A notification was not delivered; the subclass decides whether to retry."""
+
+
+class TransientDeliveryError(DeliveryError):
+    def __init__(self, message: str, *, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    pass
+
+
+class EndpointGone(PermanentDeliveryError):
+    pass
 
 
 class HTTPProblem(LeadsError):

@@ -6,12 +6,14 @@ configuration table is checked against this class by a test.
 
 from __future__ import annotations
 
+from email.utils import parseaddr
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 import phonenumbers
 from limits import parse_many
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -22,6 +24,16 @@ CommaList = Annotated[tuple[str, ...], NoDecode]
 def _split_commas(value: Any) -> Any:
     if isinstance(value, str):
         return tuple(part.strip() for part in value.split(",") if part.strip())
+    return value
+
+
+def _address(value: str, name: str) -> str:
+    """An operator's address, optionally with a display name: ``Clinic <desk@clinic.example>``."""
+    value = value.strip()
+    _, address = parseaddr(value)
+    local, at, domain = address.rpartition("@")
+    if not (local and at and domain) or any(c in value for c in "\r\n\0,"):
+        raise ValueError(f"{value!r} is not an email address")
     return value
 
 
@@ -67,6 +79,112 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How long to wait for the database before answering 503."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+
+    # Notifications (see docs/notifications.md)
+    smtp_url: SecretStr | None = Field(
+        None,
+        description="SMTP server for notifications: smtp://user:pass@host:587 (STARTTLS), "
+        "smtps://... (implicit TLS); add ?starttls=require, auto or off.",
+    )
+    inbox: CommaList = Field((), description="Comma-separated addresses that receive new leads.")
+    mail_from: str = Field(
+        "leads@localhost", description="From address of notification emails and autoreplies."
+    )
+    email_api: Literal["postmark", "sendgrid", "mailgun"] | None = Field(
+        None, description="Send email through this HTTP API instead of (or as well as) SMTP."
+    )
+    email_api_key: SecretStr | None = Field(
+        None, description="API key (Postmark server token) for LEADS_EMAIL_API."
+    )
+    mailgun_domain: str | None = Field(None, description="Sending domain, with Mailgun.")
+    email_api_base_url: str | None = Field(
+        None,
+        description="Override the email API's base URL (e.g. https://api.eu.mailgun.net).",
+    )
+    webhook_urls: CommaList = Field(
+        (), description="Comma-separated URLs that receive signed lead.created webhooks."
+    )
+    webhook_secret: SecretStr | None = Field(
+        None, description="Standard Webhooks signing secret (whsec_...), required with webhooks."
+    )
+    public_url: str = Field(
+        "http://127.0.0.1:8000",
+        description="Address staff use to reach this service; links in emails start with it.",
+    )
+    notify_detail: Literal["full", "contact", "minimal"] = Field(
+        "full",
+        description="What notification emails contain: full, contact (no message or interest), "
+        "or minimal (a link only).",
+    )
+    autoreply: bool = Field(
+        False, description="Send the visitor a short confirmation email when they gave one."
+    )
+    retry_base_seconds: float = Field(
+        30.0, gt=0, description="First retry delay of a failed delivery; doubles each attempt."
+    )
+    retry_give_up_hours: float = Field(
+        72.0, gt=0, description="Deliveries still failing after this long become dead letters."
+    )
+    dispatcher: Literal["inline", "worker"] = Field(
+        "inline",
+        description="inline: `leads serve` delivers notifications; worker: run `leads worker`.",
+    )
+    delivery_timeout_seconds: float = Field(
+        15.0, gt=0, description="Time allowed for one delivery attempt (SMTP, HTTP)."
+    )
+    shutdown_grace_seconds: float = Field(
+        10.0, ge=0, description="On shutdown, how long in-flight deliveries may take to finish."
+    )
+
+    @field_validator("inbox", "webhook_urls", mode="before")
+    @classmethod
+    def _lists(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for url in value:
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
+
+    @field_validator("inbox")
+    @classmethod
+    def _inbox(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(_address(a, "LEADS_INBOX") for a in value)
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        return _address(value, "LEADS_MAIL_FROM")
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// or http://")
+        return value.rstrip("/")
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith("whsec_"):
+            raise ValueError("must be a Standard Webhooks secret starting with whsec_")
+        return value
+
+    @model_validator(mode="after")
+    def _channels_complete(self) -> Settings:
+        email_channels = self.smtp_url is not None or self.email_api is not None
+        if email_channels and not self.inbox:
+            raise ValueError("LEADS_INBOX is required when an email channel is configured")
+        if self.email_api is not None and self.email_api_key is None:
+            raise ValueError("LEADS_EMAIL_API_KEY is required with LEADS_EMAIL_API")
+        if self.email_api == "mailgun" and not self.mailgun_domain:
+            raise ValueError("LEADS_MAILGUN_DOMAIN is required with LEADS_EMAIL_API=mailgun")
+        if self.webhook_urls and self.webhook_secret is None:
+            raise ValueError("LEADS_WEBHOOK_SECRET is required with LEADS_WEBHOOK_URLS")
+        return self
 
     @field_validator("allowed_origins", mode="before")
     @classmethod
@@ -133,6 +251,8 @@ class Settings(BaseSettings):
             value = getattr(self, name)
             if name == "database_url":
                 text = make_url(value).render_as_string(hide_password=True)
+            elif name == "smtp_url" and value is not None:
+                text = _hide_password(value.get_secret_value())
             elif isinstance(value, SecretStr):
                 text = "(set, hidden)"
             elif isinstance(value, tuple):
@@ -143,3 +263,11 @@ class Settings(BaseSettings):
                 text = str(value)
             view[f"LEADS_{name.upper()}"] = text
         return view
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))

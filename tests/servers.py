@@ -99,10 +99,12 @@ def postgres_cluster() -> Iterator[str]:
 def running_service(env: dict[str, str], *, port: int | None = None) -> Iterator[str]:
     """`leads serve` in a subprocess, exactly as an operator starts it; yields its base URL."""
     port = port or free_port()
+    # Output to a file, not a pipe: a pipe nobody reads stalls a chatty server.
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
         [sys.executable, "-m", "leads", "serve", "--port", str(port)],
         env={**os.environ, **env},
-        stdout=subprocess.PIPE,
+        stdout=log,
         stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
@@ -115,7 +117,8 @@ def running_service(env: dict[str, str], *, port: int | None = None) -> Iterator
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                output = process.stdout.read().decode() if process.stdout else ""
+                log.seek(0)
+                output = log.read().decode(errors="replace")
                 raise RuntimeError(f"leads serve did not start:\n{output}")
             time.sleep(0.05)
         yield base
@@ -126,3 +129,4 @@ def running_service(env: dict[str, str], *, port: int | None = None) -> Iterator
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        log.close()

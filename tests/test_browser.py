@@ -18,14 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Request, async_p
 from tests.conftest import SECRET
 from tests.servers import running_service, unavailable
 
-pytestmark = [
-    pytest.mark.browser,
-    # tests/servers.py's running_service leaves its subprocess's stdout pipe open; the
-    # ResourceWarning surfaces at whichever test the garbage collector happens to run in.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <_io.FileIO:pytest.PytestUnraisableExceptionWarning"
-    ),
-]
+pytestmark = [pytest.mark.browser]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -33,9 +33,13 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-def log_receipt(receipt: Receipt, form: str) -> None:
-    # Ids and outcomes only: never names, contact details or messages.
+def after_commit(request: Request, receipt: Receipt, form: str) -> None:
+    """Log the outcome (ids only: never names, contact details or messages) and wake the
+    in-process dispatcher, if this process runs one, to deliver the notifications now."""
     log.info("lead %s %s (form=%s spam=%s)", receipt.lead_id, receipt.outcome, form, receipt.spam)
+    dispatcher = getattr(request.app.state, "dispatcher", None)
+    if receipt.notify and dispatcher is not None:
+        dispatcher.wake()
 
 
 async def create_lead(request: Request) -> Response:
@@ -46,9 +50,13 @@ async def create_lead(request: Request) -> Response:
         raw, forms=state.forms, default_region=state.settings.default_region
     )
     receipt = await capture_lead(
-        state.database, submission, request_meta(request), idempotency_key=key
+        state.database,
+        submission,
+        request_meta(request),
+        settings=state.settings,
+        idempotency_key=key,
     )
-    log_receipt(receipt, submission.form.slug)
+    after_commit(request, receipt, submission.form.slug)
     headers = {"Idempotent-Replayed": "true"} if receipt.outcome == "replayed" else None
     return JSONResponse(
         {"id": str(receipt.lead_id), "status": "received"}, status_code=201, headers=headers

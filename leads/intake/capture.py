@@ -4,8 +4,10 @@ In one transaction:
 1. an ``Idempotency-Key`` seen in the last 24 hours answers with its first lead again;
 2. a visitor whose email or phone matches a lead still ``new`` and active in the last
    24 hours gets an enquiry added to that lead instead of a second lead;
-3. otherwise a new lead is stored (flagged as spam, with its reason, when it is).
-The caller answers 201 only after this returns, that is, after the commit.
+3. otherwise a new lead is stored (flagged as spam, with its reason, when it is);
+4. its notifications are written to the outbox (held back if it is spam).
+The caller answers 201 only after this returns, that is, after the commit: a lead that got
+201 is on disk, and so are the messages that will announce it.
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from leads.intake.submission import Submission
+from leads.notify.outbox import messages_for
+from leads.settings import Settings
 from leads.storage.database import Database
 from leads.storage.leads import find_open_lead, get_idempotency_record, lock_contacts
 from leads.storage.models import Enquiry, IdempotencyRecord, Lead
+from leads.storage.outbox import wake_dispatchers
 from leads.storage.types import utcnow
 
 REPLAY_WINDOW = timedelta(hours=24)
@@ -40,6 +45,7 @@ class Receipt:
     lead_id: uuid.UUID
     outcome: str  # "created" | "merged" | "replayed"
     spam: bool
+    notify: bool = False  # notifications are waiting: wake the dispatcher
 
 
 async def capture_lead(
@@ -47,10 +53,11 @@ async def capture_lead(
     submission: Submission,
     meta: RequestMeta,
     *,
+    settings: Settings,
     idempotency_key: str | None = None,
 ) -> Receipt:
     try:
-        return await _capture(database, submission, meta, idempotency_key)
+        return await _capture(database, submission, meta, settings, idempotency_key)
     except IntegrityError:
         # Another request with the same Idempotency-Key committed first: answer as it did.
         if idempotency_key is None:
@@ -63,7 +70,11 @@ async def capture_lead(
 
 
 async def _capture(
-    database: Database, submission: Submission, meta: RequestMeta, key: str | None
+    database: Database,
+    submission: Submission,
+    meta: RequestMeta,
+    settings: Settings,
+    key: str | None,
 ) -> Receipt:
     now = utcnow()
     async with database.writing() as session:
@@ -87,22 +98,34 @@ async def _capture(
                 phone=submission.phone,
                 since=now - RETURNING_WINDOW,
             )
+        enquiry = None
         if lead is not None:
             _add_enquiry(lead, submission, now)
-            session.add(
-                Enquiry(lead_id=lead.id, created_at=now, **_enquiry_fields(submission, meta))
-            )
+            enquiry = Enquiry(lead_id=lead.id, created_at=now, **_enquiry_fields(submission, meta))
+            session.add(enquiry)
             outcome = "merged"
         else:
             lead = _new_lead(submission, meta, now, email_key)
             session.add(lead)
             outcome = "created"
+        messages = messages_for(
+            settings,
+            lead_id=lead.id,
+            enquiry_id=enquiry.id if enquiry else None,
+            visitor_email=lead.email,
+            spam=submission.is_spam,
+            now=now,
+        )
+        session.add_all(messages)
+        notify = not submission.is_spam
+        if notify:
+            await wake_dispatchers(session=session)
         if key is not None:
             session.add(
                 IdempotencyRecord(key=key, created_at=now, lead_id=lead.id, status_code=201)
             )
         await session.flush()
-        return Receipt(lead.id, outcome, spam=submission.is_spam)
+        return Receipt(lead.id, outcome, spam=submission.is_spam, notify=notify)
 
 
 def _enquiry_fields(submission: Submission, meta: RequestMeta) -> dict[str, Any]:

@@ -130,6 +130,8 @@ def _form_from(slug: str, spec: Any, path: Path) -> Form:
         isinstance(i, str) and i.strip() and len(i) <= 200 for i in interests
     ):
         raise ConfigurationError(f"{where}: interests must be a list of short texts")
+    if len(spec.get("consent_version", "")) > 64:
+        raise ConfigurationError(f"{where}: consent_version is at most 64 characters")
     url = spec.get("thank_you_url")
     if url and not url.startswith(("https://", "http://", "/")):
         raise ConfigurationError(f"{where}: thank_you_url must be an http(s) URL or a path")

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import csv
 import json
+import re
+from collections import Counter
+from collections.abc import Sequence
 from typing import Any, TextIO
 
 from leads.settings import Settings
 from leads.storage.database import Database
 from leads.storage.leads import iter_leads
-from leads.storage.models import Enquiry, Lead
+from leads.storage.models import Enquiry, Lead, OutboxMessage
+from leads.storage.outbox import list_messages
 
 CSV_COLUMNS = (
     "id",
@@ -58,10 +62,26 @@ ENQUIRY_FIELDS = (
 )
 
 
-def lead_record(lead: Lead, enquiries: list[Enquiry]) -> dict[str, Any]:
+def lead_record(
+    lead: Lead, enquiries: list[Enquiry], notifications: Sequence[OutboxMessage] = ()
+) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for column in CSV_COLUMNS:
         record[column] = _plain(getattr(lead, column))
+    # The delivery state of each notification of this lead.
+    record["notifications"] = [
+        {
+            "id": str(n.id),
+            "kind": n.kind,
+            "channel": n.channel,
+            "target": n.target,
+            "status": n.status,
+            "attempts": n.attempts,
+            "last_error": n.last_error,
+            "delivered_at": _plain(n.delivered_at),
+        }
+        for n in notifications
+    ]
     record["consent"] = {
         "version": lead.consent_version,
         "text": lead.consent_text,
@@ -85,15 +105,19 @@ def _plain(value: Any) -> Any:
 
 
 # Spreadsheets run cells that start with these as formulas (CSV injection): such cells
-# are written with a leading apostrophe, which spreadsheets show as text.
+# are written with a leading apostrophe, which spreadsheets show as text. A phone number in
+# E.164 (+ and digits only, as intake stores it) can run nothing, so it is left intact.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+E164 = re.compile(r"\+[0-9]{1,15}")
 
 
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
     text = str(value).lower() if isinstance(value, bool) else str(value)
-    return "'" + text if text.startswith(FORMULA_STARTS) else text
+    if text.startswith(FORMULA_STARTS) and not E164.fullmatch(text):
+        return "'" + text
+    return text
 
 
 async def export_leads(settings: Settings, fmt: str, out: TextIO) -> None:
@@ -101,12 +125,16 @@ async def export_leads(settings: Settings, fmt: str, out: TextIO) -> None:
     try:
         writer = csv.writer(out) if fmt == "csv" else None
         if writer is not None:
-            writer.writerow(CSV_COLUMNS)
+            writer.writerow((*CSV_COLUMNS, "notifications"))
         async with database.reading() as session:
             async for lead, enquiries in iter_leads(session=session):
-                record = lead_record(lead, enquiries)
+                notes = await list_messages(session=session, lead_ids=[lead.id])
+                record = lead_record(lead, enquiries, notes)
                 if writer is not None:
-                    writer.writerow([_csv_cell(record[c]) for c in CSV_COLUMNS])
+                    # CSV: the notifications' states counted, e.g. "delivered:2 dead:1".
+                    counts = Counter(n.status for n in notes)
+                    summary = " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+                    writer.writerow([_csv_cell(record[c]) for c in CSV_COLUMNS] + [summary])
                 else:
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:

@@ -42,12 +42,15 @@ def make_engine(settings: Settings) -> AsyncEngine:
         path = sqlite_path(settings.database_url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(settings.database_url, connect_args={"timeout": timeout})
+        engine = create_async_engine(
+            settings.database_url, connect_args={"timeout": timeout}, hide_parameters=True
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(
         settings.database_url,
         pool_pre_ping=True,
+        hide_parameters=True,  # errors never carry a visitor's values into logs
         pool_timeout=timeout,
         connect_args={"timeout": timeout, "command_timeout": timeout * 2},
     )

@@ -89,3 +89,44 @@ class IdempotencyRecord(SQLModel, table=True):
     created_at: datetime = _at(index=True)
     lead_id: uuid.UUID
     status_code: int
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One notification to deliver through one channel, written in the same transaction as
+    the lead it announces. Its id is the email Message-ID and the ``webhook-id``, so a
+    repeat after a crash is recognisably the same message."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    lead_id: uuid.UUID = Field(foreign_key="leads.id", index=True, ondelete="CASCADE")
+    enquiry_id: uuid.UUID | None = Field(default=None)
+    kind: str = Field(max_length=30)  # lead.created | lead.enquiry_added | autoreply
+    channel: str = Field(max_length=20)  # smtp | email_api | webhook | log
+    target: str | None = Field(default=None, max_length=500)  # the webhook URL
+    status: str = Field(default="pending", max_length=10)  # pending|held|delivered|dead
+    attempts: int = Field(default=0)
+    created_at: datetime = _at()
+    # Start of the give-up horizon: creation, or the operator's last retry.
+    scheduled_from: datetime = _at()
+    next_attempt_at: datetime = _at()
+    claimed_by: str | None = Field(default=None, max_length=100)
+    claimed_until: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    delivered_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    last_error: str | None = Field(default=None, max_length=500)
+
+
+class DisabledWebhook(SQLModel, table=True):
+    """A webhook URL that answered 410 Gone: nothing more is sent to it until an operator
+    retries one of its messages."""
+
+    __tablename__ = "disabled_webhooks"
+
+    url: str = Field(primary_key=True, max_length=500)
+    disabled_at: datetime = _at()
+    reason: str = Field(max_length=200)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+import traceback
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -14,6 +14,7 @@ from leads.errors import HTTPProblem
 log = logging.getLogger("leads.web")
 
 PROBLEM_JSON = "application/problem+json"
+ERROR_PAGE_CSP = "default-src 'none'; style-src 'self'; base-uri 'none'; form-action 'self'"
 
 
 class ProblemResponse(JSONResponse):
@@ -36,7 +37,7 @@ def render_problem(request: Request, problem: HTTPProblem) -> Response:
             "error.html",
             {"problem": problem},
             status_code=problem.status,
-            headers=problem.headers,
+            headers={**problem.headers, "Content-Security-Policy": ERROR_PAGE_CSP},
         )
     return ProblemResponse(problem.body(), status_code=problem.status, headers=problem.headers)
 
@@ -44,7 +45,9 @@ def render_problem(request: Request, problem: HTTPProblem) -> Response:
 async def on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPProblem)
     if exc.status >= 500:
-        log.warning("%s %s: %s (%s)", request.method, request.url.path, exc.code, exc.__cause__)
+        # The cause's type only: a driver's message can quote the SQL and its values.
+        cause = type(exc.__cause__).__name__ if exc.__cause__ else "-"
+        log.warning("%s %s: %s (%s)", request.method, request.url.path, exc.code, cause)
     return render_problem(request, exc)
 
 
@@ -64,16 +67,14 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
 
 
 async def on_unexpected(request: Request, exc: Exception) -> Response:
-    # Log the type and place only: an exception's text can quote what a visitor typed.
+    # Where it happened, not the exception's text: that can quote what a visitor typed.
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
     log.error(
-        "unexpected %s on %s %s",
+        "unexpected %s on %s %s at %s",
         type(exc).__name__,
         request.method,
         request.url.path,
-        exc_info=(type(exc), exc, exc.__traceback__) if _debug(request) else None,
+        where,
     )
     return render_problem(request, HTTPProblem())
-
-
-def _debug(request: Request) -> Any:
-    return request.app.debug

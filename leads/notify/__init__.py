@@ -1,0 +1,2 @@
+"""The notification side: the outbox, what a notification says, the channels that carry it,
+and the dispatcher that delivers it."""

@@ -1,0 +1,108 @@
+"""Email through an SMTP server (aiosmtplib).
+
+``LEADS_SMTP_URL``: ``smtp://user:pass@host:587`` (STARTTLS when offered: ``?starttls=auto``,
+the default; ``require`` refuses to send without it; ``off`` never upgrades), or
+``smtps://user:pass@host:465`` for TLS from the first byte. User and password are
+URL-encoded (``@`` is ``%40``). Certificates are verified against the system's CA bundle
+(or the file named by the standard ``SSL_CERT_FILE`` variable).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from email.message import EmailMessage
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import aiosmtplib
+
+from leads.errors import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
+from leads.notify.content import Email
+
+log = logging.getLogger("leads.notify")
+
+
+@dataclass(frozen=True)
+class SMTPServer:
+    host: str
+    port: int
+    username: str | None
+    password: str | None
+    implicit_tls: bool
+    starttls: bool | None  # True: require, None: when offered, False: never
+
+    @classmethod
+    def from_url(cls, url: str) -> SMTPServer:
+        parts = urlsplit(url)
+        if parts.scheme not in ("smtp", "smtps") or not parts.hostname:
+            raise ConfigurationError("LEADS_SMTP_URL must look like smtp://user:pass@host:587")
+        mode = parse_qs(parts.query).get("starttls", ["auto"])[0]
+        if mode not in ("require", "auto", "off"):
+            raise ConfigurationError("LEADS_SMTP_URL: starttls must be require, auto or off")
+        implicit = parts.scheme == "smtps"
+        return cls(
+            host=parts.hostname,
+            port=parts.port or (465 if implicit else 587),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            implicit_tls=implicit,
+            starttls=False if implicit else {"require": True, "auto": None, "off": False}[mode],
+        )
+
+
+def to_message(email: Email) -> EmailMessage:
+    """A MIME message. EmailMessage refuses CR/LF in headers, so no field can add a header
+    or a recipient; our values are single-line already."""
+    message = EmailMessage()
+    message["From"] = email.sender
+    message["To"] = ", ".join(email.to)
+    message["Subject"] = email.subject
+    message["Message-ID"] = email.message_id
+    if email.reply_to:
+        message["Reply-To"] = email.reply_to
+    for name, value in email.headers.items():
+        message[name] = value
+    message.set_content(email.text)
+    message.add_alternative(email.html, subtype="html")
+    return message
+
+
+class SMTPChannel:
+    name = "smtp"
+
+    def __init__(self, server: SMTPServer, *, timeout: float):
+        self.server = server
+        self.timeout = timeout
+
+    async def send(self, email: Email) -> None:
+        server = self.server
+        try:
+            errors, _ = await aiosmtplib.send(
+                to_message(email),
+                recipients=list(email.to),
+                hostname=server.host,
+                port=server.port,
+                username=server.username,
+                password=server.password,
+                use_tls=server.implicit_tls,
+                start_tls=server.starttls,
+                timeout=self.timeout,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            codes = [r.code for r in exc.recipients]
+            if any(400 <= code < 500 for code in codes):
+                raise TransientDeliveryError(f"SMTP recipients refused {codes}") from exc
+            raise PermanentDeliveryError(f"SMTP recipients refused {codes}") from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            if 400 <= exc.code < 500:
+                raise TransientDeliveryError(f"SMTP {exc.code}") from exc
+            raise PermanentDeliveryError(f"SMTP {exc.code}") from exc
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise TransientDeliveryError(f"SMTP {type(exc).__name__}") from exc
+        if errors:
+            # Accepted for some inbox addresses, refused for others. Not retried: that would
+            # send it twice to those who have it. Said loudly instead.
+            codes = sorted({r.code for r in errors.values()})
+            log.warning(
+                "SMTP refused some inbox addresses (codes %s); delivered to the rest", codes
+            )

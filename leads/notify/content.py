@@ -1,0 +1,212 @@
+"""What a notification says: the clinic's email (at the chosen detail level), the visitor's
+autoreply, and the webhook payload. Pure functions of the stored lead.
+
+Detail levels (LEADS_NOTIFY_DETAIL), for clinics that must keep health details out of email:
+- ``full``: name, contact details, preference, interest and message;
+- ``contact``: name and contact details only: no message, no interest (it can name a condition);
+- ``minimal``: a link to the lead and nothing about the visitor, not even in the subject.
+Webhooks always carry the full lead: they go to systems the clinic runs, signed.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.utils import parseaddr
+from typing import Any
+
+import phonenumbers
+
+from leads.intake.forms import Form
+from leads.settings import Settings
+from leads.storage.models import Enquiry, Lead, OutboxMessage
+
+CONTACT_WORDS = {"email": "email", "phone": "a phone call", "text": "a text message"}
+
+
+@dataclass(frozen=True)
+class Email:
+    sender: str
+    to: tuple[str, ...]
+    subject: str
+    text: str
+    html: str
+    message_id: str
+    reply_to: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def message_id_for(message: OutboxMessage, settings: Settings) -> str:
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "leads.invalid"
+    return f"<{message.id}@{domain}>"
+
+
+def lead_url(lead: Lead, settings: Settings) -> str:
+    return f"{settings.public_url}/staff/leads/{lead.id}"
+
+
+def first_name(name: str) -> str:
+    return name.split()[0][:40] if name.split() else name[:40]
+
+
+def pretty_phone(e164: str) -> str:
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def clinic_email(
+    message: OutboxMessage,
+    lead: Lead,
+    enquiry: Enquiry | None,
+    form: Form | None,
+    settings: Settings,
+) -> Email:
+    detail = settings.notify_detail
+    title = form.title if form else lead.form
+    returning = enquiry is not None
+    headline = "Follow-up enquiry" if returning else "New enquiry"
+    subject = f"{headline}: {title}"
+    if detail != "minimal":
+        subject += f" from {first_name(lead.name)}"
+
+    url = lead_url(lead, settings)
+    received = (enquiry.created_at if enquiry else lead.created_at).strftime("%Y-%m-%d %H:%M UTC")
+    rows: list[tuple[str, str, str | None]] = []  # label, text, link
+    if detail != "minimal":
+        rows.append(("Name", lead.name, None))
+        if lead.email:
+            rows.append(("Email", lead.email, f"mailto:{lead.email}"))
+        if lead.phone:
+            rows.append(("Phone", pretty_phone(lead.phone), f"tel:{lead.phone}"))
+        preferred = (enquiry.preferred_contact if enquiry else None) or lead.preferred_contact
+        if preferred:
+            rows.append(("Prefers", CONTACT_WORDS.get(preferred, preferred), None))
+    words = None
+    if detail == "full":
+        interest = enquiry.interest if enquiry else lead.interest
+        if interest:
+            rows.append(("Interested in", interest, None))
+        words = enquiry.message if enquiry else lead.message
+    rows.append(("Received", received, None))
+
+    intro = (
+        f'Someone who wrote in before has sent another enquiry through "{title}".'
+        if returning
+        else f'A new enquiry came in through "{title}".'
+    )
+    text_lines = [intro, ""]
+    text_lines += [f"{label}: {value}" for label, value, _ in rows]
+    if words:
+        text_lines += ["", "Message:", words]
+    text_lines += ["", f"Open this lead: {url}"]
+    if detail != "minimal" and lead.email:
+        text_lines += ["", f"Reply to this email to write to {first_name(lead.name)} directly."]
+
+    e = html.escape
+    cells = "".join(
+        f"<tr><th align=left>{e(label)}</th><td>"
+        + (f'<a href="{e(link)}">{e(value)}</a>' if link else e(value))
+        + "</td></tr>"
+        for label, value, link in rows
+    )
+    body = [f"<p>{e(intro)}</p>", f"<table cellpadding=4>{cells}</table>"]
+    if words:
+        body.append(f"<p><strong>Message:</strong></p><p>{e(words).replace(chr(10), '<br>')}</p>")
+    body.append(f'<p><a href="{e(url)}">Open this lead</a></p>')
+
+    return Email(
+        sender=settings.mail_from,
+        to=settings.inbox,
+        subject=subject,
+        text="\n".join(text_lines) + "\n",
+        html="<!doctype html><html><body>" + "".join(body) + "</body></html>",
+        message_id=message_id_for(message, settings),
+        reply_to=lead.email if detail != "minimal" else None,
+        headers={"X-Leads-Notification-Id": str(message.id)},
+    )
+
+
+DEFAULT_AUTOREPLY = (
+    "Thank you for getting in touch. We have your request and will get back to you soon, "
+    "usually within one working day.\n\n"
+    "If your question is urgent, please call the clinic. In an emergency, call your local "
+    "emergency number."
+)
+
+
+def autoreply_email(
+    message: OutboxMessage, lead: Lead, form: Form | None, settings: Settings
+) -> Email:
+    assert lead.email is not None
+    title = form.title if form else "your enquiry"
+    words = (form.autoreply if form and form.autoreply else None) or DEFAULT_AUTOREPLY
+    greeting = f"Hello {first_name(lead.name)},"
+    text = f"{greeting}\n\n{words}\n"
+    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in words.split("\n\n"))
+    return Email(
+        sender=settings.mail_from,
+        to=(lead.email,),
+        subject=f"We have your request: {title}",
+        text=text,
+        html=f"<!doctype html><html><body><p>{html.escape(greeting)}</p>{paragraphs}</body></html>",
+        message_id=message_id_for(message, settings),
+        reply_to=settings.inbox[0] if settings.inbox else None,
+        headers={"X-Leads-Notification-Id": str(message.id), "Auto-Submitted": "auto-replied"},
+    )
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def webhook_payload(
+    message: OutboxMessage,
+    lead: Lead,
+    enquiry: Enquiry | None,
+    form: Form | None,
+    settings: Settings,
+) -> dict[str, Any]:
+    """``{"type", "timestamp", "data"}`` as the Standard Webhooks convention has it."""
+    data: dict[str, Any] = {
+        "id": str(lead.id),
+        "url": lead_url(lead, settings),
+        "form": lead.form,
+        "form_title": form.title if form else lead.form,
+        "status": lead.status,
+        "created_at": _iso(lead.created_at),
+        "name": lead.name,
+        "email": lead.email,
+        "phone": lead.phone,
+        "preferred_contact": lead.preferred_contact,
+        "interest": lead.interest,
+        "message": lead.message,
+        "enquiry_count": lead.enquiry_count,
+        "attribution": {
+            key: getattr(lead, key)
+            for key in (
+                "page_url",
+                "referrer",
+                "utm_source",
+                "utm_medium",
+                "utm_campaign",
+                "utm_term",
+                "utm_content",
+            )
+        },
+    }
+    when = lead.created_at
+    if enquiry is not None:
+        data["enquiry"] = {
+            "id": str(enquiry.id),
+            "created_at": _iso(enquiry.created_at),
+            "form": enquiry.form,
+            "interest": enquiry.interest,
+            "message": enquiry.message,
+            "preferred_contact": enquiry.preferred_contact,
+        }
+        when = enquiry.created_at
+    return {"type": message.kind, "timestamp": _iso(when), "data": data}

@@ -1,0 +1,307 @@
+"""The dispatcher: delivers due outbox messages, in ``leads serve`` or in ``leads worker``.
+
+- Woken at once when a submission commits: in-process by :meth:`Dispatcher.wake`, across
+  processes and machines by PostgreSQL ``LISTEN``/``NOTIFY``. It also looks every
+  ``POLL_SECONDS`` for retries that came due and for leases left by a crashed dispatcher.
+- Claims are leases of ``2 x LEADS_DELIVERY_TIMEOUT_SECONDS + 1`` seconds; every attempt is
+  cut off at LEADS_DELIVERY_TIMEOUT_SECONDS, so a live dispatcher never outlives its lease.
+- :meth:`stop` lets in-flight deliveries finish for LEADS_SHUTDOWN_GRACE_SECONDS, then
+  cancels the rest and releases their claims so another dispatcher can take them at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+import asyncpg  # type: ignore[import-untyped]
+import httpx
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leads.errors import (
+    DeliveryError,
+    EndpointGone,
+    PermanentDeliveryError,
+    StorageUnavailable,
+    TransientDeliveryError,
+)
+from leads.intake.forms import FormCatalog
+from leads.notify.channels.email_api import EmailAPIChannel
+from leads.notify.channels.log import LogChannel
+from leads.notify.channels.smtp import SMTPChannel, SMTPServer
+from leads.notify.channels.webhook import WebhookChannel
+from leads.notify.content import autoreply_email, clinic_email, webhook_payload
+from leads.notify.retry import RetryPolicy
+from leads.settings import Settings
+from leads.storage import outbox
+from leads.storage.database import Database
+from leads.storage.models import Enquiry, Lead, OutboxMessage
+from leads.storage.types import utcnow
+
+log = logging.getLogger("leads.notify")
+
+POLL_SECONDS = 2.0
+CONCURRENCY = 8
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        database: Database,
+        forms: FormCatalog,
+        http: httpx.AsyncClient,
+        *,
+        poll_seconds: float = POLL_SECONDS,
+        concurrency: int = CONCURRENCY,
+    ):
+        self.settings = settings
+        self.database = database
+        self.forms = forms
+        self.poll_seconds = poll_seconds
+        self.concurrency = concurrency
+        self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.retry = RetryPolicy(
+            settings.retry_base_seconds, timedelta(hours=settings.retry_give_up_hours)
+        )
+        self.lease = timedelta(seconds=2 * settings.delivery_timeout_seconds + 1)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._inflight: dict[asyncio.Task[None], uuid.UUID] = {}
+        self._runner: asyncio.Task[None] | None = None
+        self._log_channel = LogChannel()
+        self._smtp = (
+            SMTPChannel(
+                SMTPServer.from_url(settings.smtp_url.get_secret_value()),
+                timeout=settings.delivery_timeout_seconds,
+            )
+            if settings.smtp_url is not None
+            else None
+        )
+        self._email_api = EmailAPIChannel(settings, http) if settings.email_api else None
+        self._webhook = (
+            WebhookChannel(settings.webhook_secret.get_secret_value(), http)
+            if settings.webhook_secret is not None
+            else None
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self.run(), name="leads-dispatcher")
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._runner is not None:
+            await self._runner
+        if not self._inflight:
+            return
+        _, unfinished = await asyncio.wait(
+            self._inflight, timeout=self.settings.shutdown_grace_seconds
+        )
+        abandoned = [self._inflight[task] for task in unfinished]
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
+        if abandoned:
+            try:
+                async with self.database.writing() as session:
+                    await outbox.release_claims(session=session, ids=abandoned, worker=self.name)
+            except StorageUnavailable:
+                log.warning("could not release %d claims; their leases will expire", len(abandoned))
+            log.info("shutdown: released %d unfinished deliveries", len(abandoned))
+
+    async def run(self) -> None:
+        listener = asyncio.create_task(self._listen()) if not self.database.is_sqlite else None
+        try:
+            while not self._stopping.is_set():
+                self._wake.clear()
+                free = self.concurrency - len(self._inflight)
+                claimed = await self._claim(free) if free > 0 else []
+                for message in claimed:
+                    task = asyncio.create_task(self._deliver(message))
+                    self._inflight[task] = message.id
+                    task.add_done_callback(self._finished)
+                if claimed and len(claimed) == free:
+                    continue  # there may be more waiting
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+        finally:
+            if listener is not None:
+                listener.cancel()
+                await asyncio.gather(listener, return_exceptions=True)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._inflight.pop(task, None)
+        self._wake.set()
+
+    async def _claim(self, limit: int) -> list[OutboxMessage]:
+        now = utcnow()
+        try:
+            async with self.database.writing() as session:
+                return await outbox.claim_due(
+                    session=session,
+                    worker=self.name,
+                    now=now,
+                    lease_until=now + self.lease,
+                    limit=limit,
+                )
+        except StorageUnavailable:
+            log.warning("outbox: database unavailable; will try again")
+            return []
+
+    async def _listen(self) -> None:
+        """LISTEN on PostgreSQL so a commit anywhere wakes this dispatcher; reconnect if the
+        connection drops (polling covers the gap)."""
+        url = make_url(self.settings.database_url).set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while not self._stopping.is_set():
+            try:
+                await self._listen_once(dsn)
+            except (OSError, asyncpg.PostgresError, TimeoutError):
+                log.warning("outbox: LISTEN connection lost; polling until it is back")
+                await asyncio.sleep(self.poll_seconds)
+
+    async def _listen_once(self, dsn: str) -> None:
+        connection = await asyncpg.connect(dsn, timeout=5)
+        lost = asyncio.Event()
+        try:
+            connection.add_termination_listener(lambda *_: lost.set())
+            await connection.add_listener(outbox.NOTIFY_CHANNEL, lambda *_: self._wake.set())
+            self._wake.set()  # catch up on anything committed while we were not listening
+            while not (lost.is_set() or self._stopping.is_set() or connection.is_closed()):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(lost.wait(), self.poll_seconds)
+        finally:
+            if not connection.is_closed():
+                await connection.close()
+
+    # -- one delivery ----------------------------------------------------------------------
+
+    async def _deliver(self, message: OutboxMessage) -> None:
+        try:
+            async with asyncio.timeout(self.settings.delivery_timeout_seconds):
+                await self._send(message)
+        except EndpointGone as exc:
+            log.error(
+                "webhook %s answered 410 Gone: switched OFF; nothing more is sent to it until "
+                "an operator runs `leads outbox retry` for one of its messages",
+                message.target,
+            )
+            await self._record(message, dead=str(exc), gone=True)
+        except PermanentDeliveryError as exc:
+            log.warning("notification %s is a dead letter: %s", message.id, exc)
+            await self._record(message, dead=str(exc))
+        except TransientDeliveryError as exc:
+            await self._record_failure(message, str(exc), exc.retry_after)
+        except TimeoutError:
+            await self._record_failure(message, "timed out", None)
+        except DeliveryError as exc:  # pragma: no cover - every DeliveryError is one of the above
+            await self._record_failure(message, str(exc), None)
+        except Exception as exc:  # a bug must not lose the message: retry it, and say so
+            log.exception("notification %s: unexpected %s", message.id, type(exc).__name__)
+            await self._record_failure(message, f"unexpected {type(exc).__name__}", None)
+        else:
+            await self._record(message)
+
+    async def _send(self, message: OutboxMessage) -> None:
+        async with self.database.reading() as session:
+            lead = await session.get(Lead, message.lead_id)
+            enquiry = await session.get(Enquiry, message.enquiry_id) if message.enquiry_id else None
+            disabled = (
+                await outbox.disabled_webhooks(session=session)
+                if message.channel == "webhook"
+                else set()
+            )
+        if lead is None:
+            raise PermanentDeliveryError("the lead no longer exists")
+        form = self.forms.forms.get(lead.form)
+        if message.channel == "log":
+            await self._log_channel.announce(message, lead)
+            return
+        if message.channel == "webhook":
+            if self._webhook is None or message.target not in self.settings.webhook_urls:
+                raise PermanentDeliveryError("this webhook URL is no longer configured")
+            if message.target in disabled:
+                raise PermanentDeliveryError("webhook switched off after 410 Gone")
+            payload = webhook_payload(message, lead, enquiry, form, self.settings)
+            await self._webhook.post(message.target, str(message.id), payload)
+            return
+        channel = self._smtp if message.channel == "smtp" else self._email_api
+        if channel is None:
+            raise PermanentDeliveryError(f"channel {message.channel} is no longer configured")
+        if message.kind == "autoreply":
+            if lead.email is None:
+                raise PermanentDeliveryError("the visitor gave no email address")
+            email = autoreply_email(message, lead, form, self.settings)
+        else:
+            email = clinic_email(message, lead, enquiry, form, self.settings)
+        await channel.send(email)
+
+    async def _record_failure(
+        self, message: OutboxMessage, error: str, retry_after: float | None
+    ) -> None:
+        at = self.retry.next_attempt(
+            attempts=message.attempts,
+            now=utcnow(),
+            scheduled_from=message.scheduled_from,
+            retry_after=retry_after,
+        )
+        if at is None:
+            log.warning(
+                "notification %s: giving up after %d attempts", message.id, message.attempts
+            )
+            await self._record(message, dead=f"gave up after {message.attempts} attempts: {error}")
+            return
+        log.info("notification %s: %s; next attempt at %s", message.id, error, at.isoformat())
+        await self._write(
+            message,
+            lambda session, _: outbox.mark_retry(
+                session=session, message_id=message.id, at=at, error=error
+            ),
+        )
+
+    async def _record(
+        self, message: OutboxMessage, *, dead: str | None = None, gone: bool = False
+    ) -> None:
+        """Delivered (no ``dead`` reason) or a dead letter (and, if ``gone``, its webhook
+        switched off)."""
+
+        async def change(session: AsyncSession, now: datetime) -> None:
+            if dead is None:
+                await outbox.mark_delivered(session=session, message_id=message.id, now=now)
+                return
+            await outbox.mark_dead(session=session, message_id=message.id, error=dead)
+            if gone and message.target:
+                await outbox.disable_webhook(
+                    session=session, url=message.target, reason=dead, now=now
+                )
+
+        await self._write(message, change)
+        if dead is None:
+            log.info(
+                "notification %s delivered (%s, %s)", message.id, message.channel, message.kind
+            )
+
+    async def _write(
+        self,
+        message: OutboxMessage,
+        change: Callable[[AsyncSession, datetime], Awaitable[None]],
+    ) -> None:
+        try:
+            async with self.database.writing() as session:
+                await change(session, utcnow())
+        except StorageUnavailable:
+            # The lease runs out and the message is delivered again: at least once.
+            log.warning("notification %s: outcome not recorded (database unavailable)", message.id)

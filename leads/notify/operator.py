@@ -1,0 +1,130 @@
+"""What `leads worker`, `leads outbox ...` and `leads notify-test` do."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+import uuid
+from typing import TextIO
+
+import httpx
+
+from leads.errors import ConfigurationError, DeliveryError
+from leads.intake.forms import load_forms
+from leads.notify.channels import routes_for
+from leads.notify.channels.email_api import EmailAPIChannel
+from leads.notify.channels.smtp import SMTPChannel, SMTPServer
+from leads.notify.channels.webhook import WebhookChannel
+from leads.notify.content import Email
+from leads.notify.dispatcher import Dispatcher
+from leads.settings import Settings
+from leads.storage import outbox
+from leads.storage.database import Database
+from leads.storage.types import utcnow
+
+
+async def run_worker(settings: Settings) -> None:
+    """Deliver notifications until SIGTERM or SIGINT, then shut down gracefully."""
+    database = Database.from_settings(settings)
+    async with httpx.AsyncClient(timeout=settings.delivery_timeout_seconds) as http:
+        dispatcher = Dispatcher(settings, database, load_forms(settings.forms_file), http)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        dispatcher.start()
+        print(f"leads worker {dispatcher.name} delivering notifications", file=sys.stderr)
+        await stop.wait()
+        await dispatcher.stop()
+    await database.close()
+
+
+async def list_outbox(settings: Settings, statuses: list[str], out: TextIO) -> int:
+    database = Database.from_settings(settings)
+    try:
+        async with database.reading() as session:
+            messages = await outbox.list_messages(session=session, statuses=statuses)
+    finally:
+        await database.close()
+    out.write("id\tlead\tkind\tchannel\tstatus\tattempts\tnext_attempt\tlast_error\n")
+    for m in messages:
+        channel = f"{m.channel}:{m.target}" if m.target else m.channel
+        next_at = m.next_attempt_at.isoformat(timespec="seconds") if m.status == "pending" else ""
+        out.write(
+            f"{m.id}\t{m.lead_id}\t{m.kind}\t{channel}\t{m.status}\t{m.attempts}\t"
+            f"{next_at}\t{m.last_error or ''}\n"
+        )
+    return len(messages)
+
+
+async def retry_outbox(settings: Settings, ids: list[str], all_dead: bool) -> int:
+    try:
+        parsed = [uuid.UUID(i) for i in ids]
+    except ValueError as exc:
+        raise ConfigurationError(f"not a message id: {exc}") from exc
+    database = Database.from_settings(settings)
+    try:
+        async with database.writing() as session:
+            retried = await outbox.retry_messages(
+                session=session, now=utcnow(), ids=parsed, all_dead=all_dead
+            )
+    finally:
+        await database.close()
+    missing = set(parsed) - {m.id for m in retried}
+    if missing:
+        raise ConfigurationError(
+            "not found or already delivered: " + ", ".join(sorted(str(m) for m in missing))
+        )
+    return len(retried)
+
+
+TEST_EMAIL_TEXT = (
+    "This is a test from leads. If you can read it, new leads will reach this inbox.\n"
+)
+
+
+async def notify_test(settings: Settings, out: TextIO) -> bool:
+    """Send a test through every configured channel now; print one line per outcome."""
+    ok = True
+    async with httpx.AsyncClient(timeout=settings.delivery_timeout_seconds) as http:
+        for route in routes_for(settings):
+            label = f"{route.channel} {route.target}" if route.target else route.channel
+            try:
+                await _send_test(settings, http, route.channel, route.target)
+            except DeliveryError as exc:
+                kind = "would retry" if type(exc).__name__.startswith("Transient") else "permanent"
+                out.write(f"{label}: FAILED ({exc}; {kind})\n")
+                ok = False
+            else:
+                note = (
+                    " (no inbox configured: see docs/notifications.md)"
+                    if route.channel == "log"
+                    else ""
+                )
+                out.write(f"{label}: delivered{note}\n")
+    return ok
+
+
+async def _send_test(
+    settings: Settings, http: httpx.AsyncClient, channel: str, target: str | None
+) -> None:
+    test_id = uuid.uuid4()
+    email = Email(
+        sender=settings.mail_from,
+        to=settings.inbox,
+        subject="leads: test notification",
+        text=TEST_EMAIL_TEXT,
+        html=f"<p>{TEST_EMAIL_TEXT}</p>",
+        message_id=f"<test-{test_id}@leads.invalid>",
+        headers={"X-Leads-Notification-Id": f"test-{test_id}"},
+    )
+    if channel == "smtp" and settings.smtp_url is not None:
+        server = SMTPServer.from_url(settings.smtp_url.get_secret_value())
+        await SMTPChannel(server, timeout=settings.delivery_timeout_seconds).send(email)
+    elif channel == "email_api":
+        await EmailAPIChannel(settings, http).send(email)
+    elif channel == "webhook" and target and settings.webhook_secret is not None:
+        payload = {"type": "test", "timestamp": utcnow().isoformat(), "data": {}}
+        webhook = WebhookChannel(settings.webhook_secret.get_secret_value(), http)
+        await webhook.post(target, f"test-{test_id}", payload)

@@ -1,0 +1,54 @@
+"""Which outbox messages a stored submission produces. Called inside the intake transaction,
+so a lead and its notifications are committed together or not at all."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from leads.notify.channels import email_route, routes_for
+from leads.settings import Settings
+from leads.storage.models import OutboxMessage
+
+
+def messages_for(
+    settings: Settings,
+    *,
+    lead_id: uuid.UUID,
+    enquiry_id: uuid.UUID | None,
+    visitor_email: str | None,
+    spam: bool,
+    now: datetime,
+) -> list[OutboxMessage]:
+    """One message per configured channel; plus the visitor's autoreply for a new lead when
+    enabled. A lead flagged as spam gets its messages ``held``: not sent unless released."""
+    kind = "lead.created" if enquiry_id is None else "lead.enquiry_added"
+    status = "held" if spam else "pending"
+    planned = [
+        OutboxMessage(
+            lead_id=lead_id,
+            enquiry_id=enquiry_id,
+            kind=kind,
+            channel=route.channel,
+            target=route.target,
+            status=status,
+            created_at=now,
+            scheduled_from=now,
+            next_attempt_at=now,
+        )
+        for route in routes_for(settings)
+    ]
+    autoreply = email_route(settings)
+    if settings.autoreply and autoreply and visitor_email and enquiry_id is None:
+        planned.append(
+            OutboxMessage(
+                lead_id=lead_id,
+                kind="autoreply",
+                channel=autoreply.channel,
+                status=status,
+                created_at=now,
+                scheduled_from=now,
+                next_attempt_at=now,
+            )
+        )
+    return planned

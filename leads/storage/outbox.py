@@ -1,0 +1,164 @@
+"""Data access for the notification outbox.
+
+Claims: a dispatcher takes due messages by setting ``claimed_by`` and a lease
+(``claimed_until``) in one UPDATE over rows picked with ``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL (SQLite has one writer at a time, so its UPDATE is already exclusive). Two
+dispatchers never hold the same message; if one dies, its lease runs out and another takes
+the message over: delivery is at least once, with the same message id.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import delete, func, or_, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from leads.storage.models import DisabledWebhook, OutboxMessage
+
+NOTIFY_CHANNEL = "leads_outbox"
+
+
+async def wake_dispatchers(*, session: AsyncSession) -> None:
+    """On PostgreSQL, tell every listening dispatcher (on commit) that work is waiting."""
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
+
+
+async def claim_due(
+    *, session: AsyncSession, worker: str, now: datetime, lease_until: datetime, limit: int
+) -> list[OutboxMessage]:
+    due = (
+        select(OutboxMessage.id)
+        .where(col(OutboxMessage.status) == "pending")
+        .where(col(OutboxMessage.next_attempt_at) <= now)
+        .where(
+            or_(
+                col(OutboxMessage.claimed_until).is_(None),
+                col(OutboxMessage.claimed_until) < now,
+            )
+        )
+        .order_by(col(OutboxMessage.next_attempt_at))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list((await session.scalars(due)).all())
+    if not ids:
+        return []
+    await session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(ids))
+        .values(
+            claimed_by=worker,
+            claimed_until=lease_until,
+            attempts=OutboxMessage.attempts + 1,
+        )
+    )
+    rows = await session.scalars(
+        select(OutboxMessage)
+        .where(col(OutboxMessage.id).in_(ids))
+        .execution_options(populate_existing=True)
+    )
+    return list(rows.all())
+
+
+async def release_claims(*, session: AsyncSession, ids: Sequence[uuid.UUID], worker: str) -> None:
+    """Give back messages we claimed but did not finish (graceful shutdown)."""
+    if ids:
+        await session.execute(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(list(ids)), col(OutboxMessage.claimed_by) == worker)
+            .where(col(OutboxMessage.status) == "pending")
+            .values(claimed_by=None, claimed_until=None, attempts=OutboxMessage.attempts - 1)
+        )
+
+
+async def mark_delivered(*, session: AsyncSession, message_id: uuid.UUID, now: datetime) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(status="delivered", delivered_at=now, claimed_by=None, claimed_until=None)
+    )
+
+
+async def mark_retry(
+    *, session: AsyncSession, message_id: uuid.UUID, at: datetime, error: str
+) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(next_attempt_at=at, last_error=error[:500], claimed_by=None, claimed_until=None)
+    )
+
+
+async def mark_dead(*, session: AsyncSession, message_id: uuid.UUID, error: str) -> None:
+    await session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.id) == message_id)
+        .values(status="dead", last_error=error[:500], claimed_by=None, claimed_until=None)
+    )
+
+
+async def disable_webhook(*, session: AsyncSession, url: str, reason: str, now: datetime) -> None:
+    if await session.get(DisabledWebhook, url) is None:
+        session.add(DisabledWebhook(url=url, reason=reason[:200], disabled_at=now))
+
+
+async def disabled_webhooks(*, session: AsyncSession) -> set[str]:
+    return set((await session.scalars(select(DisabledWebhook.url))).all())
+
+
+async def list_messages(
+    *, session: AsyncSession, statuses: Sequence[str] = (), lead_ids: Sequence[uuid.UUID] = ()
+) -> list[OutboxMessage]:
+    query = select(OutboxMessage).order_by(col(OutboxMessage.created_at))
+    if statuses:
+        query = query.where(col(OutboxMessage.status).in_(list(statuses)))
+    if lead_ids:
+        query = query.where(col(OutboxMessage.lead_id).in_(list(lead_ids)))
+    return list((await session.scalars(query)).all())
+
+
+async def retry_messages(
+    *, session: AsyncSession, now: datetime, ids: Sequence[uuid.UUID] = (), all_dead: bool = False
+) -> list[OutboxMessage]:
+    """An operator's retry: back to pending, due now, with a fresh give-up horizon. Retrying
+    a message to a switched-off webhook switches that webhook on again."""
+    query = select(OutboxMessage).where(col(OutboxMessage.status).in_(["dead", "pending"]))
+    if all_dead:
+        query = query.where(col(OutboxMessage.status) == "dead")
+    else:
+        query = query.where(col(OutboxMessage.id).in_(list(ids)))
+    messages = list((await session.scalars(query)).all())
+    for message in messages:
+        message.status = "pending"
+        message.next_attempt_at = now
+        message.scheduled_from = now
+        message.claimed_by = None
+        message.claimed_until = None
+    urls = {m.target for m in messages if m.channel == "webhook" and m.target}
+    if urls:
+        await session.execute(delete(DisabledWebhook).where(col(DisabledWebhook.url).in_(urls)))
+    await wake_dispatchers(session=session)
+    return messages
+
+
+async def release_held(*, session: AsyncSession, lead_id: uuid.UUID, now: datetime) -> int:
+    """Send the notifications held back for a lead flagged as spam."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.lead_id) == lead_id, col(OutboxMessage.status) == "held")
+        .values(status="pending", next_attempt_at=now, scheduled_from=now)
+    )
+    await wake_dispatchers(session=session)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def count_by_status(*, session: AsyncSession) -> dict[str, int]:
+    rows = await session.execute(
+        select(OutboxMessage.status, func.count()).group_by(col(OutboxMessage.status))
+    )
+    return {status: int(n) for status, n in rows.all()}
