@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from pydantic import SecretStr
@@ -21,6 +22,8 @@ HOW_TO = (
     "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
 )
 
+MIN_KEY_LENGTH = 16
+
 
 def key_file_for(settings: Settings) -> Path | None:
     path = sqlite_path(settings.database_url)
@@ -30,7 +33,7 @@ def key_file_for(settings: Settings) -> Path | None:
 def with_secret_key(settings: Settings) -> Settings:
     """The settings with a secret key, generating and keeping one where that is allowed."""
     if settings.secret_key is not None:
-        if len(settings.secret_key.get_secret_value()) < 16:
+        if len(settings.secret_key.get_secret_value()) < MIN_KEY_LENGTH:
             raise ConfigurationError(f"LEADS_SECRET_KEY is too short; {HOW_TO}")
         return settings
     if not settings.is_sqlite:
@@ -42,22 +45,36 @@ def with_secret_key(settings: Settings) -> Settings:
 
 
 def _read_or_create(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        pass
+    key = _read(path)
+    if key is not None:
+        return key
     path.parent.mkdir(parents=True, exist_ok=True)
     key = secrets.token_urlsafe(32)
+    # Written whole to a private temporary file, then linked into place: link() fails if the
+    # key file exists, so when several processes start at once exactly one key wins, and
+    # nobody can read a file that is created but not yet written.
+    fd, scratch = tempfile.mkstemp(prefix=path.name + ".", dir=path.parent)
     try:
-        # O_EXCL: when several workers start at once, exactly one writes the key.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+        os.link(scratch, path)
     except FileExistsError:
-        return path.read_text(encoding="utf-8").strip()
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(key + "\n")
+        return _read_or_create(path)  # another process's key, now complete
+    finally:
+        os.unlink(scratch)
     log.warning(
         "LEADS_SECRET_KEY is not set: generated one and kept it in %s. "
         "Back this file up with the database, or set LEADS_SECRET_KEY.",
         path,
     )
+    return key
+
+
+def _read(path: Path) -> str | None:
+    try:
+        key = path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        return None
+    if len(key) < MIN_KEY_LENGTH:
+        raise ConfigurationError(f"the key in {path} is too short: delete the file, or {HOW_TO}")
     return key

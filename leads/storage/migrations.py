@@ -2,8 +2,8 @@
 
 Several processes may start at once (``leads serve --workers 4``, or several containers on
 one PostgreSQL): on PostgreSQL a session-level advisory lock makes them migrate one after
-the other, and the later ones find nothing left to do. On SQLite the first statement of the
-migration takes the write lock, which has the same effect.
+the other, and the later ones find nothing left to do. On SQLite the upgrade runs in one
+``BEGIN IMMEDIATE`` transaction, whose write lock has the same effect.
 """
 
 from __future__ import annotations
@@ -48,12 +48,21 @@ def _upgrade(connection: Connection) -> None:
     if postgres:
         connection.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         connection.commit()
+    else:
+        # The sqlite3 driver runs DDL outside any transaction, so two processes migrating one
+        # new file would both create the tables. Take the write lock first and keep the whole
+        # upgrade in that one transaction (alembic then leaves transactions to us).
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
     try:
         config = alembic_config()
         config.attributes["connection"] = connection
         command.upgrade(config, "head")
         connection.commit()
     finally:
+        if connection.in_transaction():
+            # A failed upgrade: end its transaction, or PostgreSQL refuses the unlock below
+            # and its "transaction is aborted" error would hide the real one.
+            connection.rollback()
         if postgres:
             connection.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
             connection.commit()

@@ -1,0 +1,267 @@
+"""Properties of the edge: whatever a visitor sends, parse_submission either returns clean,
+normalised values or raises InvalidSubmission naming the fields, and nothing else."""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+import phonenumbers
+import pytest
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+
+from leads.errors import InvalidSubmission
+from leads.intake.fields import (
+    MAX_PHONE_INPUT,
+    TRUE_WORDS,
+    Invalid,
+    clean_email,
+    clean_phone,
+    clean_text,
+    is_checked,
+)
+from leads.intake.forms import load_forms
+from leads.intake.submission import ATTRIBUTION, FIELDS, MAX_NAME, parse_submission
+
+# Modest and repeatable: the same examples on every run, no example database.
+settings.register_profile(
+    "leads-validation",
+    max_examples=200,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+PROPERTY = settings.get_profile("leads-validation")
+
+FORMS = load_forms(None)
+REGIONS = sorted(phonenumbers.SUPPORTED_REGIONS)
+SINGLE_LINE = ("name", "email", "phone", "preferred_contact", "interest", "form", *ATTRIBUTION)
+CONTROLS = st.characters(categories=["Cc", "Cs"])
+
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=30)
+json_values = st.recursive(
+    json_scalars,
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=6,
+)
+plausible = {
+    "name": st.text(max_size=120),
+    "email": st.emails() | st.text(max_size=40),
+    "phone": st.sampled_from(["+12025550143", "(202) 555-0143", "020 7946 0018", "12"])
+    | st.text(alphabet="+0123456789 ()-", max_size=25),
+    "preferred_contact": st.sampled_from(["email", "phone", "text", "fax", ""]),
+    "interest": st.sampled_from(FORMS.get("dry-needling").interests) | st.text(max_size=10),
+    "consent": st.sampled_from([True, False, "on", "yes", "no", None, 1]),
+    "form": st.sampled_from(["dry-needling", "nope"]),
+}
+
+
+@st.composite
+def raw_submissions(draw: st.DrawFn) -> dict[str, Any]:
+    """JSON-like objects: mostly our fields with plausible or arbitrary values, some others."""
+    raw: dict[str, Any] = {}
+    for field in draw(st.lists(st.sampled_from(sorted(FIELDS)), unique=True, max_size=9)):
+        strategy = plausible.get(field, st.text(max_size=30))
+        raw[field] = draw(strategy | json_values)
+    raw.update(draw(st.dictionaries(st.text(max_size=8), json_values, max_size=2)))
+    return raw
+
+
+def attempt(clean: Any, *args: Any, **kwargs: Any) -> tuple[str | None, str | None]:
+    """(the clean value, None), or (None, the code of the Invalid it raised)."""
+    try:
+        return clean(*args, **kwargs), None
+    except Invalid as exc:
+        return None, exc.code
+
+
+def valid_body(**fields: Any) -> dict[str, Any]:
+    return {"name": "Ann Smith", "email": "ann@example.com", "consent": True, **fields}
+
+
+def error_codes(raw: dict[str, Any], region: str = "US") -> dict[str, str]:
+    with pytest.raises(InvalidSubmission) as caught:
+        parse_submission(raw, forms=FORMS, default_region=region)
+    return {field: error.code for field, error in caught.value.by_field().items()}
+
+
+@PROPERTY
+@given(raw=raw_submissions(), region=st.sampled_from(["US", "GB", "DE", "AU", "IN"]))
+def test_any_object_is_parsed_or_refused_by_field(raw: dict[str, Any], region: str) -> None:
+    try:
+        submission = parse_submission(raw, forms=FORMS, default_region=region)
+    except InvalidSubmission as exc:
+        named = {e.field for e in exc.errors}
+        assert named
+        assert named <= {*FIELDS, *(str(k)[:100] for k in raw)}
+        return
+    assert is_checked(raw["consent"])
+    assert 1 <= len(submission.name) <= MAX_NAME
+    assert submission.email is not None or submission.phone is not None
+    if submission.email is not None:
+        assert clean_email(submission.email) == submission.email
+    if submission.phone is not None:
+        assert phonenumbers.is_valid_number(phonenumbers.parse(submission.phone))
+        assert clean_phone(submission.phone, region="US") == submission.phone
+    assert submission.honeypot == bool(str(raw.get("website") or "").strip())
+
+
+@PROPERTY
+@given(
+    field=st.sampled_from(SINGLE_LINE),
+    control=CONTROLS,
+    position=st.integers(min_value=0, max_value=12),
+)
+@example(field="name", control="\n", position=3)
+@example(field="email", control="\t", position=0)
+@example(field="phone", control="\x85", position=4)
+def test_a_control_character_in_a_single_line_field(
+    field: str, control: str, position: int
+) -> None:
+    good = valid_body(
+        phone="+12025550143", preferred_contact="email", interest="Headaches", utm_source="ad"
+    )
+    value = str(good.get(field, "https://clinic.example/page"))
+    good[field] = value[:position] + control + value[position:]
+    assert error_codes(good)[field] == "control_characters"
+
+
+@PROPERTY
+@given(control=CONTROLS.filter(lambda c: c not in "\n\t\r"), position=st.integers(0, 12))
+@example(control="\x00", position=0)
+@example(control="\x7f", position=12)
+def test_a_control_character_in_the_message(control: str, position: int) -> None:
+    text = "Neck pain since May"
+    assert error_codes(valid_body(message=text[:position] + control + text[position:])) == {
+        "message": "control_characters"
+    }
+
+
+def test_message_keeps_its_lines_and_tabs() -> None:
+    parsed = parse_submission(valid_body(message=" a\r\n\tb\rc "), forms=FORMS, default_region="US")
+    assert parsed.message == "a\n\tb\nc"
+
+
+printable = st.text(
+    st.characters(exclude_categories=["Cc", "Cs"]), min_size=0, max_size=MAX_NAME + 10
+)
+
+
+@PROPERTY
+@given(name=printable | st.builds(lambda s: f"  {s}\u3000", printable))
+@example(name="  Ame\u0301lie  ")
+@example(name="\u0958" * 100)  # NFC makes each of these two characters: too long
+def test_names_are_trimmed_nfc_and_1_to_100_characters(name: str) -> None:
+    expected = unicodedata.normalize("NFC", name.strip())
+    try:
+        parsed = parse_submission(valid_body(name=name), forms=FORMS, default_region="US")
+    except InvalidSubmission as exc:
+        code = exc.by_field()["name"].code
+        assert code == ("required" if not expected else "too_long"), (code, expected)
+        assert not expected or len(expected) > MAX_NAME
+        return
+    assert parsed.name == expected
+    assert 1 <= len(parsed.name) <= MAX_NAME
+    assert unicodedata.is_normalized("NFC", parsed.name)
+
+
+def test_example_numbers_of_every_region_read_back_as_e164() -> None:
+    """Exhaustive rather than sampled: every region, fixed line and mobile."""
+    wrong = []
+    checked = 0
+    for region in REGIONS:
+        for kind in (phonenumbers.PhoneNumberType.FIXED_LINE, phonenumbers.PhoneNumberType.MOBILE):
+            number = phonenumbers.example_number_for_type(region, kind)
+            if number is None:
+                continue
+            e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+            national = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+            international = phonenumbers.format_number(
+                number, phonenumbers.PhoneNumberFormat.INTERNATIONAL
+            )
+            checked += 1
+            for written, read_in in ((national, region), (international, "US")):
+                try:
+                    got = clean_phone(written, region=read_in)
+                except Invalid as exc:
+                    got = exc.code
+                if got != e164:
+                    wrong.append((region, written, got, e164))
+    assert checked > 400
+    assert wrong == []
+
+
+@PROPERTY
+@given(value=st.text(max_size=MAX_PHONE_INPUT + 5), region=st.sampled_from(REGIONS))
+def test_any_phone_text_is_e164_or_invalid(value: str, region: str) -> None:
+    phone, code = attempt(clean_phone, value, region=region)
+    if phone is None:
+        assert code in {"invalid_phone", "control_characters", "too_long"}
+        return
+    assert phone.startswith("+")
+    assert phone[1:].isdigit()
+    assert phonenumbers.is_valid_number(phonenumbers.parse(phone))
+
+
+@PROPERTY
+@given(address=st.emails() | st.text(max_size=40), padding=st.sampled_from(["", " ", "\u00a0 "]))
+@example(address="Ann@EXAMPLE.com", padding=" ")
+@example(address="ann@xn--mnchen-3ya.de", padding="")
+@example(address="ann@MÜNCHEN.de", padding="")
+@example(address='"ann"@example.com', padding="")
+def test_a_normalised_email_normalises_to_itself(address: str, padding: str) -> None:
+    once, code = attempt(clean_email, padding + address + padding)
+    if once is None:
+        assert code in {"invalid_email", "control_characters", "too_long"}
+        return
+    assert clean_email(once) == once
+    assert once == clean_email(address)
+    assert once.strip() == once
+
+
+@PROPERTY
+@given(
+    word=st.sampled_from(sorted(TRUE_WORDS)),
+    upper=st.lists(st.booleans(), min_size=5, max_size=5),
+    pad=st.sampled_from(["", " ", "\t", " \n"]),
+)
+def test_documented_ticks_are_checked(word: str, upper: list[bool], pad: str) -> None:
+    cased = "".join(c.upper() if up else c for c, up in zip(word, upper, strict=False))
+    assert is_checked(pad + cased + pad)
+
+
+@PROPERTY
+@given(value=json_values | st.text(max_size=6))
+@example(value=1)
+@example(value="0")
+@example(value="off")
+@example(value="no")
+@example(value="")
+@example(value=["on"])
+@example(value={"on": True})
+@example(value="true\x00")
+@example(value="\uff4f\uff4e")  # "on" in fullwidth letters
+def test_only_documented_values_are_checked(value: Any) -> None:
+    documented = value is True or (
+        isinstance(value, str) and value.strip().lower() in {"true", "on", "yes", "1"}
+    )
+    assert is_checked(value) == documented
+
+
+@PROPERTY
+@given(value=st.text(max_size=60), multiline=st.booleans(), limit=st.integers(1, 50))
+def test_clean_text_output_is_trimmed_plain_and_short(
+    value: str, multiline: bool, limit: int
+) -> None:
+    cleaned, code = attempt(clean_text, value, max_length=limit, multiline=multiline)
+    if cleaned is None:
+        assert code in {"control_characters", "too_long"}
+        return
+    allowed = "\n\t" if multiline else ""
+    assert not any(unicodedata.category(c) in ("Cc", "Cs") for c in cleaned if c not in allowed)
+    assert cleaned == cleaned.strip()
+    assert len(cleaned) <= limit
