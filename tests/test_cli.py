@@ -66,8 +66,7 @@ def run_leads(
 def serving(env: dict[str, str], cwd: Path, *options: str) -> Iterator[str]:
     """`leads serve` in a subprocess until /healthz answers; yields its base URL.
 
-    Like tests.servers.running_service, but with extra options, and it closes the output
-    pipe (running_service leaves it open: a ResourceWarning, an error under this suite)."""
+    Like tests.servers.running_service, but with extra options and in a chosen directory."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     with subprocess.Popen(
