@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
@@ -14,7 +15,6 @@ import asyncpg
 import httpx
 import pytest
 from sqlalchemy import text
-from starlette.applications import Starlette
 
 from leads.app import create_app
 from leads.settings import Settings
@@ -69,32 +69,37 @@ async def migrate(settings: Settings) -> None:
         await database.close()
 
 
+@contextlib.asynccontextmanager
+async def serving_app(
+    settings: Settings, *, http_transport: httpx.AsyncBaseTransport | None = None
+) -> AsyncIterator[httpx.AsyncClient]:
+    """Migrate, build the app, run its lifespan, and give an HTTP client for it."""
+    await migrate(settings)
+    app = create_app(settings, http_transport=http_transport)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 50000)),
+            base_url="http://testserver",
+        ) as client,
+    ):
+        yield client
+
+
 AppClient = Callable[..., Awaitable[httpx.AsyncClient]]
 
 
 @pytest.fixture
 async def make_client(database_url: str) -> AsyncIterator[AppClient]:
-    """Build an app with extra settings, migrate its database, run its lifespan, and return
-    an HTTP client for it. Everything is torn down after the test."""
-    stack: list[tuple[Starlette, Any, httpx.AsyncClient]] = []
+    """Build an app on the test's database with extra settings, and return an HTTP client
+    for it; everything is torn down after the test."""
+    async with contextlib.AsyncExitStack() as stack:
 
-    async def build(**overrides: Any) -> httpx.AsyncClient:
-        settings = make_settings(database_url, **overrides)
-        await migrate(settings)
-        app = create_app(settings)
-        lifespan = app.router.lifespan_context(app)
-        await lifespan.__aenter__()
-        client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 50000)),
-            base_url="http://testserver",
-        )
-        stack.append((app, lifespan, client))
-        return client
+        async def build(**overrides: Any) -> httpx.AsyncClient:
+            settings = make_settings(database_url, **overrides)
+            return await stack.enter_async_context(serving_app(settings))
 
-    yield build
-    for _app, lifespan, client in reversed(stack):
-        await client.aclose()
-        await lifespan.__aexit__(None, None, None)
+        yield build
 
 
 @pytest.fixture

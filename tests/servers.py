@@ -13,7 +13,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 import pytest
@@ -95,38 +97,62 @@ def postgres_cluster() -> Iterator[str]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+@dataclass
+class Service:
+    """A `leads` subprocess and where its output goes."""
+
+    url: str
+    process: subprocess.Popen[bytes]
+    log: IO[bytes]
+
+    def output(self) -> str:
+        self.log.seek(0)
+        return self.log.read().decode(errors="replace")
+
+
 @contextlib.contextmanager
-def running_service(env: dict[str, str], *, port: int | None = None) -> Iterator[str]:
-    """`leads serve` in a subprocess, exactly as an operator starts it; yields its base URL."""
+def leads_process(
+    env: dict[str, str], *args: str, port: int | None = None, ready: bool = True
+) -> Iterator[Service]:
+    """``python -m leads <args>`` (default: serve on a free port), as an operator runs it.
+    With ``ready``, waits until /healthz answers. Stopped with SIGTERM afterwards, unless the
+    test already stopped or killed it."""
     port = port or free_port()
+    command = list(args) or ["serve", "--port", str(port)]
     # Output to a file, not a pipe: a pipe nobody reads stalls a chatty server.
     log = tempfile.TemporaryFile()  # noqa: SIM115 - closed in the finally below
     process = subprocess.Popen(
-        [sys.executable, "-m", "leads", "serve", "--port", str(port)],
+        [sys.executable, "-m", "leads", *command],
         env={**os.environ, **env},
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
+    service = Service(f"http://127.0.0.1:{port}", process, log)
     try:
         deadline = time.monotonic() + 30
-        while True:
+        while ready:
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{service.url}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.TransportError:
                 pass
             if process.poll() is not None or time.monotonic() > deadline:
-                log.seek(0)
-                output = log.read().decode(errors="replace")
-                raise RuntimeError(f"leads serve did not start:\n{output}")
+                raise RuntimeError(f"leads {' '.join(command)} did not start:\n{service.output()}")
             time.sleep(0.05)
-        yield base
+        yield service
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         try:
-            process.wait(timeout=15)
+            process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
         log.close()
+
+
+@contextlib.contextmanager
+def running_service(env: dict[str, str], *, port: int | None = None) -> Iterator[str]:
+    """`leads serve` in a subprocess; yields its base URL."""
+    with leads_process(env, port=port) as service:
+        yield service.url

@@ -48,6 +48,7 @@ from leads.storage.types import utcnow
 log = logging.getLogger("leads.notify")
 
 POLL_SECONDS = 2.0
+CANCEL_WAIT_SECONDS = 1.0
 CONCURRENCY = 8
 
 
@@ -113,7 +114,8 @@ class Dispatcher:
         abandoned = [self._inflight[task] for task in unfinished]
         for task in unfinished:
             task.cancel()
-        await asyncio.gather(*unfinished, return_exceptions=True)
+        # A cancelled SMTP send may still say QUIT to a stalled server: do not wait on it.
+        await asyncio.wait(unfinished, timeout=CANCEL_WAIT_SECONDS)
         if abandoned:
             try:
                 async with self.database.writing() as session:

@@ -1,0 +1,269 @@
+"""Notifications by SMTP, end to end: POST a lead, a real SMTP server (aiosmtpd) receives it.
+Runs on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SECRET, Query
+from tests.mail import MailServer, mail_server, make_certificate
+
+INBOX = "desk@clinic.example,owner@clinic.example"
+
+
+@pytest.fixture
+def smtp() -> Iterator[MailServer]:
+    with mail_server() as server:
+        yield server
+
+
+def smtp_settings(server: MailServer, **extra: object) -> dict[str, object]:
+    return {
+        "smtp_url": f"smtp://127.0.0.1:{server.port}?starttls=off",
+        "inbox": INBOX,
+        "mail_from": "Clinic leads <leads@clinic.example>",
+        "retry_base_seconds": 0.05,
+        **extra,
+    }
+
+
+async def outbox_rows(query: Query, *, until: str, count: int = 1, within: float = 15) -> list:
+    """Poll the outbox until ``count`` rows have status ``until``."""
+    deadline = time.monotonic() + within
+    while True:
+        rows = await query("SELECT * FROM outbox ORDER BY created_at")
+        if sum(r["status"] == until for r in rows) >= count:
+            return rows
+        if time.monotonic() > deadline:
+            raise AssertionError(f"outbox never reached {count} x {until}: {rows}")
+        await asyncio.sleep(0.05)
+
+
+async def test_new_lead_reaches_the_inbox(make_client, lead, smtp, query) -> None:
+    client = await make_client(**smtp_settings(smtp))
+    body = lead(
+        name="Ann Smith",
+        email="ann@example.com",
+        phone="(202) 555-0143",
+        message="My back <script>alert(1)</script> hurts",
+        interest="Lower back pain",
+        preferred_contact="phone",
+    )
+    response = await client.post("/api/leads", json=body)
+    assert response.status_code == 201
+    (mail,) = await asyncio.to_thread(smtp.wait_for, 1)
+    rows = await outbox_rows(query, until="delivered")
+
+    assert sorted(mail.recipients) == ["desk@clinic.example", "owner@clinic.example"]
+    msg = mail.message
+    assert msg["To"] == "desk@clinic.example, owner@clinic.example"
+    assert msg["Reply-To"] == "ann@example.com"
+    assert msg["Subject"] == "New enquiry: Learn more about dry needling from Ann"
+    assert "hurts" not in msg["Subject"]
+    assert msg["Message-ID"] == f"<{uuid.UUID(str(rows[0]['id']))}@clinic.example>"
+    text, html = mail.part("plain"), mail.part("html")
+    assert "My back <script>alert(1)</script> hurts" in text
+    assert "<script>" not in html
+    assert "&lt;script&gt;" in html
+    assert 'href="tel:+12025550143"' in html
+    assert 'href="mailto:ann@example.com"' in html
+    assert f"/staff/leads/{response.json()['id']}" in text
+    assert rows[0]["attempts"] == 1
+    assert rows[0]["delivered_at"] is not None
+
+
+@pytest.mark.parametrize(
+    ("detail", "present", "absent"),
+    [
+        ("contact", ["Ann", "ann@example.com", "+1 202-555-0143"], ["hurts", "Lower back pain"]),
+        ("minimal", ["/staff/leads/"], ["Ann", "ann@example.com", "555", "hurts", "Lower back"]),
+    ],
+)
+async def test_detail_levels_keep_health_details_out_of_email(
+    make_client, lead, smtp, detail, present, absent
+) -> None:
+    client = await make_client(**smtp_settings(smtp, notify_detail=detail))
+    body = lead(
+        name="Ann Smith",
+        email="ann@example.com",
+        phone="2025550143",
+        message="My back hurts",
+        interest="Lower back pain",
+    )
+    assert (await client.post("/api/leads", json=body)).status_code == 201
+    (mail,) = await asyncio.to_thread(smtp.wait_for, 1)
+    whole = mail.raw.decode() + mail.part("plain") + mail.part("html")
+    for word in present:
+        assert word in mail.part("plain")
+    for word in absent:
+        assert word not in whole
+    if detail == "minimal":
+        assert mail.message["Reply-To"] is None
+
+
+async def test_starttls_with_auth_and_a_self_signed_certificate(
+    make_client, lead, query, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = make_certificate(tmp_path)
+    # The standard way to trust a private CA; read when the TLS context is made.
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    with mail_server(tls=(cert, key), credentials=("leads@clinic.example", "s3cr@t")) as server:
+        client = await make_client(
+            smtp_url=f"smtp://leads%40clinic.example:s3cr%40t@127.0.0.1:{server.port}"
+            "?starttls=require",
+            inbox="desk@clinic.example",
+        )
+        assert (await client.post("/api/leads", json=lead())).status_code == 201
+        await asyncio.to_thread(server.wait_for, 1)
+        await outbox_rows(query, until="delivered")
+        assert server.logins == ["leads@clinic.example"]
+
+
+async def test_wrong_password_is_a_dead_letter(
+    make_client, lead, query, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cert, key = make_certificate(tmp_path)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    with mail_server(tls=(cert, key), credentials=("user", "right")) as server:
+        client = await make_client(
+            smtp_url=f"smtp://user:wrong@127.0.0.1:{server.port}", inbox="desk@clinic.example"
+        )
+        await client.post("/api/leads", json=lead())
+        rows = await outbox_rows(query, until="dead")
+        assert rows[0]["attempts"] == 1
+        assert "535" in rows[0]["last_error"]
+
+
+async def test_temporary_failure_is_retried_until_delivered(make_client, lead, smtp, query) -> None:
+    smtp.script = ["451 4.3.0 Try again later", "421 4.7.0 Busy"]
+    client = await make_client(**smtp_settings(smtp))
+    await client.post("/api/leads", json=lead())
+    await asyncio.to_thread(smtp.wait_for, 1)
+    rows = await outbox_rows(query, until="delivered")
+    assert len(smtp.received) == 1
+    assert rows[0]["attempts"] == 3
+    assert rows[0]["last_error"].startswith("SMTP 421")
+
+
+async def test_permanent_failure_is_dead_until_an_operator_retries(
+    make_client, lead, smtp, query, database_url: str
+) -> None:
+    smtp.script = ["550 5.1.1 Mailbox unavailable"]
+    client = await make_client(**smtp_settings(smtp))
+    await client.post("/api/leads", json=lead())
+    rows = await outbox_rows(query, until="dead")
+    assert rows[0]["attempts"] == 1
+    assert rows[0]["last_error"] == "SMTP 550"
+    await asyncio.sleep(0.3)
+    assert smtp.received == []  # dead letters are not retried by themselves
+
+    env = {**os.environ, "LEADS_DATABASE_URL": database_url, "LEADS_SECRET_KEY": SECRET}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "leads", "outbox", "retry", "--all-dead"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "1 message(s) queued" in done.stdout
+    (mail,) = await asyncio.to_thread(smtp.wait_for, 1)
+    rows = await outbox_rows(query, until="delivered")
+    assert mail.message["Message-ID"].startswith(f"<{uuid.UUID(str(rows[0]['id']))}@")
+
+
+async def test_returning_visitor_is_announced_as_a_follow_up(make_client, lead, smtp) -> None:
+    client = await make_client(**smtp_settings(smtp))
+    first = await client.post("/api/leads", json=lead(email="jo@example.com", message="one"))
+    again = await client.post("/api/leads", json=lead(email="jo@example.com", message="two"))
+    assert first.json()["id"] == again.json()["id"]
+    mails = await asyncio.to_thread(smtp.wait_for, 2)
+    subjects = sorted(m.message["Subject"] for m in mails)
+    assert subjects[0].startswith("Follow-up enquiry:")
+    assert subjects[1].startswith("New enquiry:")
+    follow_up = next(m for m in mails if m.message["Subject"].startswith("Follow-up"))
+    assert "two" in follow_up.part("plain")
+    assert mails[0].message["Message-ID"] != mails[1].message["Message-ID"]
+
+
+async def test_autoreply_only_with_an_email_and_only_once(make_client, lead, smtp) -> None:
+    client = await make_client(**smtp_settings(smtp, autoreply=True))
+    await client.post("/api/leads", json=lead(email="kim@example.com"))
+    await client.post("/api/leads", json=lead(email=None, phone="+12025550143"))
+    await client.post("/api/leads", json=lead(email="kim@example.com", message="again"))
+    # 3 clinic notifications + 1 autoreply (not for the phone-only lead, not for the repeat)
+    mails = await asyncio.to_thread(smtp.wait_for, 4)
+    await asyncio.sleep(0.3)
+    replies = [m for m in smtp.received if m.recipients == ["kim@example.com"]]
+    assert len(smtp.received) == 4
+    assert len(replies) == 1
+    assert replies[0].message["Auto-Submitted"] == "auto-replied"
+    assert replies[0].message["Reply-To"] == "desk@clinic.example"
+    assert "We have your request" in replies[0].message["Subject"]
+    assert all("kim@example.com" not in m.recipients for m in mails if m is not replies[0])
+
+
+async def test_spam_is_stored_but_never_announced(make_client, lead, smtp, query) -> None:
+    client = await make_client(**smtp_settings(smtp, autoreply=True))
+    response = await client.post("/api/leads", json=lead(website="http://spam.example"))
+    assert response.status_code == 201
+    await client.post("/api/leads", json=lead())  # a real one, to know the dispatcher ran
+    await asyncio.to_thread(smtp.wait_for, 2)
+    await asyncio.sleep(0.3)
+    assert len(smtp.received) == 2  # the real lead's notification and its autoreply
+    held = await query("SELECT status FROM outbox WHERE status = 'held'")
+    assert len(held) == 2
+
+
+async def test_no_field_can_add_a_recipient_or_header(make_client, lead, smtp) -> None:
+    client = await make_client(**smtp_settings(smtp))
+    bad = await client.post(
+        "/api/leads", json=lead(email="x@example.com\r\nBcc: thief@evil.example")
+    )
+    assert bad.status_code == 422
+    bad = await client.post("/api/leads", json=lead(name="Eve\nBcc: thief@evil.example"))
+    assert bad.status_code == 422
+    ok = await client.post(
+        "/api/leads",
+        json=lead(name='Zoë "Bcc: thief@evil.example" O\'Neil', email="zoe+tag@example.com"),
+    )
+    assert ok.status_code == 201
+    (mail,) = await asyncio.to_thread(smtp.wait_for, 1)
+    assert sorted(mail.recipients) == ["desk@clinic.example", "owner@clinic.example"]
+    assert mail.message["Bcc"] is None
+    assert mail.message["Cc"] is None
+    assert "Zo" in mail.message["Subject"]
+
+
+async def test_without_a_channel_the_log_announces_leads_without_personal_details(
+    make_client, lead, query, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG, logger="leads")
+    client = await make_client()
+    body = lead(
+        name="Quentin Privateperson",
+        email="quentin@private.example",
+        phone="+12025550199",
+        message="a private health matter",
+    )
+    response = await client.post("/api/leads", json=body)
+    rows = await outbox_rows(query, until="delivered")
+    assert rows[0]["channel"] == "log"
+    notices = [
+        r for r in caplog.records if r.name == "leads.notify" and r.levelno >= logging.WARNING
+    ]
+    assert any(response.json()["id"] in r.getMessage() for r in notices)
+    everything = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in ("Quentin", "Privateperson", "quentin@private", "2025550199", "private health"):
+        assert secret not in everything
