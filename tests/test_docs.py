@@ -3,14 +3,21 @@ and the example forms files they show."""
 
 from __future__ import annotations
 
+import base64
+import importlib.util
 import json
 import re
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
 from leads.intake.forms import load_forms
+from leads.notify.channels.webhook import WebhookChannel
+from leads.notify.content import webhook_payload
 from leads.settings import Settings
+from leads.storage.models import Enquiry, Lead, OutboxMessage
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -102,3 +109,67 @@ def test_forms_file_examples_load_and_agree(tmp_path: Path) -> None:
     from_json = load_forms(tmp_path / "forms.json")
     assert from_toml.forms == from_json.forms
     assert from_toml.forms["dry-needling"].consent_version == "2025-01"
+
+
+# docs/notifications.md: its settings, its webhook example and its receiver stay true.
+
+NOTIFICATIONS = ROOT / "docs/notifications.md"
+
+
+def test_every_notification_setting_is_in_notifications_md() -> None:
+    names = list(Settings.model_fields)
+    notification_settings = names[names.index("smtp_url") :]
+    text = NOTIFICATIONS.read_text(encoding="utf-8")
+    missing = [
+        f"LEADS_{name.upper()}"
+        for name in notification_settings
+        if f"`LEADS_{name.upper()}`" not in text
+    ]
+    assert missing == []
+
+
+def webhook_examples() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The documented ``lead.created`` body and the ``enquiry`` object of a follow-up."""
+    blocks = [json.loads(b) for b in fenced_blocks(NOTIFICATIONS.read_text("utf-8"), "json")]
+    [created] = [b for b in blocks if b.get("type") == "lead.created"]
+    [added] = [b for b in blocks if "enquiry" in b]
+    return created, added
+
+
+def test_webhook_examples_have_the_fields_the_code_sends() -> None:
+    settings = Settings(_env_file=None)
+    lead = Lead(form="dry-needling", name="Ann Smith", consent_version="1", consent_text="ok")
+    enquiry = Enquiry(lead_id=lead.id, form="dry-needling", consent_version="1", consent_text="ok")
+    message = OutboxMessage(lead_id=lead.id, kind="lead.created", channel="webhook")
+    sent = webhook_payload(message, lead, None, None, settings)
+    followup = webhook_payload(message, lead, enquiry, None, settings)
+    created, added = webhook_examples()
+    assert set(created) == set(sent)
+    assert set(created["data"]) == set(sent["data"])
+    assert set(created["data"]["attribution"]) == set(sent["data"]["attribution"])
+    assert set(added["enquiry"]) == set(followup["data"]["enquiry"])
+
+
+async def test_python_receiver_example_verifies_what_leads_signs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [source] = fenced_blocks(NOTIFICATIONS.read_text(encoding="utf-8"), "python")
+    (tmp_path / "receiver.py").write_text(source, encoding="utf-8")
+    secret = "whsec_" + base64.b64encode(b"k" * 32).decode()
+    monkeypatch.setenv("LEADS_WEBHOOK_SECRET", secret)
+    spec = importlib.util.spec_from_file_location("receiver_example", tmp_path / "receiver.py")
+    assert spec is not None
+    assert spec.loader is not None
+    receiver = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(receiver)
+
+    created, _ = webhook_examples()
+    url = "http://receiver.example/leads-webhook"
+    transport = httpx.ASGITransport(app=receiver.app)
+    async with httpx.AsyncClient(transport=transport) as client:
+        signed = WebhookChannel(secret, client).signed_request(url, "msg-1", created)
+        assert (await client.send(signed)).status_code == 204
+        assert (await client.send(signed)).status_code == 204  # a repeat is answered too
+        other = "whsec_" + base64.b64encode(b"x" * 32).decode()
+        forged = WebhookChannel(other, client).signed_request(url, "msg-2", created)
+        assert (await client.send(forged)).status_code == 400
