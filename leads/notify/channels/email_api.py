@@ -66,7 +66,8 @@ def build_request(provider: str, email: Email, settings: Settings) -> httpx.Requ
                 {"type": "text/plain", "value": email.text},
                 {"type": "text/html", "value": email.html},
             ],
-            "headers": dict(email.headers),
+            # The same Message-ID as by SMTP, Postmark and Mailgun (SendGrid allows it).
+            "headers": {"Message-ID": email.message_id, **email.headers},
             "custom_args": {"notification_id": email.headers.get("X-Leads-Notification-Id", "")},
         }
         if email.reply_to:
