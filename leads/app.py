@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 from leads.errors import HTTPProblem
 from leads.intake import api, pages
 from leads.intake.forms import load_forms
+from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
 from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings
@@ -48,15 +49,19 @@ def create_app(
         http = httpx.AsyncClient(
             timeout=settings.delivery_timeout_seconds, transport=http_transport
         )
+        intake = IntakeWriter(database, settings)
+        intake.start()
         dispatcher = None
         if settings.dispatcher == "inline":
             dispatcher = Dispatcher(settings, database, forms, http)
             dispatcher.start()
         app.state.database = database
+        app.state.intake = intake
         app.state.dispatcher = dispatcher
         try:
             yield
         finally:
+            await intake.stop()  # what was accepted is written before anything else stops
             if dispatcher is not None:
                 await dispatcher.stop()
             await http.aclose()

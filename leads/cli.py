@@ -24,6 +24,8 @@ def configure_logging(level: str) -> None:
     )
     if level != "debug":
         logging.getLogger("alembic").setLevel(logging.WARNING)
+        # httpx logs every request's full URL at INFO; a webhook URL can carry a secret token.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -107,11 +109,22 @@ def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.intake.forms import load_forms
+    from leads.keys import key_file_for, with_secret_key
     from leads.storage.database import Database
     from leads.storage.migrations import pending_revisions
 
-    for name, value in settings.public_view().items():
+    view = settings.public_view()
+    key_file = key_file_for(settings)
+    if settings.secret_key is None and key_file is not None and key_file.exists():
+        view["LEADS_SECRET_KEY"] = f"(not set; using the generated key in {key_file})"
+    for name, value in view.items():
         print(f"{name}={value}")
+    # What `serve` would refuse at start, said here too (raises: one line, exit 2).
+    if settings.secret_key is None and not settings.is_sqlite:
+        with_secret_key(settings)
+    forms = load_forms(settings.forms_file)
+    print(f"forms: {', '.join(sorted(forms.forms))}")
 
     async def probe(database: Database) -> int:
         if not await database.ping():
@@ -128,7 +141,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _with_database(settings: Settings, use: Callable[..., object]) -> int:
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
     from leads.errors import StorageUnavailable
     from leads.storage.database import Database
@@ -136,8 +149,12 @@ async def _with_database(settings: Settings, use: Callable[..., object]) -> int:
     database = Database.from_settings(settings)
     try:
         result = await use(database)  # type: ignore[misc]
-    except (SQLAlchemyError, OSError) as exc:
+    except (OperationalError, InterfaceError, OSError) as exc:
         raise StorageUnavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
+    except SQLAlchemyError as exc:
+        raise StorageUnavailable(
+            f"the database refused the operation ({type(exc).__name__})"
+        ) from exc
     finally:
         await database.close()
     return int(result or 0)

@@ -13,7 +13,8 @@
         ├── BodyTooLarge            413  above LEADS_MAX_BODY_BYTES
         ├── UnsupportedMediaType    415  a content type the endpoint does not take
         ├── InvalidSubmission       422  field-level errors, every bad field named
-        └── StorageUnavailable      503  the database cannot take the write right now
+        ├── StorageUnavailable      503  the database cannot take the write right now
+        └── IntakeBusy              503  the intake queue is full: try again in a second
 
 Lower-level errors (database drivers, parsers) are translated into these at the boundary
 with ``raise ... from exc`` so that callers only ever decide on our own types.
@@ -111,6 +112,15 @@ class StorageUnavailable(HTTPProblem):
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 5):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
+
+
+class IntakeBusy(HTTPProblem):
+    status = 503
+    code = "intake_busy"
+    title = "We are very busy right now; please send this again in a moment"
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 @dataclass(frozen=True, slots=True)

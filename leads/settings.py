@@ -79,6 +79,11 @@ class Settings(BaseSettings):
         5.0, gt=0, description="How long to wait for the database before answering 503."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    intake_queue_size: int = Field(
+        1000,
+        gt=0,
+        description="Submissions waiting to be written, at most; beyond it: 503 Retry-After.",
+    )
 
     # Notifications (see docs/notifications.md)
     smtp_url: SecretStr | None = Field(
@@ -102,7 +107,9 @@ class Settings(BaseSettings):
         description="Override the email API's base URL (e.g. https://api.eu.mailgun.net).",
     )
     webhook_urls: CommaList = Field(
-        (), description="Comma-separated URLs that receive signed lead.created webhooks."
+        (),
+        description="Comma-separated URLs that receive signed webhooks for new leads and "
+        "follow-up enquiries.",
     )
     webhook_secret: SecretStr | None = Field(
         None, description="Standard Webhooks signing secret (whsec_...), required with webhooks."

@@ -404,12 +404,6 @@ async def test_two_messages_meeting_410_at_once_are_both_dead_letters(
 ) -> None:
     """Both deliveries are in flight when the endpoint answers 410 to each: both record the
     URL as switched off at the same moment."""
-    if not database_url.startswith("sqlite"):
-        # Known bug, hit in most runs: storage/outbox.py disable_webhook checks, then
-        # inserts; the second insert violates disabled_webhooks' key, the dead letter is
-        # rolled back with it, and the message waits for its lease to run out (31 s).
-        # Not strict: whether both transactions overlap is up to the scheduler.
-        request.applymarker(pytest.mark.xfail(reason="disable_webhook races", strict=False))
     receiver.script["/a"] = [410, 410]
     receiver.together["/a"] = 2
     client = await make_client(**webhook_settings(receiver, "/a"))

@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from leads.errors import InvalidIdempotencyKey
-from leads.intake.capture import Receipt, RequestMeta, capture_lead
+from leads.intake.capture import CaptureJob, Receipt, RequestMeta
 from leads.intake.submission import parse_submission
 from leads.web.bodies import read_json_object
 
@@ -49,13 +49,7 @@ async def create_lead(request: Request) -> Response:
     submission = parse_submission(
         raw, forms=state.forms, default_region=state.settings.default_region
     )
-    receipt = await capture_lead(
-        state.database,
-        submission,
-        request_meta(request),
-        settings=state.settings,
-        idempotency_key=key,
-    )
+    receipt = await state.intake.capture(CaptureJob(submission, request_meta(request), key))
     after_commit(request, receipt, submission.form.slug)
     headers = {"Idempotent-Replayed": "true"} if receipt.outcome == "replayed" else None
     return JSONResponse(

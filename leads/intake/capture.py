@@ -13,12 +13,15 @@ The caller answers 201 only after this returns, that is, after the commit: a lea
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from leads.errors import LeadsError, StorageUnavailable
 from leads.intake.submission import Submission
 from leads.notify.outbox import messages_for
 from leads.settings import Settings
@@ -48,67 +51,108 @@ class Receipt:
     notify: bool = False  # notifications are waiting: wake the dispatcher
 
 
-async def capture_lead(
-    database: Database,
-    submission: Submission,
-    meta: RequestMeta,
-    *,
-    settings: Settings,
-    idempotency_key: str | None = None,
-) -> Receipt:
+@dataclass(frozen=True, slots=True)
+class CaptureJob:
+    """One validated submission waiting to be stored."""
+
+    submission: Submission
+    meta: RequestMeta
+    idempotency_key: str | None = None
+
+    def contact_keys(self) -> list[str]:
+        if self.submission.is_spam:
+            return []
+        email = self.submission.email.lower() if self.submission.email else None
+        return [k for k in (email, self.submission.phone) if k]
+
+
+async def capture_batch(
+    database: Database, jobs: Sequence[CaptureJob], *, settings: Settings
+) -> list[Receipt | LeadsError]:
+    """Store many submissions in ONE transaction (group commit), each answer in order.
+
+    If the shared transaction meets a uniqueness race (the same Idempotency-Key committed
+    meanwhile by another process), each job is retried in a transaction of its own, so one
+    cannot fail the others. If the database is unavailable, every job gets that error."""
     try:
-        return await _capture(database, submission, meta, settings, idempotency_key)
+        async with database.writing() as session:
+            receipts = await store_submissions(session, jobs, settings=settings, now=utcnow())
+        return list(receipts)
+    except StorageUnavailable as exc:
+        return [exc] * len(jobs)
     except IntegrityError:
-        # Another request with the same Idempotency-Key committed first: answer as it did.
-        if idempotency_key is None:
-            raise
-        async with database.reading() as session:
-            record = await get_idempotency_record(session=session, key=idempotency_key)
-        if record is None:
-            raise
-        return Receipt(record.lead_id, "replayed", spam=False)
+        if len(jobs) == 1:
+            return [await _replayed(database, jobs[0])]
+    results: list[Receipt | LeadsError] = []
+    for job in jobs:
+        results.extend(await capture_batch(database, [job], settings=settings))
+    return results
 
 
-async def _capture(
-    database: Database,
-    submission: Submission,
-    meta: RequestMeta,
-    settings: Settings,
-    key: str | None,
+async def capture_lead(database: Database, job: CaptureJob, *, settings: Settings) -> Receipt:
+    """One submission in its own transaction."""
+    (result,) = await capture_batch(database, [job], settings=settings)
+    if isinstance(result, LeadsError):
+        raise result
+    return result
+
+
+async def _replayed(database: Database, job: CaptureJob) -> Receipt | LeadsError:
+    """Another request with the same Idempotency-Key committed first: answer as it did."""
+    if job.idempotency_key is None:
+        return StorageUnavailable("the database refused a write")
+    async with database.reading() as session:
+        record = await get_idempotency_record(session=session, key=job.idempotency_key)
+    if record is None:
+        return StorageUnavailable("the database refused a write")
+    return Receipt(record.lead_id, "replayed", spam=False)
+
+
+async def store_submissions(
+    session: AsyncSession, jobs: Sequence[CaptureJob], *, settings: Settings, now: datetime
+) -> list[Receipt]:
+    """The use case for a batch, inside the caller's transaction."""
+    # Contact locks for the whole batch, in one global order: no two batches can deadlock.
+    await lock_contacts(session=session, keys=[k for job in jobs for k in job.contact_keys()])
+    receipts = [await _store(session, job, settings=settings, now=now) for job in jobs]
+    if any(r.notify for r in receipts):
+        await wake_dispatchers(session=session)
+    return receipts
+
+
+async def _store(
+    session: AsyncSession, job: CaptureJob, *, settings: Settings, now: datetime
 ) -> Receipt:
-    now = utcnow()
-    async with database.writing() as session:
-        if key is not None:
-            record = await get_idempotency_record(session=session, key=key)
-            if record is not None and record.created_at > now - REPLAY_WINDOW:
-                return Receipt(record.lead_id, "replayed", spam=False)
-            if record is not None:
-                await session.delete(record)
-                await session.flush()
+    submission, meta, key = job.submission, job.meta, job.idempotency_key
+    if key is not None:
+        record = await get_idempotency_record(session=session, key=key)
+        if record is not None and record.created_at > now - REPLAY_WINDOW:
+            return Receipt(record.lead_id, "replayed", spam=False)
+        if record is not None:
+            await session.delete(record)
+            await session.flush()
 
-        email_key = submission.email.lower() if submission.email else None
-        lead = None
-        if not submission.is_spam:
-            await lock_contacts(
-                session=session, keys=[k for k in (email_key, submission.phone) if k]
-            )
-            lead = await find_open_lead(
-                session=session,
-                email_key=email_key,
-                phone=submission.phone,
-                since=now - RETURNING_WINDOW,
-            )
-        enquiry = None
-        if lead is not None:
-            _add_enquiry(lead, submission, now)
-            enquiry = Enquiry(lead_id=lead.id, created_at=now, **_enquiry_fields(submission, meta))
-            session.add(enquiry)
-            outcome = "merged"
-        else:
-            lead = _new_lead(submission, meta, now, email_key)
-            session.add(lead)
-            outcome = "created"
-        messages = messages_for(
+    email_key = submission.email.lower() if submission.email else None
+    lead = None
+    if not submission.is_spam:
+        lead = await find_open_lead(
+            session=session,
+            email_key=email_key,
+            phone=submission.phone,
+            since=now - RETURNING_WINDOW,
+        )
+    enquiry = None
+    if lead is not None:
+        _add_enquiry(lead, submission, now)
+        enquiry = Enquiry(lead_id=lead.id, created_at=now, **_enquiry_fields(submission, meta))
+        session.add(enquiry)
+        outcome = "merged"
+    else:
+        lead = _new_lead(submission, meta, now, email_key)
+        session.add(lead)
+        outcome = "created"
+    session.add_all(
+        messages_for(
             settings,
             lead_id=lead.id,
             enquiry_id=enquiry.id if enquiry else None,
@@ -116,16 +160,12 @@ async def _capture(
             spam=submission.is_spam,
             now=now,
         )
-        session.add_all(messages)
-        notify = not submission.is_spam
-        if notify:
-            await wake_dispatchers(session=session)
-        if key is not None:
-            session.add(
-                IdempotencyRecord(key=key, created_at=now, lead_id=lead.id, status_code=201)
-            )
-        await session.flush()
-        return Receipt(lead.id, outcome, spam=submission.is_spam, notify=notify)
+    )
+    if key is not None:
+        session.add(IdempotencyRecord(key=key, created_at=now, lead_id=lead.id, status_code=201))
+    # Flushed now, so a later job of the same batch sees this one (a returning visitor).
+    await session.flush()
+    return Receipt(lead.id, outcome, spam=submission.is_spam, notify=not submission.is_spam)
 
 
 def _enquiry_fields(submission: Submission, meta: RequestMeta) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def clean_text(value: str, *, max_length: int, multiline: bool = False) -> str:
         raise Invalid("control_characters", "Please keep this to one line of plain text.")
     value = unicodedata.normalize("NFC", value.strip())
     if len(value) > max_length:
-        raise Invalid("too_long", f"Please keep this under {max_length} characters.")
+        raise Invalid("too_long", f"Please keep this to {max_length} characters or fewer.")
     return value
 
 

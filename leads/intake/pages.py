@@ -7,6 +7,7 @@ briefly unavailable the page also comes back (503) with their input, so nothing 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,13 +16,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from leads.errors import FieldError, InvalidSubmission, StorageUnavailable
+from leads.errors import FieldError, IntakeBusy, InvalidSubmission, StorageUnavailable
 from leads.intake.api import after_commit, request_meta
-from leads.intake.capture import capture_lead
+from leads.intake.capture import CaptureJob
 from leads.intake.fields import Invalid, clean_text
 from leads.intake.forms import Form
 from leads.intake.submission import ATTRIBUTION, MAX_ATTRIBUTION, parse_submission
 from leads.web.bodies import read_form_fields
+
+log = logging.getLogger("leads.intake")
 
 CONTACT_CHOICES = (
     ("", "No preference"),
@@ -168,12 +171,15 @@ async def submit_form(request: Request) -> Response:
         submission = parse_submission(
             values, forms=state.forms, default_region=state.settings.default_region
         )
-        receipt = await capture_lead(
-            state.database, submission, request_meta(request), settings=state.settings
-        )
+        receipt = await state.intake.capture(CaptureJob(submission, request_meta(request)))
     except InvalidSubmission as exc:
         return render_form(request, form, values, errors=exc.by_field(), status_code=422)
-    except StorageUnavailable:
+    except (StorageUnavailable, IntakeBusy) as exc:
+        log.warning(
+            "POST %s: storage_unavailable (%s)",
+            request.url.path,
+            type(exc.__cause__).__name__ if exc.__cause__ else "-",
+        )
         return render_form(request, form, values, unavailable=True, status_code=503)
     after_commit(request, receipt, form.slug)
     target = form.thank_you_url or request.url_for("thanks", slug=form.slug).path

@@ -11,7 +11,14 @@ from dataclasses import dataclass
 from typing import Literal
 
 from leads.errors import FieldError, InvalidSubmission
-from leads.intake.fields import Invalid, clean_email, clean_phone, clean_text, is_checked
+from leads.intake.fields import (
+    MAX_PHONE_INPUT,
+    Invalid,
+    clean_email,
+    clean_phone,
+    clean_text,
+    is_checked,
+)
 from leads.intake.forms import Form, FormCatalog
 
 ContactMethod = Literal["email", "phone", "text"]
@@ -116,7 +123,7 @@ def parse_submission(
         except Invalid as exc:
             r.fail("email", exc.code, exc.message)
             email = None
-    phone = r.text("phone", max_length=100)
+    phone = r.text("phone", max_length=MAX_PHONE_INPUT)
     if phone is not None:
         try:
             phone = clean_phone(phone, region=default_region)

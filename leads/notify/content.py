@@ -159,7 +159,7 @@ def autoreply_email(
     )
 
 
-def _iso(moment: datetime) -> str:
+def iso_utc(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
 
 
@@ -177,7 +177,7 @@ def webhook_payload(
         "form": lead.form,
         "form_title": form.title if form else lead.form,
         "status": lead.status,
-        "created_at": _iso(lead.created_at),
+        "created_at": iso_utc(lead.created_at),
         "name": lead.name,
         "email": lead.email,
         "phone": lead.phone,
@@ -202,11 +202,11 @@ def webhook_payload(
     if enquiry is not None:
         data["enquiry"] = {
             "id": str(enquiry.id),
-            "created_at": _iso(enquiry.created_at),
+            "created_at": iso_utc(enquiry.created_at),
             "form": enquiry.form,
             "interest": enquiry.interest,
             "message": enquiry.message,
             "preferred_contact": enquiry.preferred_contact,
         }
         when = enquiry.created_at
-    return {"type": message.kind, "timestamp": _iso(when), "data": data}
+    return {"type": message.kind, "timestamp": iso_utc(when), "data": data}

@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from leads.errors import (
     StorageUnavailable,
     TransientDeliveryError,
 )
+from leads.intake.capture import REPLAY_WINDOW
 from leads.intake.forms import FormCatalog
 from leads.notify.channels.email_api import EmailAPIChannel
 from leads.notify.channels.log import LogChannel
@@ -42,6 +44,7 @@ from leads.notify.retry import RetryPolicy
 from leads.settings import Settings
 from leads.storage import outbox
 from leads.storage.database import Database
+from leads.storage.leads import delete_expired_idempotency_keys
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 from leads.storage.types import utcnow
 
@@ -49,6 +52,7 @@ log = logging.getLogger("leads.notify")
 
 POLL_SECONDS = 2.0
 CANCEL_WAIT_SECONDS = 1.0
+HOUSEKEEPING_SECONDS = 3600.0
 CONCURRENCY = 8
 
 
@@ -77,6 +81,7 @@ class Dispatcher:
         self._stopping = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], uuid.UUID] = {}
         self._runner: asyncio.Task[None] | None = None
+        self._next_housekeeping = 0.0
         self._log_channel = LogChannel()
         self._smtp = (
             SMTPChannel(
@@ -111,6 +116,8 @@ class Dispatcher:
         _, unfinished = await asyncio.wait(
             self._inflight, timeout=self.settings.shutdown_grace_seconds
         )
+        if not unfinished:
+            return
         abandoned = [self._inflight[task] for task in unfinished]
         for task in unfinished:
             task.cancel()
@@ -137,12 +144,37 @@ class Dispatcher:
                     task.add_done_callback(self._finished)
                 if claimed and len(claimed) == free:
                     continue  # there may be more waiting
+                await self._housekeeping()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self.poll_seconds)
+                    await asyncio.wait_for(self._wake.wait(), await self._idle_seconds())
         finally:
             if listener is not None:
                 listener.cancel()
                 await asyncio.gather(listener, return_exceptions=True)
+
+    async def _idle_seconds(self) -> float:
+        """How long to sleep: until the next retry comes due, at most ``poll_seconds``."""
+        try:
+            async with self.database.reading() as session:
+                due = await outbox.next_due(session=session)
+        except StorageUnavailable:
+            return self.poll_seconds
+        if due is None:
+            return self.poll_seconds
+        return min(self.poll_seconds, max(0.05, (due - utcnow()).total_seconds()))
+
+    async def _housekeeping(self) -> None:
+        """Hourly chores that belong to no request: forget expired Idempotency-Keys."""
+        if time.monotonic() < self._next_housekeeping:
+            return
+        self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
+        try:
+            async with self.database.writing() as session:
+                await delete_expired_idempotency_keys(
+                    session=session, before=utcnow() - REPLAY_WINDOW
+                )
+        except StorageUnavailable:
+            log.warning("housekeeping: database unavailable; will try again")
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)
@@ -307,3 +339,5 @@ class Dispatcher:
         except StorageUnavailable:
             # The lease runs out and the message is delivered again: at least once.
             log.warning("notification %s: outcome not recorded (database unavailable)", message.id)
+        except Exception as exc:  # never let a delivery task die silently
+            log.error("notification %s: outcome not recorded (%s)", message.id, type(exc).__name__)

@@ -16,7 +16,7 @@ from leads.notify.channels import routes_for
 from leads.notify.channels.email_api import EmailAPIChannel
 from leads.notify.channels.smtp import SMTPChannel, SMTPServer
 from leads.notify.channels.webhook import WebhookChannel
-from leads.notify.content import Email
+from leads.notify.content import Email, iso_utc
 from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings
 from leads.storage import outbox
@@ -125,6 +125,6 @@ async def _send_test(
     elif channel == "email_api":
         await EmailAPIChannel(settings, http).send(email)
     elif channel == "webhook" and target and settings.webhook_secret is not None:
-        payload = {"type": "test", "timestamp": utcnow().isoformat(), "data": {}}
+        payload = {"type": "test", "timestamp": iso_utc(utcnow()), "data": {}}
         webhook = WebhookChannel(settings.webhook_secret.get_secret_value(), http)
         await webhook.post(target, f"test-{test_id}", payload)

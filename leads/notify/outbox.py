@@ -39,7 +39,8 @@ def messages_for(
         for route in routes_for(settings)
     ]
     autoreply = email_route(settings)
-    if settings.autoreply and autoreply and visitor_email and enquiry_id is None:
+    # Never for spam, not even held: releasing it later would email whoever the bot named.
+    if settings.autoreply and autoreply and visitor_email and enquiry_id is None and not spam:
         planned.append(
             OutboxMessage(
                 lead_id=lead_id,

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime
 
-from sqlalchemy import or_, select, text
+from sqlalchemy import delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -66,3 +66,11 @@ async def iter_leads(*, session: AsyncSession) -> AsyncIterator[tuple[Lead, list
 
 async def get_lead(*, session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
     return await session.get(Lead, lead_id)
+
+
+async def delete_expired_idempotency_keys(*, session: AsyncSession, before: datetime) -> int:
+    """Keys are answered for 24 hours; after that they are only clutter."""
+    result = await session.execute(
+        delete(IdempotencyRecord).where(col(IdempotencyRecord.created_at) < before)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

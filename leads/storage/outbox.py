@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import delete, func, or_, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -103,8 +105,23 @@ async def mark_dead(*, session: AsyncSession, message_id: uuid.UUID, error: str)
 
 
 async def disable_webhook(*, session: AsyncSession, url: str, reason: str, now: datetime) -> None:
-    if await session.get(DisabledWebhook, url) is None:
-        session.add(DisabledWebhook(url=url, reason=reason[:200], disabled_at=now))
+    """Idempotent: two deliveries meeting 410 at once both succeed in switching it off."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(DisabledWebhook)
+        .values(url=url, reason=reason[:200], disabled_at=now)
+        .on_conflict_do_nothing(index_elements=["url"])
+    )
+
+
+async def next_due(*, session: AsyncSession) -> datetime | None:
+    """When the earliest waiting message comes due (a retry, or an expired lease)."""
+    waiting = (
+        select(func.min(col(OutboxMessage.next_attempt_at)))
+        .where(col(OutboxMessage.status) == "pending")
+        .where(col(OutboxMessage.claimed_until).is_(None))
+    )
+    return (await session.execute(waiting)).scalar_one_or_none()
 
 
 async def disabled_webhooks(*, session: AsyncSession) -> set[str]:

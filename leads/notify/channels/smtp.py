@@ -97,7 +97,11 @@ class SMTPChannel:
             if 400 <= exc.code < 500:
                 raise TransientDeliveryError(f"SMTP {exc.code}") from exc
             raise PermanentDeliveryError(f"SMTP {exc.code}") from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        except aiosmtplib.SMTPException as exc:
+            if "STARTTLS" in str(exc):  # ?starttls=require and the server cannot: a setting
+                raise PermanentDeliveryError("SMTP server does not offer STARTTLS") from exc
+            raise TransientDeliveryError(f"SMTP {type(exc).__name__}") from exc
+        except (OSError, TimeoutError) as exc:
             raise TransientDeliveryError(f"SMTP {type(exc).__name__}") from exc
         if errors:
             # Accepted for some inbox addresses, refused for others. Not retried: that would

@@ -1,0 +1,97 @@
+"""The operator's notification commands, run as an operator runs them: `leads notify-test`,
+`leads outbox list`, and the delivery state in `leads export`."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
+from tests.conftest import SECRET
+from tests.mail import mail_server
+from tests.test_smtp import outbox_rows, smtp_settings
+
+
+def leads_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEADS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "leads", *args],
+        env={**clean, "LEADS_DATABASE_URL": database_url, "LEADS_SECRET_KEY": SECRET, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_notify_test_reports_each_channel(database_url: str) -> None:
+    with mail_server() as smtp:
+        env = {
+            "LEADS_SMTP_URL": f"smtp://127.0.0.1:{smtp.port}?starttls=off",
+            "LEADS_INBOX": "desk@clinic.example",
+        }
+        done = await asyncio.to_thread(leads_cli, database_url, "notify-test", **env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == "smtp: delivered"
+        (mail,) = smtp.wait_for(1)
+        assert mail.message["Subject"] == "leads: test notification"
+        assert mail.recipients == ["desk@clinic.example"]
+
+        smtp.script = ["550 5.1.1 No such mailbox"]
+        done = await asyncio.to_thread(leads_cli, database_url, "notify-test", **env)
+        assert done.returncode == 1
+        assert done.stdout.strip() == "smtp: FAILED (SMTP 550; permanent)"
+
+    done = await asyncio.to_thread(leads_cli, database_url, "notify-test")
+    assert done.returncode == 0
+    assert done.stdout.startswith("log: delivered (no inbox configured")
+
+
+async def test_outbox_list_and_export_show_delivery_state(
+    make_client, lead, query, database_url: str
+) -> None:
+    with mail_server() as smtp:
+        smtp.script = ["550 5.1.1 No such mailbox"]
+        client = await make_client(**smtp_settings(smtp))
+        created = await client.post("/api/leads", json=lead())
+        lead_id = created.json()["id"]
+        rows = await outbox_rows(query, until="dead")
+
+        listing = await asyncio.to_thread(leads_cli, database_url, "outbox", "list", "--dead")
+        assert listing.returncode == 0, listing.stderr
+        lines = listing.stdout.strip().splitlines()
+        assert lines[0].split("\t")[:5] == ["id", "lead", "kind", "channel", "status"]
+        assert len(lines) == 2
+        fields = lines[1].split("\t")
+        assert fields[1] == lead_id
+        assert fields[2:6] == ["lead.created", "smtp", "dead", "1"]
+        assert fields[-1] == "SMTP 550"
+        pending = await asyncio.to_thread(leads_cli, database_url, "outbox", "list", "--pending")
+        assert pending.stdout.strip().splitlines()[1:] == []
+
+        exported = await asyncio.to_thread(leads_cli, database_url, "export")
+        (record,) = [json.loads(line) for line in exported.stdout.splitlines()]
+        (note,) = record["notifications"]
+        assert note["status"] == "dead"
+        assert note["id"] == str(fields[0])
+        assert note["last_error"] == "SMTP 550"
+        assert rows[0]["attempts"] == note["attempts"] == 1
+
+        csv_out = await asyncio.to_thread(leads_cli, database_url, "export", "--format", "csv")
+        header, row = csv_out.stdout.strip().splitlines()
+        assert header.endswith(",notifications")
+        assert row.endswith(",dead:1")
+
+
+async def test_outbox_retry_of_an_unknown_id_is_one_clear_line(database_url: str, client) -> None:
+    done = await asyncio.to_thread(
+        leads_cli, database_url, "outbox", "retry", "00000000-0000-0000-0000-000000000000"
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().startswith("leads: error: not found or already delivered")
+    assert "Traceback" not in done.stderr
+    done = await asyncio.to_thread(leads_cli, database_url, "outbox", "retry")
+    assert done.returncode == 2
+    assert "--all-dead" in done.stderr
