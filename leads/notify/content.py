@@ -19,6 +19,7 @@ from typing import Any
 import phonenumbers
 
 from leads.intake.forms import Form
+from leads.intake.submission import ATTRIBUTION
 from leads.settings import Settings
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 
@@ -185,18 +186,7 @@ def webhook_payload(
         "interest": lead.interest,
         "message": lead.message,
         "enquiry_count": lead.enquiry_count,
-        "attribution": {
-            key: getattr(lead, key)
-            for key in (
-                "page_url",
-                "referrer",
-                "utm_source",
-                "utm_medium",
-                "utm_campaign",
-                "utm_term",
-                "utm_content",
-            )
-        },
+        "attribution": {key: getattr(lead, key) for key in ATTRIBUTION},
     }
     when = lead.created_at
     if enquiry is not None:

@@ -9,57 +9,24 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from leads.intake.submission import ATTRIBUTION
 from leads.settings import Settings
 from leads.storage.database import Database
 from leads.storage.leads import iter_leads
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 from leads.storage.outbox import list_messages
 
+# Where the visitor came from, and how they reached us: the same on leads and enquiries.
+ORIGIN = (*ATTRIBUTION, "client_ip", "user_agent")
 CSV_COLUMNS = (
-    "id",
-    "created_at",
-    "form",
-    "name",
-    "email",
-    "phone",
-    "preferred_contact",
-    "message",
-    "interest",
-    "status",
-    "spam",
-    "spam_reason",
-    "enquiry_count",
-    "last_enquiry_at",
-    "consent_version",
-    "consent_at",
-    "page_url",
-    "referrer",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "client_ip",
-    "user_agent",
-)
+    "id", "created_at", "form", "name", "email", "phone", "preferred_contact", "message",
+    "interest", "status", "spam", "spam_reason", "enquiry_count", "last_enquiry_at",
+    "consent_version", "consent_at", *ORIGIN,
+)  # fmt: skip
 ENQUIRY_FIELDS = (
-    "id",
-    "created_at",
-    "form",
-    "message",
-    "interest",
-    "preferred_contact",
-    "consent_version",
-    "page_url",
-    "referrer",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-    "client_ip",
-    "user_agent",
-)
+    "id", "created_at", "form", "message", "interest", "preferred_contact", "consent_version",
+    *ORIGIN,
+)  # fmt: skip
 
 
 def lead_record(
