@@ -85,6 +85,87 @@ class Settings(BaseSettings):
         description="Submissions waiting to be written, at most; beyond it: 503 Retry-After.",
     )
 
+    # Spam and abuse defence (leads/abuse/)
+    min_fill_seconds: float = Field(
+        3.0, ge=0, description="Forms submitted sooner than this after being served are spam."
+    )
+    require_form_token: bool = Field(
+        False, description="Flag JSON submissions without a form token as spam."
+    )
+    rate_limit_storage: str = Field(
+        "memory://",
+        description="Where rate limits are counted: memory:// (one process) or "
+        "redis://host:6379 (shared by all instances).",
+    )
+    trusted_proxies: CommaList = Field(
+        (),
+        description="Comma-separated proxy addresses or CIDRs whose X-Forwarded-For is "
+        "believed; empty = none.",
+    )
+    captcha_provider: Literal["turnstile", "hcaptcha", "recaptcha"] | None = Field(
+        None, description="Optional captcha on forms: turnstile, hcaptcha or recaptcha (v3)."
+    )
+    captcha_site_key: str | None = Field(
+        None, description="The captcha's public site key, required with a provider."
+    )
+    captcha_secret: SecretStr | None = Field(
+        None, description="The captcha's secret key, required with a provider."
+    )
+    captcha_min_score: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Lowest reCAPTCHA v3 (or hCaptcha Enterprise) score accepted as human, 0-1.",
+    )
+    captcha_fail_open: bool = Field(
+        True,
+        description="When the captcha service cannot be reached, accept the submission "
+        "(true) or flag it as spam (false).",
+    )
+    captcha_timeout_seconds: float = Field(
+        5.0, gt=0, description="How long to wait for the captcha service's verdict."
+    )
+    blocked_terms: CommaList = Field(
+        (), description="Comma-separated words or phrases that mark a submission as spam."
+    )
+    max_links: int = Field(
+        3, ge=0, description="Messages with more links than this are flagged as spam."
+    )
+
+    @field_validator("trusted_proxies", "blocked_terms", mode="before")
+    @classmethod
+    def _abuse_lists(cls, value: Any) -> Any:
+        return _split_commas(value)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        import ipaddress  # here, not at the top: this block is the abuse settings' own
+
+        try:
+            return tuple(str(ipaddress.ip_network(v, strict=False)) for v in value)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; use addresses or CIDRs like 10.0.0.0/8") from exc
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _rate_limit_storage(cls, value: str) -> str:
+        value = value.strip()
+        if not value.lower().startswith(("memory://", "redis://", "rediss://")):
+            raise ValueError("must be memory:// or redis://host:port (rediss:// for TLS)")
+        return value
+
+    @model_validator(mode="after")
+    def _captcha_complete(self) -> Settings:
+        if self.captcha_provider is not None and not (
+            self.captcha_site_key and self.captcha_secret is not None
+        ):
+            raise ValueError(
+                "LEADS_CAPTCHA_SITE_KEY and LEADS_CAPTCHA_SECRET are required with "
+                "LEADS_CAPTCHA_PROVIDER"
+            )
+        return self
+
     # Notifications (see docs/notifications.md)
     smtp_url: SecretStr | None = Field(
         None,
