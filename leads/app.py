@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 
 from leads.errors import HTTPProblem
 from leads.intake import api, pages
+from leads.intake.defence import Defences
 from leads.intake.forms import load_forms
 from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
@@ -51,12 +52,14 @@ def create_app(
         )
         intake = IntakeWriter(database, settings)
         intake.start()
+        defences = Defences.from_settings(settings, http)
         dispatcher = None
         if settings.dispatcher == "inline":
             dispatcher = Dispatcher(settings, database, forms, http)
             dispatcher.start()
         app.state.database = database
         app.state.intake = intake
+        app.state.defences = defences
         app.state.dispatcher = dispatcher
         try:
             yield
@@ -64,6 +67,7 @@ def create_app(
             await intake.stop()  # what was accepted is written before anything else stops
             if dispatcher is not None:
                 await dispatcher.stop()
+            await defences.close()
             await http.aclose()
             await database.close()
 
@@ -72,7 +76,7 @@ def create_app(
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.allowed_origins),
-            allow_methods=["POST"],
+            allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "Idempotency-Key"],
             max_age=600,
         ),

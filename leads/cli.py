@@ -108,6 +108,14 @@ def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
     return 0 if asyncio.run(notify_test(settings, sys.stdout)) else 1
 
 
+def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.staff.spam import release_lead
+
+    released = asyncio.run(release_lead(settings, args.id))
+    print(f"lead {args.id} marked not spam; {released} notification(s) on their way")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from leads.intake.forms import load_forms
     from leads.keys import key_file_for, with_secret_key
@@ -195,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     retry.add_argument("ids", nargs="*", metavar="ID", help="message ids from `outbox list`")
     retry.add_argument("--all-dead", action="store_true", help="every dead letter")
     retry.set_defaults(run=cmd_outbox_retry)
+
+    spam = sub.add_parser("spam", help="act on leads flagged as spam")
+    spam_sub = spam.add_subparsers(dest="spam_command", required=True, metavar="ACTION")
+    release = spam_sub.add_parser("release", help="mark a lead not spam and notify the clinic")
+    release.add_argument("id", help="the lead's id (see `leads export`)")
+    release.set_defaults(run=cmd_spam_release)
 
     notify = sub.add_parser("notify-test", help="send a test through every channel now")
     notify.set_defaults(run=cmd_notify_test)

@@ -9,9 +9,11 @@
     └── HTTPProblem                 reaches a client as application/problem+json (or HTML)
         ├── MalformedBody           400  the body is not what its content type says
         ├── InvalidIdempotencyKey   400  the Idempotency-Key header is unusable
+        ├── OriginNotAllowed        403  a browser on another site (LEADS_ALLOWED_ORIGINS)
         ├── FormNotFound            404  no form with that slug
         ├── BodyTooLarge            413  above LEADS_MAX_BODY_BYTES
         ├── UnsupportedMediaType    415  a content type the endpoint does not take
+        ├── TooManySubmissions      429  over LEADS_RATE_LIMIT; Retry-After says when
         ├── InvalidSubmission       422  field-level errors, every bad field named
         ├── StorageUnavailable      503  the database cannot take the write right now
         └── IntakeBusy              503  the intake queue is full: try again in a second
@@ -87,6 +89,12 @@ class InvalidIdempotencyKey(HTTPProblem):
     title = "The Idempotency-Key header must be 1-255 visible ASCII characters"
 
 
+class OriginNotAllowed(HTTPProblem):
+    status = 403
+    code = "origin_not_allowed"
+    title = "Submissions from this site are not accepted"
+
+
 class FormNotFound(HTTPProblem):
     status = 404
     code = "form_not_found"
@@ -103,6 +111,17 @@ class UnsupportedMediaType(HTTPProblem):
     status = 415
     code = "unsupported_media_type"
     title = "This content type is not accepted here"
+
+
+class TooManySubmissions(HTTPProblem):
+    status = 429
+    code = "rate_limited"
+    title = "Too many submissions; please wait a little and try again"
+
+    def __init__(self, *, retry_after: int):
+        minutes = max(1, round(retry_after / 60))
+        wait = f"{retry_after} seconds" if retry_after < 90 else f"about {minutes} minutes"
+        super().__init__(f"Please try again in {wait}.", headers={"Retry-After": str(retry_after)})
 
 
 class StorageUnavailable(HTTPProblem):

@@ -57,7 +57,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"database_url": database_url, "secret_key": SECRET, **overrides}
+    # Rate limits off unless a test is about them: most tests submit many leads from one IP.
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "secret_key": SECRET,
+        "rate_limit": "off",
+        **overrides,
+    }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
 
 

@@ -156,3 +156,50 @@ def running_service(env: dict[str, str], *, port: int | None = None) -> Iterator
     """`leads serve` in a subprocess; yields its base URL."""
     with leads_process(env, port=port) as service:
         yield service.url
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server") or "/usr/bin/redis-server"
+    if not Path(found).exists():
+        unavailable("Redis")
+    return found
+
+
+@contextlib.contextmanager
+def redis_server(port: int) -> Iterator[str]:
+    """A throwaway redis-server on a loopback port, nothing written to disk."""
+    binary = redis_binary()
+    with tempfile.TemporaryDirectory(prefix="leads-redis-") as workdir:
+        process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                workdir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
+                        sock.sendall(b"PING\r\n")
+                        if sock.recv(16).startswith(b"+PONG"):
+                            break
+                except OSError:
+                    if process.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("redis-server did not start") from None
+                    time.sleep(0.05)
+            yield f"redis://127.0.0.1:{port}"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)

@@ -3,69 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import shutil
 import socket
-import subprocess
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from leads.abuse.ratelimit import SubmissionLimiter, storage_uri, submission_keys
 from leads.settings import Settings
-from tests.servers import free_port, unavailable
-
-
-def redis_binary() -> str:
-    found = shutil.which("redis-server") or "/usr/bin/redis-server"
-    if not Path(found).exists():
-        unavailable("Redis")
-    return found
-
-
-@contextlib.contextmanager
-def redis_server(port: int) -> Iterator[str]:
-    """A throwaway redis-server on a loopback port, nothing written to disk."""
-    binary = redis_binary()
-    with tempfile.TemporaryDirectory(prefix="leads-redis-") as workdir:
-        process = subprocess.Popen(
-            [
-                binary,
-                "--port",
-                str(port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                workdir,
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1) as sock:
-                        sock.sendall(b"PING\r\n")
-                        if sock.recv(16).startswith(b"+PONG"):
-                            break
-                except OSError:
-                    if process.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("redis-server did not start") from None
-                    time.sleep(0.05)
-            yield f"redis://127.0.0.1:{port}"
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+from tests.servers import free_port, redis_server
 
 
 @pytest.fixture(scope="module")

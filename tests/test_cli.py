@@ -228,7 +228,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     )
     submissions = [
         {
-            "name": '=HYPERLINK("http://evil.example","x")',
+            "name": "=SUM(1+1)*cmd|' /C calc'!A0",
             "email": "formula@example.com",
             "message": "first",
             "consent": True,
@@ -274,7 +274,7 @@ def test_export_jsonl_has_every_lead_with_the_contract_keys(exported: dict[str, 
         assert record["form"] == "dry-needling"
         assert record["created_at"].endswith("+00:00")
     formula, bea = records
-    assert formula["name"] == '=HYPERLINK("http://evil.example","x")'  # JSON is data, as given
+    assert formula["name"] == "=SUM(1+1)*cmd|' /C calc'!A0"  # JSON is data, as given
     assert bea["phone"] == "+12025550143"
     assert bea["preferred_contact"] == "phone"
     assert bea["interest"] == "Headaches"
@@ -290,7 +290,7 @@ def test_export_csv_escapes_formulas_and_keeps_phone_numbers(exported: dict[str,
     assert [row["id"] for row in rows] == [exported["ids"][0], exported["ids"][1]]
     assert set(rows[0]) >= EXPORT_KEYS
     formula, bea = rows
-    assert formula["name"] == '\'=HYPERLINK("http://evil.example","x")'
+    assert formula["name"] == "'=SUM(1+1)*cmd|' /C calc'!A0"  # a leading apostrophe
     assert formula["phone"] == ""
     assert formula["spam"] == "false"
     assert bea["name"] == "Bea Returning"

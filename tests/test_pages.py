@@ -356,6 +356,8 @@ async def test_utm_parameters_become_hidden_fields_and_are_stored(client, query)
     )
     page = parse(response)
     hidden = page.hidden_fields()
+    token = hidden.pop("form_token")
+    assert len(token) == 36  # the time trap's signed token
     assert hidden == {
         "form": "dry-needling",
         "page_url": str(response.url),
@@ -377,8 +379,9 @@ async def test_utm_parameters_become_hidden_fields_and_are_stored(client, query)
     assert row == {k: v for k, v in hidden.items() if k != "form"}
 
     # And they survive a round with errors.
-    again = parse(await client.post(FORM, data={**hidden, **visitor(name="")}))
-    assert again.hidden_fields() == hidden
+    again = parse(await client.post(FORM, data={**hidden, "form_token": token, **visitor(name="")}))
+    # ...the token too: fixing a mistake does not restart the time trap's clock.
+    assert again.hidden_fields() == {**hidden, "form_token": token}
 
 
 async def test_unusable_tracking_values_never_block_a_visitor(client, query) -> None:

@@ -117,7 +117,18 @@ class SubmissionLimiter:
             return None
         try:
             async with asyncio.timeout(self._timeout):
-                return await self._hit(self._get_limiter(), keys)
+                return await self._refusal(self._get_limiter(), keys, consume=True)
+        except (StorageError, OSError, TimeoutError) as exc:
+            self._warn(exc)
+            return None
+
+    async def test(self, keys: Sequence[str]) -> int | None:
+        """Like :meth:`hit`, without consuming: a cheap early refusal, before any parsing."""
+        if not self.limits or not keys:
+            return None
+        try:
+            async with asyncio.timeout(self._timeout):
+                return await self._refusal(self._get_limiter(), keys, consume=False)
         except (StorageError, OSError, TimeoutError) as exc:
             self._warn(exc)
             return None
@@ -145,9 +156,13 @@ class SubmissionLimiter:
                 await result
             await asyncio.sleep(0)  # let the transports finish closing
 
-    async def _hit(self, limiter: MovingWindowRateLimiter, keys: Sequence[str]) -> int | None:
+    async def _refusal(
+        self, limiter: MovingWindowRateLimiter, keys: Sequence[str], *, consume: bool
+    ) -> int | None:
         pairs = [(item, key) for key in dict.fromkeys(keys) for item in self.limits]
         refused = [p for p in pairs if not await limiter.test(p[0], NAMESPACE, p[1])]
+        if not refused and not consume:
+            return None
         if not refused:
             for item, key in pairs:
                 if not await limiter.hit(item, NAMESPACE, key):

@@ -3,25 +3,26 @@
 from __future__ import annotations
 
 import logging
+import time
+from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from leads.abuse.tokens import MAX_AGE_SECONDS, issue_form_token
 from leads.errors import InvalidIdempotencyKey
 from leads.intake.capture import CaptureJob, Receipt, RequestMeta
+from leads.intake.defence import Defences
 from leads.intake.submission import parse_submission
 from leads.web.bodies import read_json_object
 
 log = logging.getLogger("leads.intake")
 
 
-def request_meta(request: Request) -> RequestMeta:
+def request_meta(request: Request, ip: str | None) -> RequestMeta:
     agent = request.headers.get("user-agent")
-    return RequestMeta(
-        client_ip=request.client.host if request.client else None,
-        user_agent=agent[:500] if agent else None,
-    )
+    return RequestMeta(client_ip=ip, user_agent=agent[:500] if agent else None)
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -44,12 +45,16 @@ def after_commit(request: Request, receipt: Receipt, form: str) -> None:
 
 async def create_lead(request: Request) -> Response:
     state = request.app.state
+    defences: Defences = state.defences
+    ip = defences.client_ip(request)
+    await defences.before_reading(request, ip)
     key = idempotency_key(request)
     raw = await read_json_object(request, state.settings.max_body_bytes)
     submission = parse_submission(
         raw, forms=state.forms, default_region=state.settings.default_region
     )
-    receipt = await state.intake.capture(CaptureJob(submission, request_meta(request), key))
+    submission = await defences.screen(submission, ip=ip)
+    receipt = await state.intake.capture(CaptureJob(submission, request_meta(request, ip), key))
     after_commit(request, receipt, submission.form.slug)
     headers = {"Idempotent-Replayed": "true"} if receipt.outcome == "replayed" else None
     return JSONResponse(
@@ -57,4 +62,35 @@ async def create_lead(request: Request) -> Response:
     )
 
 
-routes = [Route("/api/leads", create_lead, methods=["POST"])]
+async def form_token(request: Request) -> Response:
+    """A time-trap token for a site's own form (``/embed.js`` fetches it)."""
+    settings = request.app.state.settings
+    slug = request.query_params.get("form") or request.app.state.forms.default_slug
+    form = request.app.state.forms.get(slug)
+    token = issue_form_token(settings.secret_key.get_secret_value(), form.slug, time.time())
+    return JSONResponse(
+        {
+            "form": form.slug,
+            "form_token": token,
+            "min_fill_seconds": settings.min_fill_seconds,
+            "expires_in": MAX_AGE_SECONDS,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+async def embed_js(request: Request) -> Response:
+    return FileResponse(
+        STATIC / "embed.js",
+        media_type="text/javascript",
+        headers={"Cache-Control": "public, max-age=3600"},
+    )
+
+
+STATIC = Path(__file__).parent.parent / "static"
+
+routes = [
+    Route("/api/leads", create_lead, methods=["POST"]),
+    Route("/api/form-token", form_token, methods=["GET"]),
+    Route("/embed.js", embed_js, methods=["GET"]),
+]

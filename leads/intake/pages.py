@@ -8,6 +8,7 @@ briefly unavailable the page also comes back (503) with their input, so nothing 
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,12 +17,23 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from leads.errors import FieldError, IntakeBusy, InvalidSubmission, StorageUnavailable
+from leads.abuse.captcha import PROVIDERS
+from leads.abuse.tokens import issue_form_token
+from leads.errors import (
+    FieldError,
+    HTTPProblem,
+    IntakeBusy,
+    InvalidSubmission,
+    StorageUnavailable,
+    TooManySubmissions,
+)
 from leads.intake.api import after_commit, request_meta
 from leads.intake.capture import CaptureJob
+from leads.intake.defence import Defences
 from leads.intake.fields import Invalid, clean_text
 from leads.intake.forms import Form
 from leads.intake.submission import ATTRIBUTION, MAX_ATTRIBUTION, parse_submission
+from leads.settings import Settings
 from leads.web.bodies import read_form_fields
 
 log = logging.getLogger("leads.intake")
@@ -91,17 +103,35 @@ def content_security_policy(form: Form, request: Request) -> str:
     if form.thank_you_url and form.thank_you_url.startswith("http"):
         parts = urlsplit(form.thank_you_url)
         form_targets.append(f"{parts.scheme}://{parts.netloc}")
-    ancestors = ["'self'", *request.app.state.settings.allowed_origins]
+    settings = request.app.state.settings
+    ancestors = ["'self'", *settings.allowed_origins]
+    sources: dict[str, list[str]] = {"style-src": ["'self'"], "img-src": ["'self'", "data:"]}
+    # The captcha is the only third-party asset ever allowed, and only when configured.
+    if settings.captcha_provider is not None:
+        sources["script-src"] = ["'self'"]
+        for directive, hosts in PROVIDERS[settings.captcha_provider].csp.items():
+            sources.setdefault(directive, ["'self'"] if directive != "frame-src" else [])
+            sources[directive] += hosts
     return "; ".join(
         (
             "default-src 'none'",
-            "style-src 'self'",
-            "img-src 'self' data:",
+            *(f"{directive} {' '.join(hosts)}" for directive, hosts in sources.items()),
             f"form-action {' '.join(form_targets)}",
             f"frame-ancestors {' '.join(ancestors)}",
             "base-uri 'none'",
         )
     )
+
+
+def captcha_widget(settings: Settings) -> dict[str, str] | None:
+    if settings.captcha_provider is None or settings.captcha_site_key is None:
+        return None
+    info = PROVIDERS[settings.captcha_provider]
+    return {
+        "provider": settings.captcha_provider,
+        "site_key": settings.captcha_site_key,
+        "script": info.script_url(settings.captcha_site_key),
+    }
 
 
 def render_form(
@@ -110,16 +140,21 @@ def render_form(
     values: dict[str, Any],
     *,
     errors: dict[str, FieldError] | None = None,
-    unavailable: bool = False,
+    notice: HTTPProblem | None = None,
     status_code: int = 200,
 ) -> Response:
+    settings = request.app.state.settings
     text_values = {k: v for k, v in values.items() if isinstance(v, str)}
     headers = {
         "Content-Security-Policy": content_security_policy(form, request),
         "Cache-Control": "no-store",
+        **(notice.headers if notice else {}),
     }
-    if unavailable:
-        headers["Retry-After"] = "30"
+    # Shown again after an error, the form keeps the token it was first served with: the
+    # time trap measures from the first view, and fixing a typo is not "too fast".
+    token = text_values.get("form_token") or issue_form_token(
+        settings.secret_key.get_secret_value(), form.slug, time.time()
+    )
     return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
         request,
         "form.html",
@@ -128,7 +163,9 @@ def render_form(
             "values": _Blank(text_values),
             "errors": _Blank(errors or {}),
             "summary": error_summary(errors or {}),
-            "unavailable": unavailable,
+            "notice": notice,
+            "form_token": token,
+            "captcha": captcha_widget(settings),
             "hidden": ATTRIBUTION,
             "contact_choices": CONTACT_CHOICES,
             "action": request.url_for("submit_form", slug=form.slug).path,
@@ -159,6 +196,13 @@ async def show_form(request: Request) -> Response:
 async def submit_form(request: Request) -> Response:
     state = request.app.state
     form = state.forms.get(request.path_params["slug"])
+    defences: Defences = state.defences
+    ip = defences.client_ip(request)
+    try:
+        await defences.before_reading(request, ip)
+    except TooManySubmissions as exc:
+        # Nothing read yet, so nothing to keep: say when to try again.
+        return render_form(request, form, {}, notice=exc, status_code=exc.status)
     fields = await read_form_fields(request, state.settings.max_body_bytes)
     values = {**fields, "form": form.slug}
     for field in ATTRIBUTION:
@@ -171,16 +215,14 @@ async def submit_form(request: Request) -> Response:
         submission = parse_submission(
             values, forms=state.forms, default_region=state.settings.default_region
         )
-        receipt = await state.intake.capture(CaptureJob(submission, request_meta(request)))
+        submission = await defences.screen(submission, ip=ip)
+        job = CaptureJob(submission, request_meta(request, ip))
+        receipt = await state.intake.capture(job)
     except InvalidSubmission as exc:
         return render_form(request, form, values, errors=exc.by_field(), status_code=422)
-    except (StorageUnavailable, IntakeBusy) as exc:
-        log.warning(
-            "POST %s: storage_unavailable (%s)",
-            request.url.path,
-            type(exc.__cause__).__name__ if exc.__cause__ else "-",
-        )
-        return render_form(request, form, values, unavailable=True, status_code=503)
+    except (StorageUnavailable, IntakeBusy, TooManySubmissions) as exc:
+        log.warning("POST %s: %s", request.url.path, exc.code)
+        return render_form(request, form, values, notice=exc, status_code=exc.status)
     after_commit(request, receipt, form.slug)
     target = form.thank_you_url or request.url_for("thanks", slug=form.slug).path
     return RedirectResponse(target, status_code=303)

@@ -7,7 +7,7 @@ collected, so a visitor sees every field to fix at once, not one per attempt.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from leads.errors import FieldError, InvalidSubmission
@@ -32,6 +32,13 @@ ATTRIBUTION = (
     "utm_term",
     "utm_content",
 )
+# The captcha answer, under our name (JSON) or as each provider's widget posts it (forms).
+CAPTCHA_FIELDS = (
+    "captcha_token",
+    "cf-turnstile-response",
+    "h-captcha-response",
+    "g-recaptcha-response",
+)
 FIELDS = frozenset(
     {
         "name",
@@ -43,6 +50,8 @@ FIELDS = frozenset(
         "form",
         "consent",
         "website",
+        "form_token",
+        *CAPTCHA_FIELDS,
         *ATTRIBUTION,
     }
 )
@@ -62,14 +71,24 @@ class Submission:
     interest: str | None
     attribution: dict[str, str | None]
     honeypot: bool
+    # Why it looks like spam: kept (stored, flagged, not announced), never refused.
+    spam_reasons: tuple[str, ...] = ()
+    # Proofs of a human, checked by the edge after parsing; not stored.
+    form_token: str | None = None
+    captcha_token: str | None = None
 
     @property
     def is_spam(self) -> bool:
-        return self.honeypot
+        return bool(self.spam_reasons)
 
     @property
     def spam_reason(self) -> str | None:
-        return "honeypot" if self.honeypot else None
+        return ",".join(self.spam_reasons)[:200] or None
+
+    def flagged(self, *reasons: str) -> Submission:
+        """The same submission with more spam reasons."""
+        new = tuple(r for r in reasons if r not in self.spam_reasons)
+        return replace(self, spam_reasons=(*self.spam_reasons, *new)) if new else self
 
 
 class _Reader:
@@ -174,7 +193,19 @@ def parse_submission(
         interest=interest,
         attribution=attribution,
         honeypot=honeypot,
+        spam_reasons=("honeypot",) if honeypot else (),
+        form_token=_token(raw.get("form_token")),
+        captcha_token=next(
+            (t for t in (_token(raw.get(f)) for f in CAPTCHA_FIELDS) if t is not None), None
+        ),
     )
+
+
+def _token(value: object) -> str | None:
+    """An opaque token as sent; anything that is not plain text counts as absent."""
+    if isinstance(value, str) and value.strip() and len(value) <= 4096 and value.isprintable():
+        return value.strip()
+    return None
 
 
 def _blank(value: object) -> bool:

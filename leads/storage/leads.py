@@ -68,6 +68,13 @@ async def get_lead(*, session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
     return await session.get(Lead, lead_id)
 
 
+async def mark_not_spam(*, session: AsyncSession, lead: Lead, now: datetime) -> None:
+    """Staff say a flagged lead is real; why it was flagged stays on record."""
+    lead.spam = False
+    lead.spam_reason = f"released; was: {lead.spam_reason}"[:200]
+    lead.updated_at = now
+
+
 async def delete_expired_idempotency_keys(*, session: AsyncSession, before: datetime) -> int:
     """Keys are answered for 24 hours; after that they are only clutter."""
     result = await session.execute(

@@ -1,0 +1,111 @@
+"""The defences a submission passes at the edge, in order of cost (cheapest first, so a
+flood of rejected requests stays cheap):
+
+1. origin lock: a browser on a site not in LEADS_ALLOWED_ORIGINS gets 403;
+2. rate limit, per client IP, tested before the body is even read (429, nothing stored);
+3. (the body is parsed and validated: 422)
+4. rate limit per IP, email and phone, consumed now that the submission is valid (429);
+5. time trap, captcha and content rules: a submission that fails them is *kept*, flagged as
+   spam with its reasons and not announced; staff can release it (`leads spam release`).
+
+Only the rate limit and the origin lock refuse; everything else flags, because a real
+patient misjudged as a bot must not lose what they wrote.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import httpx
+from starlette.requests import Request
+
+from leads.abuse.captcha import CaptchaVerifier
+from leads.abuse.clientip import IPNetwork, client_ip, parse_networks
+from leads.abuse.content import spam_reasons
+from leads.abuse.ratelimit import SubmissionLimiter, submission_keys
+from leads.abuse.tokens import check_form_token
+from leads.errors import OriginNotAllowed, TooManySubmissions
+from leads.intake.submission import Submission
+from leads.settings import Settings
+
+
+@dataclass
+class Defences:
+    settings: Settings
+    limiter: SubmissionLimiter
+    captcha: CaptchaVerifier | None
+    trusted_proxies: tuple[IPNetwork, ...]
+
+    @classmethod
+    def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> Defences:
+        captcha = None
+        if settings.captcha_provider is not None and settings.captcha_secret is not None:
+            captcha = CaptchaVerifier(
+                settings.captcha_provider,
+                settings.captcha_secret.get_secret_value(),
+                min_score=settings.captcha_min_score,
+                timeout=settings.captcha_timeout_seconds,
+                fail_open=settings.captcha_fail_open,
+                client=http,
+            )
+        return cls(
+            settings=settings,
+            limiter=SubmissionLimiter(settings.rate_limit, settings.rate_limit_storage),
+            captcha=captcha,
+            trusted_proxies=parse_networks(settings.trusted_proxies),
+        )
+
+    def client_ip(self, request: Request) -> str | None:
+        peer = request.client.host if request.client else None
+        return client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
+
+    async def before_reading(self, request: Request, ip: str | None) -> None:
+        """Origin lock and the cheap per-IP rate-limit test."""
+        origin = request.headers.get("origin")
+        allowed = self.settings.allowed_origins
+        if allowed and origin is not None and origin not in allowed and "*" not in allowed:
+            own = urlsplit(origin).netloc == request.headers.get("host", "")
+            if not own:
+                raise OriginNotAllowed()
+        if ip is not None and (
+            wait := await self.limiter.test(submission_keys(client_ip=ip, email=None, phone=None))
+        ):
+            raise TooManySubmissions(retry_after=wait)
+
+    async def screen(self, submission: Submission, *, ip: str | None) -> Submission:
+        """Count the submission against its limits, then judge it: the same submission,
+        with spam reasons added when it looks automated."""
+        keys = submission_keys(client_ip=ip, email=submission.email, phone=submission.phone)
+        if wait := await self.limiter.hit(keys):
+            raise TooManySubmissions(retry_after=wait)
+        reasons: list[str] = []
+        settings = self.settings
+        # The hosted form always carries a token. A site's own form (JSON, or plain HTML
+        # without /embed.js) may not: a missing token counts only when it is required.
+        if submission.form_token is not None or settings.require_form_token:
+            assert settings.secret_key is not None
+            reason = check_form_token(
+                submission.form_token,
+                secret=settings.secret_key.get_secret_value(),
+                form=submission.form.slug,
+                now=time.time(),
+                min_fill_seconds=settings.min_fill_seconds,
+            )
+            if reason:
+                reasons.append(reason)
+        if self.captcha is not None:
+            reason = await self.captcha.verify(submission.captcha_token, ip)
+            if reason:
+                reasons.append(reason)
+        reasons += spam_reasons(
+            name=submission.name,
+            message=submission.message,
+            blocked_terms=settings.blocked_terms,
+            max_links=settings.max_links,
+        )
+        return submission.flagged(*reasons)
+
+    async def close(self) -> None:
+        await self.limiter.aclose()

@@ -1,0 +1,34 @@
+"""`leads spam release ID`: staff say a flagged lead is real. It is marked not spam and the
+notifications held back when it arrived are sent now."""
+
+from __future__ import annotations
+
+import uuid
+
+from leads.errors import ConfigurationError
+from leads.settings import Settings
+from leads.storage.database import Database
+from leads.storage.leads import get_lead, mark_not_spam
+from leads.storage.outbox import release_held
+from leads.storage.types import utcnow
+
+
+async def release_lead(settings: Settings, lead_id: str) -> int:
+    """Returns how many held notifications are now on their way."""
+    try:
+        key = uuid.UUID(lead_id)
+    except ValueError:
+        raise ConfigurationError(f"{lead_id!r} is not a lead id") from None
+    database = Database.from_settings(settings)
+    try:
+        async with database.writing() as session:
+            lead = await get_lead(session=session, lead_id=key)
+            if lead is None:
+                raise ConfigurationError(f"no lead {lead_id}")
+            if not lead.spam:
+                raise ConfigurationError(f"lead {lead_id} is not flagged as spam")
+            now = utcnow()
+            await mark_not_spam(session=session, lead=lead, now=now)
+            return await release_held(session=session, lead_id=key, now=now)
+    finally:
+        await database.close()

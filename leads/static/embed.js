@@ -1,0 +1,28 @@
+// For a clinic's own form that posts to leads: fills in the time-trap token.
+//   <form method="post" action="https://leads.clinic.example/f/dry-needling"
+//         data-leads-form="dry-needling"> ... </form>
+//   <script src="https://leads.clinic.example/embed.js" defer></script>
+// The page's origin must be in LEADS_ALLOWED_ORIGINS (the token is fetched with CORS).
+(function () {
+  var script = document.currentScript;
+  if (!script) return;
+  var base = new URL(script.src).origin;
+  var forms = document.querySelectorAll("form[data-leads-form]");
+  Array.prototype.forEach.call(forms, function (form) {
+    var slug = form.getAttribute("data-leads-form");
+    fetch(base + "/api/form-token?form=" + encodeURIComponent(slug), { credentials: "omit" })
+      .then(function (response) { return response.ok ? response.json() : null; })
+      .then(function (data) {
+        if (!data) return;
+        var input = form.querySelector('input[name="form_token"]');
+        if (!input) {
+          input = document.createElement("input");
+          input.type = "hidden";
+          input.name = "form_token";
+          form.appendChild(input);
+        }
+        input.value = data.form_token;
+      })
+      .catch(function () { /* no token: the submission is still accepted, see the docs */ });
+  });
+})();

@@ -1,0 +1,360 @@
+"""Spam and abuse defence through the front door: the time trap, rate limits (memory and a
+real Redis shared by two instances), the origin lock, the optional captcha, content rules,
+and releasing a lead wrongly flagged as spam."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import re
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from leads.abuse.tokens import issue_form_token
+from tests.conftest import SECRET, Query, make_settings, serving_app
+from tests.mail import mail_server
+from tests.servers import free_port, redis_server
+from tests.test_operator import leads_cli
+from tests.test_smtp import outbox_rows, smtp_settings
+
+FORM = "/f/dry-needling"
+
+
+def visitor(**fields: str) -> dict[str, str]:
+    return {"name": "Ada Lovelace", "email": "ada@example.com", "consent": "true", **fields}
+
+
+def token_of(page: httpx.Response) -> str:
+    match = re.search(r'name="form_token" value="([^"]+)"', page.text)
+    assert match, "the hosted form carries no token"
+    return html.unescape(match.group(1))
+
+
+async def spam_of(query: Query) -> list[tuple[bool, str | None]]:
+    rows = await query("SELECT spam, spam_reason FROM leads ORDER BY created_at")
+    return [(bool(r["spam"]), r["spam_reason"]) for r in rows]
+
+
+# -- time trap ---------------------------------------------------------------------------
+
+
+async def test_a_form_sent_too_fast_is_kept_flagged_and_not_announced(
+    make_client, query: Query
+) -> None:
+    client = await make_client(min_fill_seconds=3)
+    page = await client.get(FORM)
+    sent = await client.post(FORM, data={**visitor(), "form_token": token_of(page)})
+    assert sent.status_code == 303  # the bot learns nothing
+    assert await spam_of(query) == [(True, "too_fast")]
+    assert await query("SELECT status FROM outbox") == [{"status": "held"}]
+
+
+async def test_a_form_filled_at_human_speed_is_a_lead(make_client, query: Query) -> None:
+    client = await make_client(min_fill_seconds=0.3)
+    page = await client.get(FORM)
+    await asyncio.sleep(0.35)  # the time a person takes, compressed
+    sent = await client.post(FORM, data={**visitor(), "form_token": token_of(page)})
+    assert sent.status_code == 303
+    assert await spam_of(query) == [(False, None)]
+    assert await query("SELECT status FROM outbox") != [{"status": "held"}]
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        (lambda now: "A" * 36, "token_forged"),
+        (lambda now: issue_form_token(SECRET, "dry-needling", now)[:-2] + "xx", "token_forged"),
+        (
+            lambda now: issue_form_token("another-secret-0123456789", "dry-needling", now - 60),
+            "token_forged",
+        ),
+        (lambda now: issue_form_token(SECRET, "dry-needling", now - 2 * 86400), "token_expired"),
+        (lambda now: issue_form_token(SECRET, "other-form", now - 60), "token_wrong_form"),
+    ],
+)
+async def test_forged_expired_or_foreign_tokens_are_flagged(
+    make_client, lead, query: Query, token, reason
+) -> None:
+    client = await make_client(min_fill_seconds=0)
+    response = await client.post("/api/leads", json=lead(form_token=token(time.time())))
+    assert response.status_code == 201
+    assert await spam_of(query) == [(True, reason)]
+
+
+async def test_json_without_a_token_is_accepted_unless_required(
+    make_client, lead, query: Query
+) -> None:
+    relaxed = await make_client()
+    assert (await relaxed.post("/api/leads", json=lead())).status_code == 201
+    strict = await make_client(require_form_token=True)
+    assert (await strict.post("/api/leads", json=lead())).status_code == 201
+    assert await spam_of(query) == [(False, None), (True, "token_missing")]
+
+
+async def test_sites_with_their_own_form_get_a_token_and_the_embed_script(
+    make_client, lead, query: Query
+) -> None:
+    client = await make_client(min_fill_seconds=0.2, allowed_origins="https://clinic.example")
+    answer = await client.get(
+        "/api/form-token?form=dry-needling", headers={"Origin": "https://clinic.example"}
+    )
+    assert answer.status_code == 200
+    assert answer.headers["access-control-allow-origin"] == "https://clinic.example"
+    assert answer.headers["cache-control"] == "no-store"
+    body = answer.json()
+    assert body["form"] == "dry-needling"
+    assert body["min_fill_seconds"] == 0.2
+    foreign = await client.get(
+        "/api/form-token?form=dry-needling", headers={"Origin": "https://evil.example"}
+    )
+    assert "access-control-allow-origin" not in foreign.headers
+    assert (await client.get("/api/form-token?form=nope")).status_code == 404
+
+    await asyncio.sleep(0.25)
+    sent = await client.post("/api/leads", json=lead(form_token=body["form_token"]))
+    assert sent.status_code == 201
+    assert await spam_of(query) == [(False, None)]
+
+    script = await client.get("/embed.js")
+    assert script.status_code == 200
+    assert script.headers["content-type"].startswith("text/javascript")
+    assert "/api/form-token?form=" in script.text
+    assert 'name="form_token"' in script.text or "form_token" in script.text
+
+
+# -- rate limits -------------------------------------------------------------------------
+
+
+async def test_over_the_limit_is_429_with_retry_after_and_nothing_stored(
+    make_client, lead, query: Query
+) -> None:
+    client = await make_client(rate_limit="2/minute")
+    for _ in range(5):  # pages, health checks and the token endpoint never count
+        await client.get("/healthz")
+        await client.get(FORM)
+        await client.get("/api/form-token")
+    assert (await client.post("/api/leads", json={"name": ""})).status_code == 422
+    first = await client.post("/api/leads", json=lead())
+    second = await client.post("/api/leads", json=lead())
+    third = await client.post("/api/leads", json=lead())
+    assert [first.status_code, second.status_code] == [201, 201]
+    assert third.status_code == 429
+    assert third.headers["content-type"] == "application/problem+json"
+    assert third.json()["code"] == "rate_limited"
+    assert 1 <= int(third.headers["retry-after"]) <= 60
+    assert len(await query("SELECT id FROM leads")) == 2
+    form = await client.post(FORM, data=visitor(message="kept for later"))
+    assert form.status_code == 429  # the hosted form says so, and keeps nothing it read
+    assert "retry-after" in form.headers
+
+
+async def test_the_hosted_form_keeps_what_was_typed_when_the_email_is_over_its_limit(
+    make_client,
+) -> None:
+    client = await make_client(rate_limit="1/minute", trusted_proxies="203.0.113.0/24")
+    first = await client.post(FORM, data=visitor(), headers={"X-Forwarded-For": "198.51.100.1"})
+    assert first.status_code == 303
+    again = await client.post(
+        FORM,
+        data=visitor(message="My second try"),
+        headers={"X-Forwarded-For": "198.51.100.2"},  # another address, the same email
+    )
+    assert again.status_code == 429
+    assert "My second try" in again.text
+    assert "try again in" in again.text
+
+
+async def test_limits_count_per_email_and_phone_across_addresses(
+    make_client, lead, query: Query
+) -> None:
+    client = await make_client(rate_limit="2/minute", trusted_proxies="203.0.113.7/32")
+
+    def post(ip: str, **fields: Any):
+        return client.post("/api/leads", json=lead(**fields), headers={"X-Forwarded-For": ip})
+
+    statuses = [
+        (await post("198.51.100.1", email="same@example.com")).status_code,
+        (await post("198.51.100.2", email="same@example.com")).status_code,
+        (await post("198.51.100.3", email="SAME@example.com")).status_code,
+        (await post("198.51.100.4", email=None, phone="+12025550143")).status_code,
+        (await post("198.51.100.5", email=None, phone="202-555-0143")).status_code,
+        (await post("198.51.100.6", email=None, phone="(202) 555 0143")).status_code,
+    ]
+    assert statuses == [201, 201, 429, 201, 201, 429]
+    # A returning visitor's second submission is an enquiry on their lead.
+    ips = {
+        r["client_ip"]
+        for r in await query("SELECT client_ip FROM leads UNION SELECT client_ip FROM enquiries")
+    }
+    assert ips == {"198.51.100.1", "198.51.100.2", "198.51.100.4", "198.51.100.5"}
+
+
+async def test_x_forwarded_for_is_ignored_from_an_untrusted_peer(
+    make_client, lead, query: Query
+) -> None:
+    client = await make_client(rate_limit="2/minute")  # no trusted proxies
+    statuses = [
+        (
+            await client.post("/api/leads", json=lead(), headers={"X-Forwarded-For": f"10.0.0.{n}"})
+        ).status_code
+        for n in range(3)
+    ]
+    assert statuses == [201, 201, 429]
+    assert {r["client_ip"] for r in await query("SELECT client_ip FROM leads")} == {"203.0.113.7"}
+
+
+async def test_instances_sharing_redis_share_the_limit(database_url: str, lead) -> None:
+    with redis_server(free_port()) as redis_url:
+        settings = make_settings(database_url, rate_limit="3/minute", rate_limit_storage=redis_url)
+        async with serving_app(settings) as one, serving_app(settings) as two:
+            statuses = [
+                (await client.post("/api/leads", json=lead())).status_code
+                for client in (one, two, one, two)
+            ]
+    assert statuses == [201, 201, 201, 429]
+
+
+# -- origin lock -------------------------------------------------------------------------
+
+
+async def test_submissions_from_other_sites_are_refused(make_client, lead) -> None:
+    client = await make_client(allowed_origins="https://clinic.example")
+
+    async def post(origin: str | None) -> int:
+        headers = {"Origin": origin} if origin else {}
+        return (await client.post("/api/leads", json=lead(), headers=headers)).status_code
+
+    assert await post("https://clinic.example") == 201
+    assert await post(None) == 201
+    assert await post("http://testserver") == 201  # our own hosted form
+    refused = await client.post(
+        "/api/leads", json=lead(), headers={"Origin": "https://evil.example"}
+    )
+    assert refused.status_code == 403
+    assert refused.json()["code"] == "origin_not_allowed"
+    form = await client.post(FORM, data=visitor(), headers={"Origin": "https://evil.example"})
+    assert form.status_code == 403
+    preflight = await client.options(
+        "/api/leads",
+        headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+    )
+    assert "access-control-allow-origin" not in preflight.headers
+
+
+async def test_without_allowed_origins_no_site_is_refused_or_granted_cors(
+    make_client, lead
+) -> None:
+    client = await make_client()
+    response = await client.post(
+        "/api/leads", json=lead(), headers={"Origin": "https://anywhere.example"}
+    )
+    assert response.status_code == 201
+    assert "access-control-allow-origin" not in response.headers
+
+
+# -- captcha (Cloudflare Turnstile's documented siteverify answers) ------------------------
+
+
+@contextlib.asynccontextmanager
+async def turnstile_app(database_url: str, **extra: Any) -> AsyncIterator[httpx.AsyncClient]:
+    def siteverify(request: httpx.Request) -> httpx.Response:
+        assert request.url == "https://challenges.cloudflare.com/turnstile/v0/siteverify"
+        form = dict(httpx.QueryParams(request.content.decode()))
+        assert form["secret"] == "turnstile-secret"
+        if form["response"] == "human":
+            return httpx.Response(200, json={
+                "success": True, "challenge_ts": "2026-11-24T12:00:00.000Z",
+                "hostname": "testserver", "error-codes": [], "action": "", "cdata": "",
+            })  # fmt: skip
+        return httpx.Response(
+            200, json={"success": False, "error-codes": ["invalid-input-response"]}
+        )
+
+    settings = make_settings(
+        database_url, captcha_provider="turnstile", captcha_site_key="site-key-1",
+        captcha_secret="turnstile-secret", **extra,
+    )  # fmt: skip
+    async with serving_app(settings, http_transport=httpx.MockTransport(siteverify)) as client:
+        yield client
+
+
+async def test_turnstile_widget_only_when_enabled_and_its_verdict_flags(
+    database_url: str, query: Query
+) -> None:
+    async with turnstile_app(database_url) as client:
+        page = await client.get(FORM)
+        assert 'class="cf-turnstile" data-sitekey="site-key-1"' in page.text
+        assert "https://challenges.cloudflare.com/turnstile/v0/api.js" in page.text
+        csp = page.headers["content-security-policy"]
+        assert "script-src 'self' https://challenges.cloudflare.com" in csp
+        assert "frame-src https://challenges.cloudflare.com" in csp
+        for answer in ("human", "robot", None):
+            data = visitor(email=f"{answer}@example.com")
+            if answer:
+                data["cf-turnstile-response"] = answer
+            assert (await client.post(FORM, data=data)).status_code == 303
+    assert await spam_of(query) == [
+        (False, None), (True, "captcha_failed"), (True, "captcha_missing"),
+    ]  # fmt: skip
+
+
+# -- content rules -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        (
+            {"message": "cheap https://a.example https://b.example http://c.example www.d.example"},
+            "too_many_links",
+        ),
+        ({"message": "Best CASINO bonus today"}, "blocked_term"),
+        ({"name": "https://spam.example"}, "name_is_url"),
+    ],
+)
+async def test_content_rules_flag_without_refusing(
+    make_client, lead, query: Query, fields, reason
+) -> None:
+    client = await make_client(blocked_terms="casino,crypto", max_links=3)
+    assert (await client.post("/api/leads", json=lead(**fields))).status_code == 201
+    assert await spam_of(query) == [(True, reason)]
+    assert await query("SELECT status FROM outbox") == [{"status": "held"}]
+
+
+async def test_an_ordinary_message_is_not_spam(make_client, lead, query: Query) -> None:
+    client = await make_client(blocked_terms="casino", max_links=3)
+    body = lead(message="Saw Dr. Smith at 3.30pm; see clinic.example for my notes. Thanks!")
+    assert (await client.post("/api/leads", json=body)).status_code == 201
+    assert await spam_of(query) == [(False, None)]
+
+
+# -- release ------------------------------------------------------------------------------
+
+
+async def test_releasing_a_flagged_lead_sends_its_held_notification(
+    make_client, lead, query: Query, database_url: str
+) -> None:
+    with mail_server() as smtp:
+        client = await make_client(**smtp_settings(smtp, blocked_terms="needles"))
+        created = await client.post("/api/leads", json=lead(message="Are the needles thin?"))
+        lead_id = created.json()["id"]
+        assert await query("SELECT status FROM outbox") == [{"status": "held"}]
+
+        done = await asyncio.to_thread(leads_cli, database_url, "spam", "release", lead_id)
+        assert done.returncode == 0, done.stderr
+        assert "1 notification(s)" in done.stdout
+        (mail,) = await asyncio.to_thread(smtp.wait_for, 1)
+        assert "Are the needles thin?" in mail.part("plain")
+        await outbox_rows(query, until="delivered")
+        (row,) = await query("SELECT spam, spam_reason FROM leads")
+        assert not row["spam"]
+        assert row["spam_reason"] == "released; was: blocked_term"
+
+        again = await asyncio.to_thread(leads_cli, database_url, "spam", "release", lead_id)
+        assert again.returncode == 2
+        assert "not flagged as spam" in again.stderr
