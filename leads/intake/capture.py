@@ -26,7 +26,12 @@ from leads.intake.submission import Submission
 from leads.notify.outbox import messages_for
 from leads.settings import Settings
 from leads.storage.database import Database
-from leads.storage.leads import find_open_lead, get_idempotency_record, lock_contacts
+from leads.storage.leads import (
+    find_open_leads,
+    get_idempotency_record,
+    get_idempotency_records,
+    lock_contacts,
+)
 from leads.storage.models import Enquiry, IdempotencyRecord, Lead
 from leads.storage.outbox import wake_dispatchers
 from leads.storage.types import utcnow
@@ -59,11 +64,14 @@ class CaptureJob:
     meta: RequestMeta
     idempotency_key: str | None = None
 
+    @property
+    def email_key(self) -> str | None:
+        return self.submission.email.lower() if self.submission.email else None
+
     def contact_keys(self) -> list[str]:
         if self.submission.is_spam:
             return []
-        email = self.submission.email.lower() if self.submission.email else None
-        return [k for k in (email, self.submission.phone) if k]
+        return [k for k in (self.email_key, self.submission.phone) if k]
 
 
 async def capture_batch(
@@ -111,61 +119,99 @@ async def _replayed(database: Database, job: CaptureJob) -> Receipt | LeadsError
 async def store_submissions(
     session: AsyncSession, jobs: Sequence[CaptureJob], *, settings: Settings, now: datetime
 ) -> list[Receipt]:
-    """The use case for a batch, inside the caller's transaction."""
+    """The use case for a batch, inside the caller's transaction. Set-based: one query
+    finds every Idempotency-Key and one every open lead the batch could join; the jobs are
+    then decided in order in memory (so a later job sees an earlier one of the same batch)
+    and written by a single flush, as multi-row INSERTs."""
     # Contact locks for the whole batch, in one global order: no two batches can deadlock.
     await lock_contacts(session=session, keys=[k for job in jobs for k in job.contact_keys()])
-    receipts = [await _store(session, job, settings=settings, now=now) for job in jobs]
+    records = await get_idempotency_records(
+        session=session, keys={j.idempotency_key for j in jobs if j.idempotency_key}
+    )
+    batch = _Batch(session, settings, now, records)
+    found = await find_open_leads(
+        session=session,
+        email_keys={k for j in jobs if (k := j.email_key) and not j.submission.is_spam},
+        phones={p for j in jobs if (p := j.submission.phone) and not j.submission.is_spam},
+        since=now - RETURNING_WINDOW,
+    )
+    for lead in found:
+        batch.remember(lead)
+    receipts = [await batch.store(job) for job in jobs]
+    await session.flush()
     if any(r.notify for r in receipts):
         await wake_dispatchers(session=session)
     return receipts
 
 
-async def _store(
-    session: AsyncSession, job: CaptureJob, *, settings: Settings, now: datetime
-) -> Receipt:
-    submission, meta, key = job.submission, job.meta, job.idempotency_key
-    if key is not None:
-        record = await get_idempotency_record(session=session, key=key)
-        if record is not None and record.created_at > now - REPLAY_WINDOW:
-            return Receipt(record.lead_id, "replayed", spam=False)
-        if record is not None:
-            await session.delete(record)
-            await session.flush()
+class _Batch:
+    """What one batch has decided so far: leads open for matching, keys answered."""
 
-    email_key = submission.email.lower() if submission.email else None
-    lead = None
-    if not submission.is_spam:
-        lead = await find_open_lead(
-            session=session,
-            email_key=email_key,
-            phone=submission.phone,
-            since=now - RETURNING_WINDOW,
+    def __init__(
+        self,
+        session: AsyncSession,
+        settings: Settings,
+        now: datetime,
+        records: dict[str, IdempotencyRecord],
+    ):
+        self.session = session
+        self.settings = settings
+        self.now = now
+        self.records = records
+        self.open: dict[str, Lead] = {}  # "e:<email_key>" / "p:<phone>" -> newest open lead
+
+    def remember(self, lead: Lead) -> None:
+        for key in _keys(lead.email_key, lead.phone):
+            known = self.open.get(key)
+            if known is None or known.last_enquiry_at < lead.last_enquiry_at:
+                self.open[key] = lead
+
+    def match(self, job: CaptureJob) -> Lead | None:
+        if job.submission.is_spam:
+            return None
+        found = [self.open[k] for k in _keys(job.email_key, job.submission.phone) if k in self.open]
+        return max(found, key=lambda lead: lead.last_enquiry_at) if found else None
+
+    async def store(self, job: CaptureJob) -> Receipt:
+        submission, meta, key, now = job.submission, job.meta, job.idempotency_key, self.now
+        if key is not None and (record := self.records.get(key)) is not None:
+            if record.created_at > now - REPLAY_WINDOW:
+                return Receipt(record.lead_id, "replayed", spam=False)
+            await self.session.delete(record)  # expired: the key starts afresh
+            await self.session.flush()
+        lead = self.match(job)
+        enquiry = None
+        if lead is not None:
+            _add_enquiry(lead, submission, now)
+            enquiry = Enquiry(lead_id=lead.id, created_at=now, **_enquiry_fields(submission, meta))
+            self.session.add(enquiry)
+            outcome = "merged"
+        else:
+            lead = _new_lead(submission, meta, now, job.email_key)
+            self.session.add(lead)
+            outcome = "created"
+        if not submission.is_spam:
+            self.remember(lead)
+        self.session.add_all(
+            messages_for(
+                self.settings,
+                lead_id=lead.id,
+                enquiry_id=enquiry.id if enquiry else None,
+                visitor_email=lead.email,
+                spam=submission.is_spam,
+                now=now,
+            )
         )
-    enquiry = None
-    if lead is not None:
-        _add_enquiry(lead, submission, now)
-        enquiry = Enquiry(lead_id=lead.id, created_at=now, **_enquiry_fields(submission, meta))
-        session.add(enquiry)
-        outcome = "merged"
-    else:
-        lead = _new_lead(submission, meta, now, email_key)
-        session.add(lead)
-        outcome = "created"
-    session.add_all(
-        messages_for(
-            settings,
-            lead_id=lead.id,
-            enquiry_id=enquiry.id if enquiry else None,
-            visitor_email=lead.email,
-            spam=submission.is_spam,
-            now=now,
-        )
-    )
-    if key is not None:
-        session.add(IdempotencyRecord(key=key, created_at=now, lead_id=lead.id, status_code=201))
-    # Flushed now, so a later job of the same batch sees this one (a returning visitor).
-    await session.flush()
-    return Receipt(lead.id, outcome, spam=submission.is_spam, notify=not submission.is_spam)
+        if key is not None:
+            record = IdempotencyRecord(key=key, created_at=now, lead_id=lead.id, status_code=201)
+            self.records[key] = record
+            self.session.add(record)
+        return Receipt(lead.id, outcome, spam=submission.is_spam, notify=not submission.is_spam)
+
+
+def _keys(email_key: str | None, phone: str | None) -> list[str]:
+    """How a returning visitor is recognised: by email, or by phone."""
+    return [k for k in (email_key and f"e:{email_key}", phone and f"p:{phone}") if k]
 
 
 def _enquiry_fields(submission: Submission, meta: RequestMeta) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import asyncpg  # type: ignore[import-untyped]
@@ -56,6 +57,16 @@ HOUSEKEEPING_SECONDS = 3600.0
 CONCURRENCY = 8
 
 
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed message and what it announces, loaded when it was claimed."""
+
+    message: OutboxMessage
+    lead: Lead | None
+    enquiry: Enquiry | None
+    webhook_disabled: bool
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -82,6 +93,7 @@ class Dispatcher:
         self._inflight: dict[asyncio.Task[None], uuid.UUID] = {}
         self._runner: asyncio.Task[None] | None = None
         self._next_housekeeping = 0.0
+        self._outcomes: list[Callable[[AsyncSession, datetime], Awaitable[None]]] = []
         self._log_channel = LogChannel()
         self._smtp = (
             SMTPChannel(
@@ -111,18 +123,18 @@ class Dispatcher:
         self._wake.set()
         if self._runner is not None:
             await self._runner
-        if not self._inflight:
-            return
-        _, unfinished = await asyncio.wait(
-            self._inflight, timeout=self.settings.shutdown_grace_seconds
-        )
-        if not unfinished:
-            return
-        abandoned = [self._inflight[task] for task in unfinished]
-        for task in unfinished:
-            task.cancel()
-        # A cancelled SMTP send may still say QUIT to a stalled server: do not wait on it.
-        await asyncio.wait(unfinished, timeout=CANCEL_WAIT_SECONDS)
+        abandoned: list[uuid.UUID] = []
+        if self._inflight:
+            _, unfinished = await asyncio.wait(
+                self._inflight, timeout=self.settings.shutdown_grace_seconds
+            )
+            abandoned = [self._inflight[task] for task in unfinished]
+            for task in unfinished:
+                task.cancel()
+            if unfinished:
+                # A cancelled SMTP send may still say QUIT to a stalled server: don't wait.
+                await asyncio.wait(unfinished, timeout=CANCEL_WAIT_SECONDS)
+        await self._write_outcomes()  # what finished is recorded before we go
         if abandoned:
             try:
                 async with self.database.writing() as session:
@@ -136,11 +148,12 @@ class Dispatcher:
         try:
             while not self._stopping.is_set():
                 self._wake.clear()
+                await self._write_outcomes()
                 free = self.concurrency - len(self._inflight)
                 claimed = await self._claim(free) if free > 0 else []
-                for message in claimed:
-                    task = asyncio.create_task(self._deliver(message))
-                    self._inflight[task] = message.id
+                for claim in claimed:
+                    task = asyncio.create_task(self._deliver(claim))
+                    self._inflight[task] = claim.message.id
                     task.add_done_callback(self._finished)
                 if claimed and len(claimed) == free:
                     continue  # there may be more waiting
@@ -180,20 +193,54 @@ class Dispatcher:
         self._inflight.pop(task, None)
         self._wake.set()
 
-    async def _claim(self, limit: int) -> list[OutboxMessage]:
+    async def _claim(self, limit: int) -> list[Claimed]:
+        """Due messages, with the leads they announce, in one transaction."""
         now = utcnow()
         try:
             async with self.database.writing() as session:
-                return await outbox.claim_due(
+                messages = await outbox.claim_due(
                     session=session,
                     worker=self.name,
                     now=now,
                     lease_until=now + self.lease,
                     limit=limit,
                 )
+                if not messages:
+                    return []
+                leads, enquiries = await outbox.load_subjects(session=session, messages=messages)
+                disabled = (
+                    await outbox.disabled_webhooks(session=session)
+                    if any(m.channel == "webhook" for m in messages)
+                    else set()
+                )
         except StorageUnavailable:
             log.warning("outbox: database unavailable; will try again")
             return []
+        return [
+            Claimed(
+                m,
+                leads.get(m.lead_id),
+                enquiries.get(m.enquiry_id) if m.enquiry_id else None,
+                m.target in disabled,
+            )
+            for m in messages
+        ]
+
+    async def _write_outcomes(self) -> None:
+        """Record every finished delivery in one transaction (group commit, again)."""
+        if not self._outcomes:
+            return
+        changes, self._outcomes = self._outcomes, []
+        try:
+            async with self.database.writing() as session:
+                now = utcnow()
+                for change in changes:
+                    await change(session, now)
+        except StorageUnavailable:
+            self._outcomes = changes + self._outcomes  # try again; leases cover a crash
+            log.warning("outbox: %d outcomes not recorded yet (database unavailable)", len(changes))
+        except Exception as exc:  # never let the loop die
+            log.error("outbox: %d outcomes not recorded (%s)", len(changes), type(exc).__name__)
 
     async def _listen(self) -> None:
         """LISTEN on PostgreSQL so a commit anywhere wakes this dispatcher; reconnect if the
@@ -223,10 +270,11 @@ class Dispatcher:
 
     # -- one delivery ----------------------------------------------------------------------
 
-    async def _deliver(self, message: OutboxMessage) -> None:
+    async def _deliver(self, claim: Claimed) -> None:
+        message = claim.message
         try:
             async with asyncio.timeout(self.settings.delivery_timeout_seconds):
-                await self._send(message)
+                await self._send(claim)
         except EndpointGone as exc:
             log.error(
                 "webhook %s answered 410 Gone: switched OFF; nothing more is sent to it until "
@@ -249,15 +297,8 @@ class Dispatcher:
         else:
             await self._record(message)
 
-    async def _send(self, message: OutboxMessage) -> None:
-        async with self.database.reading() as session:
-            lead = await session.get(Lead, message.lead_id)
-            enquiry = await session.get(Enquiry, message.enquiry_id) if message.enquiry_id else None
-            disabled = (
-                await outbox.disabled_webhooks(session=session)
-                if message.channel == "webhook"
-                else set()
-            )
+    async def _send(self, claim: Claimed) -> None:
+        message, lead, enquiry = claim.message, claim.lead, claim.enquiry
         if lead is None:
             raise PermanentDeliveryError("the lead no longer exists")
         form = self.forms.forms.get(lead.form)
@@ -267,7 +308,7 @@ class Dispatcher:
         if message.channel == "webhook":
             if self._webhook is None or message.target not in self.settings.webhook_urls:
                 raise PermanentDeliveryError("this webhook URL is no longer configured")
-            if message.target in disabled:
+            if claim.webhook_disabled:
                 raise PermanentDeliveryError("webhook switched off after 410 Gone")
             payload = webhook_payload(message, lead, enquiry, form, self.settings)
             await self._webhook.post(message.target, str(message.id), payload)
@@ -333,11 +374,5 @@ class Dispatcher:
         message: OutboxMessage,
         change: Callable[[AsyncSession, datetime], Awaitable[None]],
     ) -> None:
-        try:
-            async with self.database.writing() as session:
-                await change(session, utcnow())
-        except StorageUnavailable:
-            # The lease runs out and the message is delivered again: at least once.
-            log.warning("notification %s: outcome not recorded (database unavailable)", message.id)
-        except Exception as exc:  # never let a delivery task die silently
-            log.error("notification %s: outcome not recorded (%s)", message.id, type(exc).__name__)
+        """Queue the outcome; the run loop writes queued outcomes together."""
+        self._outcomes.append(change)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 
 from sqlalchemy import delete, or_, select, text
@@ -13,26 +13,38 @@ from sqlmodel import col
 from leads.storage.models import Enquiry, IdempotencyRecord, Lead
 
 
-async def find_open_lead(
-    *, session: AsyncSession, email_key: str | None, phone: str | None, since: datetime
-) -> Lead | None:
-    """The newest non-spam lead still ``new`` for this email or phone, active since ``since``."""
+async def find_open_leads(
+    *,
+    session: AsyncSession,
+    email_keys: Collection[str],
+    phones: Collection[str],
+    since: datetime,
+) -> list[Lead]:
+    """Non-spam leads still ``new``, active since ``since``, with any of these emails or
+    phones: one query for a whole batch of submissions (rows locked on PostgreSQL)."""
     matches = []
-    if email_key:
-        matches.append(col(Lead.email_key) == email_key)
-    if phone:
-        matches.append(col(Lead.phone) == phone)
+    if email_keys:
+        matches.append(col(Lead.email_key).in_(list(email_keys)))
+    if phones:
+        matches.append(col(Lead.phone).in_(list(phones)))
     if not matches:
-        return None
+        return []
     query = (
         select(Lead)
         .where(or_(*matches), col(Lead.status) == "new", col(Lead.spam).is_(False))
         .where(col(Lead.last_enquiry_at) >= since)
-        .order_by(col(Lead.last_enquiry_at).desc())
-        .limit(1)
         .with_for_update()
     )
-    return (await session.execute(query)).scalars().first()
+    return list((await session.execute(query)).scalars().all())
+
+
+async def get_idempotency_records(
+    *, session: AsyncSession, keys: Collection[str]
+) -> dict[str, IdempotencyRecord]:
+    if not keys:
+        return {}
+    query = select(IdempotencyRecord).where(col(IdempotencyRecord.key).in_(list(keys)))
+    return {record.key: record for record in (await session.scalars(query)).all()}
 
 
 async def lock_contacts(*, session: AsyncSession, keys: list[str]) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from leads.storage.models import DisabledWebhook, OutboxMessage
+from leads.storage.models import DisabledWebhook, Enquiry, Lead, OutboxMessage
 
 NOTIFY_CHANNEL = "leads_outbox"
 
@@ -65,6 +65,21 @@ async def claim_due(
         .execution_options(populate_existing=True)
     )
     return list(rows.all())
+
+
+async def load_subjects(
+    *, session: AsyncSession, messages: Sequence[OutboxMessage]
+) -> tuple[dict[uuid.UUID, Lead], dict[uuid.UUID, Enquiry]]:
+    """The leads and enquiries a batch of messages announces, in two queries."""
+    lead_ids = {m.lead_id for m in messages}
+    enquiry_ids = {m.enquiry_id for m in messages if m.enquiry_id is not None}
+    leads = (await session.scalars(select(Lead).where(col(Lead.id).in_(lead_ids)))).all()
+    enquiries = (
+        (await session.scalars(select(Enquiry).where(col(Enquiry.id).in_(enquiry_ids)))).all()
+        if enquiry_ids
+        else []
+    )
+    return {lead.id: lead for lead in leads}, {e.id: e for e in enquiries}
 
 
 async def release_claims(*, session: AsyncSession, ids: Sequence[uuid.UUID], worker: str) -> None:
