@@ -173,3 +173,46 @@ async def test_python_receiver_example_verifies_what_leads_signs(
         other = "whsec_" + base64.b64encode(b"x" * 32).decode()
         forged = WebhookChannel(other, client).signed_request(url, "msg-2", created)
         assert (await client.send(forged)).status_code == 400
+
+
+# docs/spam.md: its table of spam reasons and the reasons the code gives agree both ways.
+
+SPAM = ROOT / "docs/spam.md"
+REASON_SOURCES = [*sorted((ROOT / "leads/abuse").glob("*.py")), ROOT / "leads/intake/defence.py"]
+
+
+def documented_spam_reasons() -> set[str]:
+    """The backticked first cells of the table headed ``Reason`` in docs/spam.md."""
+    lines = SPAM.read_text(encoding="utf-8").splitlines()
+    reasons: set[str] = set()
+    in_table = False
+    for line in lines:
+        if not line.startswith("|"):
+            in_table = False
+            continue
+        first = line.strip().strip("|").split("|")[0].strip()
+        if first == "Reason":
+            in_table = True
+        elif in_table:
+            reasons.update(re.findall(r"`([a-z_]+)`", first))
+    return reasons
+
+
+def reasons_in_code() -> set[str]:
+    """Reason strings the spam checks give: ``return "x"`` or ``.append("x")``."""
+    source = "\n".join(p.read_text(encoding="utf-8") for p in REASON_SOURCES)
+    return set(re.findall(r"(?:\breturn|\.append\()\s*\"([a-z_]+)\"", source))
+
+
+def test_every_spam_reason_in_the_docs_exists_in_the_code() -> None:
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "leads").rglob("*.py"))
+    documented = documented_spam_reasons()
+    assert {"honeypot", "too_fast", "captcha_failed", "name_is_url"} <= documented
+    missing = sorted(reason for reason in documented if f'"{reason}"' not in source)
+    assert missing == [], "docs/spam.md lists spam reasons the code never gives"
+
+
+def test_every_spam_reason_the_code_gives_is_in_the_docs() -> None:
+    given = reasons_in_code()
+    assert {"token_forged", "captcha_missing", "too_many_links"} <= given  # the regex works
+    assert sorted(given - documented_spam_reasons()) == []
