@@ -46,30 +46,30 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        database = Database.from_settings(settings)
-        http = httpx.AsyncClient(
-            timeout=settings.delivery_timeout_seconds, transport=http_transport
-        )
-        intake = IntakeWriter(database, settings)
-        intake.start()
-        defences = Defences.from_settings(settings, http)
-        dispatcher = None
-        if settings.dispatcher == "inline":
-            dispatcher = Dispatcher(settings, database, forms, http)
-            dispatcher.start()
-        app.state.database = database
-        app.state.intake = intake
-        app.state.defences = defences
-        app.state.dispatcher = dispatcher
-        try:
+        # Closed in reverse order, each whatever happened to the one before: the intake is
+        # drained first (what was accepted is written), the database closed last.
+        async with contextlib.AsyncExitStack() as stack:
+            database = Database.from_settings(settings)
+            stack.push_async_callback(database.close)
+            http = httpx.AsyncClient(
+                timeout=settings.delivery_timeout_seconds, transport=http_transport
+            )
+            stack.push_async_callback(http.aclose)
+            defences = Defences.from_settings(settings, http)
+            stack.push_async_callback(defences.close)
+            dispatcher = None
+            if settings.dispatcher == "inline":
+                dispatcher = Dispatcher(settings, database, forms, http)
+                dispatcher.start()
+                stack.push_async_callback(dispatcher.stop)
+            intake = IntakeWriter(database, settings)
+            intake.start()
+            stack.push_async_callback(intake.stop)
+            app.state.database = database
+            app.state.intake = intake
+            app.state.defences = defences
+            app.state.dispatcher = dispatcher
             yield
-        finally:
-            await intake.stop()  # what was accepted is written before anything else stops
-            if dispatcher is not None:
-                await dispatcher.stop()
-            await defences.close()
-            await http.aclose()
-            await database.close()
 
     middleware = [
         Middleware(SecurityHeaders),

@@ -10,10 +10,15 @@ import os
 import signal
 import threading
 import time
+import uuid
+from datetime import timedelta
 
 import httpx
 import pytest
 
+from leads.storage.database import Database
+from leads.storage.outbox import claim_due
+from leads.storage.types import utcnow
 from tests.conftest import SECRET, Query, make_settings, migrate, serving_app
 from tests.mail import MailServer, mail_server
 from tests.servers import leads_process
@@ -148,3 +153,29 @@ async def test_several_workers_on_one_postgresql_deliver_each_message_once(
         ids = collections.Counter(m.message["Message-ID"] for m in smtp.received)
         assert len(ids) == leads_count
         assert set(ids.values()) == {1}
+
+
+async def test_two_processes_never_claim_the_same_message(database_url: str, lead) -> None:
+    """Two dispatchers' claims at the same instant (two engines: as two processes have)."""
+    settings = make_settings(database_url, dispatcher="worker")
+    async with serving_app(settings) as client:
+        for _ in range(6):
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+    first, second = Database.from_settings(settings), Database.from_settings(settings)
+    now = utcnow()
+
+    async def claim(database: Database, worker: str) -> set[uuid.UUID]:
+        async with database.writing() as session:
+            claimed = await claim_due(
+                session=session, worker=worker, now=now,
+                lease_until=now + timedelta(minutes=1), limit=10,
+            )  # fmt: skip
+        return {m.id for m in claimed}
+
+    try:
+        a, b = await asyncio.gather(claim(first, "A"), claim(second, "B"))
+    finally:
+        await first.close()
+        await second.close()
+    assert not a & b
+    assert len(a | b) == 6

@@ -268,3 +268,28 @@ async def test_without_a_channel_the_log_announces_leads_without_personal_detail
     everything = "\n".join(r.getMessage() for r in caplog.records)
     for secret in ("Quentin", "Privateperson", "quentin@private", "2025550199", "private health"):
         assert secret not in everything
+
+
+async def test_a_household_member_on_the_same_phone_keeps_their_own_details(
+    make_client, lead, smtp, query
+) -> None:
+    client = await make_client(**smtp_settings(smtp))
+    mary = await client.post(
+        "/api/leads", json=lead(name="Mary Jones", email="mary@example.com", phone="2025550143")
+    )
+    tom = await client.post(
+        "/api/leads",
+        json=lead(name="Tom Jones", email="tom@example.org", phone="2025550143",
+                  message="For my knee"),
+    )  # fmt: skip
+    assert tom.json()["id"] == mary.json()["id"]  # the same phone within 24 h: one lead
+    (enquiry,) = await query("SELECT name, email, phone, message FROM enquiries")
+    assert enquiry == {
+        "name": "Tom Jones", "email": "tom@example.org", "phone": "+12025550143",
+        "message": "For my knee",
+    }  # fmt: skip
+    mails = await asyncio.to_thread(smtp.wait_for, 2)
+    follow_up = next(m for m in mails if m.message["Subject"].startswith("Follow-up"))
+    assert follow_up.message["Subject"].endswith("from Tom")
+    assert follow_up.message["Reply-To"] == "tom@example.org"
+    assert "Tom Jones" in follow_up.part("plain")

@@ -288,7 +288,8 @@ async def test_a_returning_visitor_sends_enquiry_added(make_client, receiver, le
     assert added["data"]["message"] == "first"
     enquiry = added["data"]["enquiry"]
     assert set(enquiry) == {
-        "id", "created_at", "form", "interest", "message", "preferred_contact"
+        "id", "created_at", "name", "email", "phone", "form", "interest", "message",
+        "preferred_contact",
     }  # fmt: skip
     assert (enquiry["message"], enquiry["interest"]) == ("second", "Headaches")
     assert added["timestamp"] == enquiry["created_at"]

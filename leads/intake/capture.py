@@ -183,7 +183,14 @@ class _Batch:
         enquiry = None
         if lead is not None:
             _add_enquiry(lead, submission, now)
-            enquiry = Enquiry(lead_id=lead.id, created_at=now, **_enquiry_fields(submission, meta))
+            enquiry = Enquiry(
+                lead_id=lead.id,
+                created_at=now,
+                name=submission.name,
+                email=submission.email,
+                phone=submission.phone,
+                **_enquiry_fields(submission, meta),
+            )
             self.session.add(enquiry)
             outcome = "merged"
         else:

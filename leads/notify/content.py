@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
+from urllib.parse import quote
 
 import phonenumbers
 
@@ -69,20 +70,26 @@ def clinic_email(
     detail = settings.notify_detail
     title = form.title if form else lead.form
     returning = enquiry is not None
+    # Who wrote this time: a follow-up may come from another member of the household.
+    name = (enquiry.name if enquiry else None) or lead.name
+    email = (enquiry.email if enquiry else None) or lead.email
+    phone = (enquiry.phone if enquiry else None) or lead.phone
     headline = "Follow-up enquiry" if returning else "New enquiry"
     subject = f"{headline}: {title}"
     if detail != "minimal":
-        subject += f" from {first_name(lead.name)}"
+        subject += f" from {first_name(name)}"
 
     url = lead_url(lead, settings)
     received = (enquiry.created_at if enquiry else lead.created_at).strftime("%Y-%m-%d %H:%M UTC")
     rows: list[tuple[str, str, str | None]] = []  # label, text, link
     if detail != "minimal":
-        rows.append(("Name", lead.name, None))
-        if lead.email:
-            rows.append(("Email", lead.email, f"mailto:{lead.email}"))
-        if lead.phone:
-            rows.append(("Phone", pretty_phone(lead.phone), f"tel:{lead.phone}"))
+        rows.append(("Name", name, None))
+        if email:
+            # Quoted: a valid address may hold "?" or "&", which a mailto: link would read
+            # as extra headers (bcc=...).
+            rows.append(("Email", email, f"mailto:{quote(email, safe='@')}"))
+        if phone:
+            rows.append(("Phone", pretty_phone(phone), f"tel:{phone}"))
         preferred = (enquiry.preferred_contact if enquiry else None) or lead.preferred_contact
         if preferred:
             rows.append(("Prefers", CONTACT_WORDS.get(preferred, preferred), None))
@@ -104,8 +111,8 @@ def clinic_email(
     if words:
         text_lines += ["", "Message:", words]
     text_lines += ["", f"Open this lead: {url}"]
-    if detail != "minimal" and lead.email:
-        text_lines += ["", f"Reply to this email to write to {first_name(lead.name)} directly."]
+    if detail != "minimal" and email:
+        text_lines += ["", f"Reply to this email to write to {first_name(name)} directly."]
 
     e = html.escape
     cells = "".join(
@@ -126,7 +133,7 @@ def clinic_email(
         text="\n".join(text_lines) + "\n",
         html="<!doctype html><html><body>" + "".join(body) + "</body></html>",
         message_id=message_id_for(message, settings),
-        reply_to=lead.email if detail != "minimal" else None,
+        reply_to=email if detail != "minimal" else None,
         headers={"X-Leads-Notification-Id": str(message.id)},
     )
 
@@ -192,6 +199,9 @@ def webhook_payload(
     if enquiry is not None:
         data["enquiry"] = {
             "id": str(enquiry.id),
+            "name": enquiry.name,
+            "email": enquiry.email,
+            "phone": enquiry.phone,
             "created_at": iso_utc(enquiry.created_at),
             "form": enquiry.form,
             "interest": enquiry.interest,

@@ -147,23 +147,34 @@ class Dispatcher:
         listener = asyncio.create_task(self._listen()) if not self.database.is_sqlite else None
         try:
             while not self._stopping.is_set():
-                self._wake.clear()
-                await self._write_outcomes()
-                free = self.concurrency - len(self._inflight)
-                claimed = await self._claim(free) if free > 0 else []
-                for claim in claimed:
-                    task = asyncio.create_task(self._deliver(claim))
-                    self._inflight[task] = claim.message.id
-                    task.add_done_callback(self._finished)
-                if claimed and len(claimed) == free:
-                    continue  # there may be more waiting
-                await self._housekeeping()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), await self._idle_seconds())
+                try:
+                    await self._turn()
+                except Exception as exc:  # one bad turn must not stop delivery for good
+                    log.error("outbox: dispatcher turn failed (%s)", type(exc).__name__)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
         finally:
             if listener is not None:
                 listener.cancel()
                 await asyncio.gather(listener, return_exceptions=True)
+
+    async def _turn(self) -> None:
+        """Record what finished, claim what is due, start delivering it; else sleep."""
+        self._wake.clear()
+        await self._write_outcomes()
+        free = self.concurrency - len(self._inflight)
+        claimed = await self._claim(free) if free > 0 else []
+        for claim in claimed:
+            task = asyncio.create_task(self._deliver(claim))
+            self._inflight[task] = claim.message.id
+            task.add_done_callback(self._finished)
+        if claimed and len(claimed) == free:
+            return  # there may be more waiting
+        await self._housekeeping()
+        # All slots busy: a finishing delivery wakes us; no need to look at the clock.
+        idle = self.poll_seconds if free <= 0 else await self._idle_seconds()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), idle)
 
     async def _idle_seconds(self) -> float:
         """How long to sleep: until the next retry comes due, at most ``poll_seconds``."""
@@ -236,11 +247,11 @@ class Dispatcher:
                 now = utcnow()
                 for change in changes:
                     await change(session, now)
-        except StorageUnavailable:
-            self._outcomes = changes + self._outcomes  # try again; leases cover a crash
-            log.warning("outbox: %d outcomes not recorded yet (database unavailable)", len(changes))
-        except Exception as exc:  # never let the loop die
-            log.error("outbox: %d outcomes not recorded (%s)", len(changes), type(exc).__name__)
+        except Exception as exc:  # kept and tried again next turn; leases cover a crash
+            self._outcomes = changes + self._outcomes
+            log.warning(
+                "outbox: %d outcomes not recorded yet (%s)", len(changes), type(exc).__name__
+            )
 
     async def _listen(self) -> None:
         """LISTEN on PostgreSQL so a commit anywhere wakes this dispatcher; reconnect if the
@@ -343,7 +354,7 @@ class Dispatcher:
         await self._write(
             message,
             lambda session, _: outbox.mark_retry(
-                session=session, message_id=message.id, at=at, error=error
+                session=session, message_id=message.id, worker=self.name, at=at, error=error
             ),
         )
 
@@ -355,9 +366,13 @@ class Dispatcher:
 
         async def change(session: AsyncSession, now: datetime) -> None:
             if dead is None:
-                await outbox.mark_delivered(session=session, message_id=message.id, now=now)
+                await outbox.mark_delivered(
+                    session=session, message_id=message.id, worker=self.name, now=now
+                )
                 return
-            await outbox.mark_dead(session=session, message_id=message.id, error=dead)
+            await outbox.mark_dead(
+                session=session, message_id=message.id, worker=self.name, error=dead
+            )
             if gone and message.target:
                 await outbox.disable_webhook(
                     session=session, url=message.target, reason=dead, now=now

@@ -24,8 +24,8 @@ CSV_COLUMNS = (
     "consent_version", "consent_at", *ORIGIN,
 )  # fmt: skip
 ENQUIRY_FIELDS = (
-    "id", "created_at", "form", "message", "interest", "preferred_contact", "consent_version",
-    *ORIGIN,
+    "id", "created_at", "name", "email", "phone", "form", "message", "interest",
+    "preferred_contact", "consent_version", *ORIGIN,
 )  # fmt: skip
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -90,7 +90,7 @@ class Database:
                     yield session
             except IntegrityError:
                 raise  # a constraint the use case expects to meet (a duplicate key, say)
-            except (DBAPIError, OSError, TimeoutError) as exc:
+            except (SQLAlchemyError, OSError, TimeoutError) as exc:  # incl. the pool's timeout
                 raise StorageUnavailable() from exc
 
     @contextlib.asynccontextmanager

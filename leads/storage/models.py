@@ -72,6 +72,11 @@ class Enquiry(Attribution, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     lead_id: uuid.UUID = Field(foreign_key="leads.id", index=True, ondelete="CASCADE")
     created_at: datetime = _at()
+    # Who sent it, as they wrote it: matched by email OR phone, the sender may be another
+    # member of the household, whose details must not be lost in the merge.
+    name: str | None = Field(default=None, max_length=100)
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=20)
     form: str = Field(max_length=50)
     message: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     interest: str | None = Field(default=None, max_length=200)

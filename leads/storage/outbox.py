@@ -1,10 +1,12 @@
 """Data access for the notification outbox.
 
-Claims: a dispatcher takes due messages by setting ``claimed_by`` and a lease
-(``claimed_until``) in one UPDATE over rows picked with ``FOR UPDATE SKIP LOCKED`` on
-PostgreSQL (SQLite has one writer at a time, so its UPDATE is already exclusive). Two
-dispatchers never hold the same message; if one dies, its lease runs out and another takes
-the message over: delivery is at least once, with the same message id.
+Claims: a dispatcher picks due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), then sets
+``claimed_by`` and a lease (``claimed_until``) with an UPDATE that repeats the "still free"
+condition, and takes back only the rows that now carry its own name and lease. On SQLite
+the pick is not locked (the driver begins the transaction at the first write), so that
+condition is what makes two processes' claims exclusive. If a dispatcher dies its lease
+runs out and another takes the message over: delivery is at least once, with the same id.
+An outcome is recorded only while the claim is still the recorder's own.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from sqlalchemy import delete, func, or_, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
 from leads.storage.models import DisabledWebhook, Enquiry, Lead, OutboxMessage
@@ -52,7 +55,7 @@ async def claim_due(
         return []
     await session.execute(
         update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids))
+        .where(col(OutboxMessage.id).in_(ids), *_still_free(now))
         .values(
             claimed_by=worker,
             claimed_until=lease_until,
@@ -62,9 +65,25 @@ async def claim_due(
     rows = await session.scalars(
         select(OutboxMessage)
         .where(col(OutboxMessage.id).in_(ids))
+        .where(col(OutboxMessage.claimed_by) == worker)
+        .where(col(OutboxMessage.claimed_until) == lease_until)
         .execution_options(populate_existing=True)
     )
     return list(rows.all())
+
+
+def _still_free(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (
+        col(OutboxMessage.status) == "pending",
+        or_(
+            col(OutboxMessage.claimed_until).is_(None),
+            col(OutboxMessage.claimed_until) < now,
+        ),
+    )
+
+
+def _ours(message_id: uuid.UUID, worker: str) -> tuple[ColumnElement[bool], ...]:
+    return (col(OutboxMessage.id) == message_id, col(OutboxMessage.claimed_by) == worker)
 
 
 async def load_subjects(
@@ -93,28 +112,32 @@ async def release_claims(*, session: AsyncSession, ids: Sequence[uuid.UUID], wor
         )
 
 
-async def mark_delivered(*, session: AsyncSession, message_id: uuid.UUID, now: datetime) -> None:
+async def mark_delivered(
+    *, session: AsyncSession, message_id: uuid.UUID, worker: str, now: datetime
+) -> None:
     await session.execute(
         update(OutboxMessage)
-        .where(col(OutboxMessage.id) == message_id)
+        .where(*_ours(message_id, worker))
         .values(status="delivered", delivered_at=now, claimed_by=None, claimed_until=None)
     )
 
 
 async def mark_retry(
-    *, session: AsyncSession, message_id: uuid.UUID, at: datetime, error: str
+    *, session: AsyncSession, message_id: uuid.UUID, worker: str, at: datetime, error: str
 ) -> None:
     await session.execute(
         update(OutboxMessage)
-        .where(col(OutboxMessage.id) == message_id)
+        .where(*_ours(message_id, worker))
         .values(next_attempt_at=at, last_error=error[:500], claimed_by=None, claimed_until=None)
     )
 
 
-async def mark_dead(*, session: AsyncSession, message_id: uuid.UUID, error: str) -> None:
+async def mark_dead(
+    *, session: AsyncSession, message_id: uuid.UUID, worker: str, error: str
+) -> None:
     await session.execute(
         update(OutboxMessage)
-        .where(col(OutboxMessage.id) == message_id)
+        .where(*_ours(message_id, worker))
         .values(status="dead", last_error=error[:500], claimed_by=None, claimed_until=None)
     )
 
