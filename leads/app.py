@@ -27,7 +27,12 @@ from leads.settings import Settings
 from leads.storage.database import Database
 from leads.web import health
 from leads.web.headers import SecurityHeaders
-from leads.web.problems import on_http_exception, on_problem, on_unexpected
+from leads.web.problems import (
+    ContainUnexpected,
+    on_http_exception,
+    on_problem,
+    on_unexpected,
+)
 
 PACKAGE = Path(__file__).parent
 
@@ -78,8 +83,10 @@ def create_app(
             allow_origins=list(settings.allowed_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After", "Idempotent-Replayed"],
             max_age=600,
         ),
+        Middleware(ContainUnexpected),  # innermost: see its docstring
     ]
     app = Starlette(
         routes=[

@@ -90,7 +90,8 @@ class Settings(BaseSettings):
         3.0, ge=0, description="Forms submitted sooner than this after being served are spam."
     )
     require_form_token: bool = Field(
-        False, description="Flag JSON submissions without a form token as spam."
+        False,
+        description="Flag submissions without a form token (JSON and form posts) as spam.",
     )
     rate_limit_storage: str = Field(
         "memory://",
@@ -281,7 +282,8 @@ class Settings(BaseSettings):
         for origin in origins:
             if origin != "*" and not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r} is not an origin like https://clinic.example")
-        return tuple(o.rstrip("/") for o in origins)
+        # Browsers send scheme and host in lowercase; compare like with like.
+        return tuple(o.rstrip("/").lower() for o in origins)
 
     @field_validator("database_url")
     @classmethod

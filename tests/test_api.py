@@ -264,3 +264,38 @@ async def test_postgres_refusing_connections_is_503(postgres_url, lead) -> None:
 async def test_health_endpoints(client) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_a_bug_is_a_500_problem_and_its_text_stays_out_of_the_logs(
+    tmp_path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'bug.db'}")
+    await migrate(settings)
+    app = create_app(settings)
+
+    async def broken(request):
+        raise RuntimeError("secret: jane@example.com")
+
+    app.add_route("/api/broken", broken, methods=["POST"])
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+        ) as client,
+    ):
+        response = await client.post("/api/broken")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == PROBLEM
+    assert response.json()["code"] == "internal_error"
+    assert "jane@example.com" not in response.text
+    assert any("unexpected RuntimeError" in r.getMessage() for r in caplog.records)
+    assert all("jane@example.com" not in r.getMessage() for r in caplog.records)
+    assert all(r.exc_info is None for r in caplog.records)
+
+
+async def test_a_lone_surrogate_in_a_field_name_is_a_422_not_a_500(client) -> None:
+    raw = '{"\\ud800": 1, "name": "Ann", "email": "a@example.com", "consent": true}'
+    response = await client.post(
+        "/api/leads", content=raw, headers={"content-type": "application/json"}
+    )
+    assert errors_of(response) == {"\\ud800": "unknown_field"}

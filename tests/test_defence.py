@@ -358,3 +358,25 @@ async def test_releasing_a_flagged_lead_sends_its_held_notification(
         again = await asyncio.to_thread(leads_cli, database_url, "spam", "release", lead_id)
         assert again.returncode == 2
         assert "not flagged as spam" in again.stderr
+
+
+async def test_odd_origins_never_break_the_lock(make_client, lead) -> None:
+    client = await make_client(allowed_origins="https://Clinic.example")
+
+    async def post(origin: str) -> int:
+        response = await client.post("/api/leads", json=lead(), headers={"Origin": origin})
+        return response.status_code
+
+    assert await post("http://[") == 403  # malformed: refused, not a 500
+    assert await post("null") == 201  # privacy settings send "null": as if absent
+    assert await post("https://clinic.example") == 201  # configured in another case
+
+
+async def test_the_hosted_form_keeps_what_was_typed_when_the_address_is_over_its_limit(
+    make_client,
+) -> None:
+    client = await make_client(rate_limit="1/minute")
+    assert (await client.post(FORM, data=visitor())).status_code == 303
+    again = await client.post(FORM, data=visitor(message="Still here after a 429"))
+    assert again.status_code == 429
+    assert "Still here after a 429" in again.text

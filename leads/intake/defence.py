@@ -65,14 +65,25 @@ class Defences:
         """Origin lock and the cheap per-IP rate-limit test."""
         origin = request.headers.get("origin")
         allowed = self.settings.allowed_origins
-        if allowed and origin is not None and origin not in allowed and "*" not in allowed:
-            own = urlsplit(origin).netloc == request.headers.get("host", "")
-            if not own:
+        # "null" is what privacy settings make a browser send; a bot can simply omit the
+        # header, so treating it as absent gives nothing away.
+        if allowed and origin not in (None, "null") and "*" not in allowed:
+            origin = origin.lower()
+            if origin not in allowed and not self._own(origin, request):
                 raise OriginNotAllowed()
         if ip is not None and (
             wait := await self.limiter.test(submission_keys(client_ip=ip, email=None, phone=None))
         ):
             raise TooManySubmissions(retry_after=wait)
+
+    @staticmethod
+    def _own(origin: str, request: Request) -> bool:
+        """Our own pages (the hosted form) post with our own host as their origin."""
+        try:
+            host = urlsplit(origin).netloc
+        except ValueError:  # "http://[" and the like
+            return False
+        return bool(host) and host == request.headers.get("host", "").lower()
 
     async def screen(self, submission: Submission, *, ip: str | None) -> Submission:
         """Count the submission against its limits, then judge it: the same submission,

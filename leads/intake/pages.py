@@ -201,8 +201,9 @@ async def submit_form(request: Request) -> Response:
     try:
         await defences.before_reading(request, ip)
     except TooManySubmissions as exc:
-        # Nothing read yet, so nothing to keep: say when to try again.
-        return render_form(request, form, {}, notice=exc, status_code=exc.status)
+        # Read what they typed anyway (it is small and bounded): a person must get it back.
+        fields = await read_form_fields(request, state.settings.max_body_bytes)
+        return render_form(request, form, fields, notice=exc, status_code=exc.status)
     fields = await read_form_fields(request, state.settings.max_body_bytes)
     values = {**fields, "form": form.slug}
     for field in ATTRIBUTION:

@@ -124,7 +124,9 @@ def parse_submission(
     r = _Reader(raw)
     for field in raw:
         if field not in FIELDS:
-            r.fail(str(field)[:100], "unknown_field", "This field is not part of the form.")
+            # Echoed back safely: a JSON key may hold a lone surrogate, which UTF-8 cannot carry.
+            shown = str(field).encode("utf-8", "backslashreplace").decode()[:100]
+            r.fail(shown, "unknown_field", "This field is not part of the form.")
 
     slug = r.text("form", max_length=50) or forms.default_slug
     form = forms.forms.get(slug)

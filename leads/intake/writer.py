@@ -81,6 +81,11 @@ class IntakeWriter:
                     break
             try:
                 await self._write(batch)
+            except asyncio.CancelledError:  # shutting down mid-batch: answer, do not hang
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(StorageUnavailable("shutting down"))
+                raise
             finally:
                 for _ in batch:
                     self._queue.task_done()

@@ -98,6 +98,8 @@ class Database:
         try:
             async with AsyncSession(self.engine, expire_on_commit=False) as session:
                 yield session
+        except BrokenPipeError:
+            raise  # the reader of our output went away (`leads export | head`): not ours
         except (SQLAlchemyError, OSError, TimeoutError) as exc:
             raise StorageUnavailable() from exc
 

@@ -8,6 +8,7 @@ import traceback
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leads.errors import HTTPProblem
 
@@ -66,7 +67,7 @@ async def on_http_exception(request: Request, exc: Exception) -> Response:
     return render_problem(request, _StarletteProblem(exc.status_code, detail, headers))
 
 
-async def on_unexpected(request: Request, exc: Exception) -> Response:
+def log_unexpected(request: Request, exc: BaseException) -> None:
     # Where it happened, not the exception's text: that can quote what a visitor typed.
     frames = traceback.extract_tb(exc.__traceback__)
     where = f"{frames[-1].filename}:{frames[-1].lineno}" if frames else "?"
@@ -77,4 +78,36 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
         request.url.path,
         where,
     )
+
+
+async def on_unexpected(request: Request, exc: Exception) -> Response:
+    log_unexpected(request, exc)
     return render_problem(request, HTTPProblem())
+
+
+class ContainUnexpected:
+    """Innermost safety net: an unexpected exception becomes a 500 problem here. Left to
+    Starlette's outer error middleware, it would be re-raised and the server would log its
+    full text."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking)
+        except Exception as exc:
+            request = Request(scope)
+            log_unexpected(request, exc)
+            if not started:
+                await render_problem(request, HTTPProblem())(scope, receive, send)
