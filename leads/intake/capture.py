@@ -97,14 +97,6 @@ async def capture_batch(
     return results
 
 
-async def capture_lead(database: Database, job: CaptureJob, *, settings: Settings) -> Receipt:
-    """One submission in its own transaction."""
-    (result,) = await capture_batch(database, [job], settings=settings)
-    if isinstance(result, LeadsError):
-        raise result
-    return result
-
-
 async def _replayed(database: Database, job: CaptureJob) -> Receipt | LeadsError:
     """Another request with the same Idempotency-Key committed first: answer as it did."""
     if job.idempotency_key is None:

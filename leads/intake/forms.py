@@ -81,9 +81,6 @@ class FormCatalog:
         except KeyError:
             raise FormNotFound() from None
 
-    def __contains__(self, slug: object) -> bool:
-        return slug in self.forms
-
 
 def load_forms(path: Path | None) -> FormCatalog:
     """The built-in forms, overlaid with those defined in ``path``."""

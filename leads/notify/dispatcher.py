@@ -28,7 +28,6 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.errors import (
-    DeliveryError,
     EndpointGone,
     PermanentDeliveryError,
     StorageUnavailable,
@@ -300,8 +299,6 @@ class Dispatcher:
             await self._record_failure(message, str(exc), exc.retry_after)
         except TimeoutError:
             await self._record_failure(message, "timed out", None)
-        except DeliveryError as exc:  # pragma: no cover - every DeliveryError is one of the above
-            await self._record_failure(message, str(exc), None)
         except Exception as exc:  # a bug must not lose the message: retry it, and say so
             log.exception("notification %s: unexpected %s", message.id, type(exc).__name__)
             await self._record_failure(message, f"unexpected {type(exc).__name__}", None)

@@ -20,7 +20,6 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
-    async_sessionmaker,
     create_async_engine,
 )
 
@@ -72,9 +71,6 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         return cls(make_engine(settings), settings.is_sqlite)
-
-    def sessions(self) -> async_sessionmaker[AsyncSession]:
-        return async_sessionmaker(self.engine, expire_on_commit=False)
 
     @contextlib.asynccontextmanager
     async def writing(self) -> AsyncIterator[AsyncSession]:

@@ -210,10 +210,3 @@ async def release_held(*, session: AsyncSession, lead_id: uuid.UUID, now: dateti
     )
     await wake_dispatchers(session=session)
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
-
-
-async def count_by_status(*, session: AsyncSession) -> dict[str, int]:
-    rows = await session.execute(
-        select(OutboxMessage.status, func.count()).group_by(col(OutboxMessage.status))
-    )
-    return {status: int(n) for status, n in rows.all()}
