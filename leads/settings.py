@@ -343,6 +343,8 @@ class Settings(BaseSettings):
                 text = make_url(value).render_as_string(hide_password=True)
             elif name == "smtp_url" and value is not None:
                 text = _hide_password(value.get_secret_value())
+            elif name == "webhook_urls":
+                text = ",".join(redact_url(url) for url in value)
             elif isinstance(value, SecretStr):
                 text = "(set, hidden)"
             elif isinstance(value, tuple):
@@ -353,6 +355,15 @@ class Settings(BaseSettings):
                 text = str(value)
             view[f"LEADS_{name.upper()}"] = text
         return view
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs: no credentials, no query (webhook URLs often carry a token)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    hidden = "?..." if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + hidden
 
 
 def _hide_password(url: str) -> str:

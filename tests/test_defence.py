@@ -380,3 +380,16 @@ async def test_the_hosted_form_keeps_what_was_typed_when_the_address_is_over_its
     again = await client.post(FORM, data=visitor(message="Still here after a 429"))
     assert again.status_code == 429
     assert "Still here after a 429" in again.text
+
+
+async def test_a_retry_of_a_request_that_succeeded_gets_its_answer_even_at_the_limit(
+    make_client, lead
+) -> None:
+    client = await make_client(rate_limit="1/minute")
+    body = lead()
+    first = await client.post("/api/leads", json=body, headers={"Idempotency-Key": "try-1"})
+    again = await client.post("/api/leads", json=body, headers={"Idempotency-Key": "try-1"})
+    other = await client.post("/api/leads", json=lead(), headers={"Idempotency-Key": "try-2"})
+    assert (first.status_code, again.status_code, other.status_code) == (201, 201, 429)
+    assert again.json() == first.json()
+    assert again.headers["idempotent-replayed"] == "true"

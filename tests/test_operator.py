@@ -95,3 +95,14 @@ async def test_outbox_retry_of_an_unknown_id_is_one_clear_line(database_url: str
     done = await asyncio.to_thread(leads_cli, database_url, "outbox", "retry")
     assert done.returncode == 2
     assert "--all-dead" in done.stderr
+
+
+async def test_webhook_tokens_never_show_in_check_output(database_url: str) -> None:
+    url = "https://hooks.example/catch/123?token=very-secret-token"
+    done = await asyncio.to_thread(
+        leads_cli, database_url, "check",
+        LEADS_WEBHOOK_URLS=url, LEADS_WEBHOOK_SECRET="whsec_" + "A" * 32,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "very-secret-token" not in done.stdout + done.stderr
+    assert "LEADS_WEBHOOK_URLS=https://hooks.example/catch/123?..." in done.stdout

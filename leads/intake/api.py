@@ -12,7 +12,7 @@ from starlette.routing import Route
 
 from leads.abuse.tokens import MAX_AGE_SECONDS, issue_form_token
 from leads.errors import InvalidIdempotencyKey
-from leads.intake.capture import CaptureJob, Receipt, RequestMeta
+from leads.intake.capture import CaptureJob, Receipt, RequestMeta, replay_of
 from leads.intake.defence import Defences
 from leads.intake.submission import parse_submission
 from leads.web.bodies import read_json_object
@@ -47,8 +47,11 @@ async def create_lead(request: Request) -> Response:
     state = request.app.state
     defences: Defences = state.defences
     ip = defences.client_ip(request)
-    await defences.before_reading(request, ip)
     key = idempotency_key(request)
+    # A retry of a request that already succeeded gets its answer, whatever else holds now.
+    if key is not None and (replayed := await replay_of(state.database, key)) is not None:
+        return created(replayed)
+    await defences.before_reading(request, ip)
     raw = await read_json_object(request, state.settings.max_body_bytes)
     submission = parse_submission(
         raw, forms=state.forms, default_region=state.settings.default_region
@@ -56,6 +59,10 @@ async def create_lead(request: Request) -> Response:
     submission = await defences.screen(submission, ip=ip)
     receipt = await state.intake.capture(CaptureJob(submission, request_meta(request, ip), key))
     after_commit(request, receipt, submission.form.slug)
+    return created(receipt)
+
+
+def created(receipt: Receipt) -> Response:
     headers = {"Idempotent-Replayed": "true"} if receipt.outcome == "replayed" else None
     return JSONResponse(
         {"id": str(receipt.lead_id), "status": "received"}, status_code=201, headers=headers

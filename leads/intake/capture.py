@@ -97,6 +97,15 @@ async def capture_batch(
     return results
 
 
+async def replay_of(database: Database, key: str) -> Receipt | None:
+    """The first answer to ``key``, if it was given in the last 24 hours."""
+    async with database.reading() as session:
+        record = await get_idempotency_record(session=session, key=key)
+    if record is None or record.created_at <= utcnow() - REPLAY_WINDOW:
+        return None
+    return Receipt(record.lead_id, "replayed", spam=False)
+
+
 async def _replayed(database: Database, job: CaptureJob) -> Receipt | LeadsError:
     """Another request with the same Idempotency-Key committed first: answer as it did."""
     if job.idempotency_key is None:

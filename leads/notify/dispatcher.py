@@ -41,7 +41,7 @@ from leads.notify.channels.smtp import SMTPChannel, SMTPServer
 from leads.notify.channels.webhook import WebhookChannel
 from leads.notify.content import autoreply_email, clinic_email, webhook_payload
 from leads.notify.retry import RetryPolicy
-from leads.settings import Settings
+from leads.settings import Settings, redact_url
 from leads.storage import outbox
 from leads.storage.database import Database
 from leads.storage.leads import delete_expired_idempotency_keys
@@ -289,7 +289,7 @@ class Dispatcher:
             log.error(
                 "webhook %s answered 410 Gone: switched OFF; nothing more is sent to it until "
                 "an operator runs `leads outbox retry` for one of its messages",
-                message.target,
+                redact_url(message.target or ""),
             )
             await self._record(message, dead=str(exc), gone=True)
         except PermanentDeliveryError as exc:

@@ -18,7 +18,7 @@ from leads.notify.channels.smtp import SMTPChannel, SMTPServer
 from leads.notify.channels.webhook import WebhookChannel
 from leads.notify.content import Email, iso_utc
 from leads.notify.dispatcher import Dispatcher
-from leads.settings import Settings
+from leads.settings import Settings, redact_url
 from leads.storage import outbox
 from leads.storage.database import Database
 from leads.storage.types import utcnow
@@ -49,7 +49,7 @@ async def list_outbox(settings: Settings, statuses: list[str], out: TextIO) -> i
         await database.close()
     out.write("id\tlead\tkind\tchannel\tstatus\tattempts\tnext_attempt\tlast_error\n")
     for m in messages:
-        channel = f"{m.channel}:{m.target}" if m.target else m.channel
+        channel = f"{m.channel}:{redact_url(m.target)}" if m.target else m.channel
         next_at = m.next_attempt_at.isoformat(timespec="seconds") if m.status == "pending" else ""
         out.write(
             f"{m.id}\t{m.lead_id}\t{m.kind}\t{channel}\t{m.status}\t{m.attempts}\t"
@@ -89,7 +89,7 @@ async def notify_test(settings: Settings, out: TextIO) -> bool:
     ok = True
     async with httpx.AsyncClient(timeout=settings.delivery_timeout_seconds) as http:
         for route in routes_for(settings):
-            label = f"{route.channel} {route.target}" if route.target else route.channel
+            label = f"{route.channel} {redact_url(route.target)}" if route.target else route.channel
             try:
                 await _send_test(settings, http, route.channel, route.target)
             except DeliveryError as exc:
