@@ -61,7 +61,7 @@ class MailServer:
                 )
         return answer
 
-    def wait_for(self, count: int, timeout: float = 15.0) -> list[Received]:
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             with self.lock:

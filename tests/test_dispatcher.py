@@ -40,7 +40,7 @@ def service_env(database_url: str, smtp: MailServer, **extra: str) -> dict[str, 
     }
 
 
-async def wait_outbox(query: Query, predicate, within: float = 20) -> list[dict]:
+async def wait_outbox(query: Query, predicate, within: float = 30) -> list[dict]:
     deadline = time.monotonic() + within
     while True:
         rows = await query("SELECT * FROM outbox")

@@ -269,7 +269,7 @@ async def outbox(db_file: Path, **where: Any) -> list[dict[str, Any]]:
     return await asyncio.to_thread(read)
 
 
-async def settled(db_file: Path, lead_id: str, within: float = 10) -> dict[str, Any]:
+async def settled(db_file: Path, lead_id: str, within: float = 30) -> dict[str, Any]:
     """Poll until the lead's message is delivered or dead; return its row."""
     deadline = time.monotonic() + within
     while True:
@@ -282,7 +282,7 @@ async def settled(db_file: Path, lead_id: str, within: float = 10) -> dict[str, 
         await asyncio.sleep(0.02)
 
 
-async def first_failure(db_file: Path, lead_id: str, within: float = 5) -> dict[str, Any]:
+async def first_failure(db_file: Path, lead_id: str, within: float = 20) -> dict[str, Any]:
     """Poll until the first attempt has failed and its retry is scheduled; return the row."""
     deadline = time.monotonic() + within
     while True:

@@ -37,7 +37,7 @@ def smtp_settings(server: MailServer, **extra: object) -> dict[str, object]:
     }
 
 
-async def outbox_rows(query: Query, *, until: str, count: int = 1, within: float = 15) -> list:
+async def outbox_rows(query: Query, *, until: str, count: int = 1, within: float = 30) -> list:
     """Poll the outbox until ``count`` rows have status ``until``."""
     deadline = time.monotonic() + within
     while True:

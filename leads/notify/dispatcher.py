@@ -18,34 +18,22 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.errors import (
-    EndpointGone,
-    PermanentDeliveryError,
     StorageUnavailable,
-    TransientDeliveryError,
 )
 from leads.intake.capture import REPLAY_WINDOW
 from leads.intake.forms import FormCatalog
-from leads.notify.channels.email_api import EmailAPIChannel
-from leads.notify.channels.log import LogChannel
-from leads.notify.channels.smtp import SMTPChannel, SMTPServer
-from leads.notify.channels.webhook import WebhookChannel
-from leads.notify.content import autoreply_email, clinic_email, webhook_payload
-from leads.notify.retry import RetryPolicy
-from leads.settings import Settings, redact_url
+from leads.notify.delivery import Claimed, Delivery, Outcome
+from leads.settings import Settings
 from leads.storage import outbox
 from leads.storage.database import Database
 from leads.storage.leads import delete_expired_idempotency_keys
-from leads.storage.models import Enquiry, Lead, OutboxMessage
 from leads.storage.types import utcnow
 
 log = logging.getLogger("leads.notify")
@@ -54,16 +42,6 @@ POLL_SECONDS = 2.0
 CANCEL_WAIT_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 3600.0
 CONCURRENCY = 8
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """A claimed message and what it announces, loaded when it was claimed."""
-
-    message: OutboxMessage
-    lead: Lead | None
-    enquiry: Enquiry | None
-    webhook_disabled: bool
 
 
 class Dispatcher:
@@ -83,31 +61,14 @@ class Dispatcher:
         self.poll_seconds = poll_seconds
         self.concurrency = concurrency
         self.name = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.retry = RetryPolicy(
-            settings.retry_base_seconds, timedelta(hours=settings.retry_give_up_hours)
-        )
         self.lease = timedelta(seconds=2 * settings.delivery_timeout_seconds + 1)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
         self._inflight: dict[asyncio.Task[None], uuid.UUID] = {}
         self._runner: asyncio.Task[None] | None = None
         self._next_housekeeping = 0.0
-        self._outcomes: list[Callable[[AsyncSession, datetime], Awaitable[None]]] = []
-        self._log_channel = LogChannel()
-        self._smtp = (
-            SMTPChannel(
-                SMTPServer.from_url(settings.smtp_url.get_secret_value()),
-                timeout=settings.delivery_timeout_seconds,
-            )
-            if settings.smtp_url is not None
-            else None
-        )
-        self._email_api = EmailAPIChannel(settings, http) if settings.email_api else None
-        self._webhook = (
-            WebhookChannel(settings.webhook_secret.get_secret_value(), http)
-            if settings.webhook_secret is not None
-            else None
-        )
+        self._outcomes: list[Outcome] = []
+        self._delivery = Delivery(settings, forms, http, worker=self.name)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -199,6 +160,9 @@ class Dispatcher:
         except StorageUnavailable:
             log.warning("housekeeping: database unavailable; will try again")
 
+    async def _deliver(self, claim: Claimed) -> None:
+        self._outcomes.append(await self._delivery.attempt(claim))
+
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)
         self._wake.set()
@@ -277,114 +241,3 @@ class Dispatcher:
         finally:
             if not connection.is_closed():
                 await connection.close()
-
-    # -- one delivery ----------------------------------------------------------------------
-
-    async def _deliver(self, claim: Claimed) -> None:
-        message = claim.message
-        try:
-            async with asyncio.timeout(self.settings.delivery_timeout_seconds):
-                await self._send(claim)
-        except EndpointGone as exc:
-            log.error(
-                "webhook %s answered 410 Gone: switched OFF; nothing more is sent to it until "
-                "an operator runs `leads outbox retry` for one of its messages",
-                redact_url(message.target or ""),
-            )
-            await self._record(message, dead=str(exc), gone=True)
-        except PermanentDeliveryError as exc:
-            log.warning("notification %s is a dead letter: %s", message.id, exc)
-            await self._record(message, dead=str(exc))
-        except TransientDeliveryError as exc:
-            await self._record_failure(message, str(exc), exc.retry_after)
-        except TimeoutError:
-            await self._record_failure(message, "timed out", None)
-        except Exception as exc:  # a bug must not lose the message: retry it, and say so
-            log.exception("notification %s: unexpected %s", message.id, type(exc).__name__)
-            await self._record_failure(message, f"unexpected {type(exc).__name__}", None)
-        else:
-            await self._record(message)
-
-    async def _send(self, claim: Claimed) -> None:
-        message, lead, enquiry = claim.message, claim.lead, claim.enquiry
-        if lead is None:
-            raise PermanentDeliveryError("the lead no longer exists")
-        form = self.forms.forms.get(lead.form)
-        if message.channel == "log":
-            await self._log_channel.announce(message, lead)
-            return
-        if message.channel == "webhook":
-            if self._webhook is None or message.target not in self.settings.webhook_urls:
-                raise PermanentDeliveryError("this webhook URL is no longer configured")
-            if claim.webhook_disabled:
-                raise PermanentDeliveryError("webhook switched off after 410 Gone")
-            payload = webhook_payload(message, lead, enquiry, form, self.settings)
-            await self._webhook.post(message.target, str(message.id), payload)
-            return
-        channel = self._smtp if message.channel == "smtp" else self._email_api
-        if channel is None:
-            raise PermanentDeliveryError(f"channel {message.channel} is no longer configured")
-        if message.kind == "autoreply":
-            if lead.email is None:
-                raise PermanentDeliveryError("the visitor gave no email address")
-            email = autoreply_email(message, lead, form, self.settings)
-        else:
-            email = clinic_email(message, lead, enquiry, form, self.settings)
-        await channel.send(email)
-
-    async def _record_failure(
-        self, message: OutboxMessage, error: str, retry_after: float | None
-    ) -> None:
-        at = self.retry.next_attempt(
-            attempts=message.attempts,
-            now=utcnow(),
-            scheduled_from=message.scheduled_from,
-            retry_after=retry_after,
-        )
-        if at is None:
-            log.warning(
-                "notification %s: giving up after %d attempts", message.id, message.attempts
-            )
-            await self._record(message, dead=f"gave up after {message.attempts} attempts: {error}")
-            return
-        log.info("notification %s: %s; next attempt at %s", message.id, error, at.isoformat())
-        await self._write(
-            message,
-            lambda session, _: outbox.mark_retry(
-                session=session, message_id=message.id, worker=self.name, at=at, error=error
-            ),
-        )
-
-    async def _record(
-        self, message: OutboxMessage, *, dead: str | None = None, gone: bool = False
-    ) -> None:
-        """Delivered (no ``dead`` reason) or a dead letter (and, if ``gone``, its webhook
-        switched off)."""
-
-        async def change(session: AsyncSession, now: datetime) -> None:
-            if dead is None:
-                await outbox.mark_delivered(
-                    session=session, message_id=message.id, worker=self.name, now=now
-                )
-                return
-            await outbox.mark_dead(
-                session=session, message_id=message.id, worker=self.name, error=dead
-            )
-            if gone and message.target:
-                await outbox.disable_webhook(
-                    session=session, url=message.target, reason=dead, now=now
-                )
-
-        await self._write(message, change)
-        if dead is None:
-            log.info(
-                "notification %s delivered (%s, %s)", message.id, message.channel, message.kind
-            )
-
-    async def _write(
-        self,
-        message: OutboxMessage,
-        change: Callable[[AsyncSession, datetime], Awaitable[None]],
-    ) -> None:
-        """Queue the outcome; the run loop writes queued outcomes together."""
-        self._outcomes.append(change)

@@ -1,0 +1,165 @@
+"""Delivering one claimed message, and deciding what that attempt means for it.
+
+:meth:`Delivery.attempt` sends the message through its channel within
+LEADS_DELIVERY_TIMEOUT_SECONDS and returns the *outcome*: a change to write to the outbox
+(delivered; retry at a time from :mod:`leads.notify.retry`; dead letter, switching a 410
+webhook off). It writes nothing itself: the dispatcher records outcomes together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from leads.errors import EndpointGone, PermanentDeliveryError, TransientDeliveryError
+from leads.intake.forms import FormCatalog
+from leads.notify.channels.email_api import EmailAPIChannel
+from leads.notify.channels.log import LogChannel
+from leads.notify.channels.smtp import SMTPChannel, SMTPServer
+from leads.notify.channels.webhook import WebhookChannel
+from leads.notify.content import autoreply_email, clinic_email, webhook_payload
+from leads.notify.retry import RetryPolicy
+from leads.settings import Settings, redact_url
+from leads.storage import outbox
+from leads.storage.models import Enquiry, Lead, OutboxMessage
+from leads.storage.types import utcnow
+
+log = logging.getLogger("leads.notify")
+
+Outcome = Callable[[AsyncSession, datetime], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed message and what it announces, loaded when it was claimed."""
+
+    message: OutboxMessage
+    lead: Lead | None
+    enquiry: Enquiry | None
+    webhook_disabled: bool
+
+
+class Delivery:
+    def __init__(
+        self, settings: Settings, forms: FormCatalog, http: httpx.AsyncClient, *, worker: str
+    ):
+        self.settings = settings
+        self.forms = forms
+        self.worker = worker
+        self.retry = RetryPolicy(
+            settings.retry_base_seconds, timedelta(hours=settings.retry_give_up_hours)
+        )
+        self._log_channel = LogChannel()
+        self._smtp = (
+            SMTPChannel(
+                SMTPServer.from_url(settings.smtp_url.get_secret_value()),
+                timeout=settings.delivery_timeout_seconds,
+            )
+            if settings.smtp_url is not None
+            else None
+        )
+        self._email_api = EmailAPIChannel(settings, http) if settings.email_api else None
+        self._webhook = (
+            WebhookChannel(settings.webhook_secret.get_secret_value(), http)
+            if settings.webhook_secret is not None
+            else None
+        )
+
+    async def attempt(self, claim: Claimed) -> Outcome:
+        message = claim.message
+        try:
+            async with asyncio.timeout(self.settings.delivery_timeout_seconds):
+                await self._send(claim)
+        except EndpointGone as exc:
+            log.error(
+                "webhook %s answered 410 Gone: switched OFF; nothing more is sent to it until "
+                "an operator runs `leads outbox retry` for one of its messages",
+                redact_url(message.target or ""),
+            )
+            return self._dead(message, str(exc), gone=True)
+        except PermanentDeliveryError as exc:
+            log.warning("notification %s is a dead letter: %s", message.id, exc)
+            return self._dead(message, str(exc))
+        except TransientDeliveryError as exc:
+            return self._failed(message, str(exc), exc.retry_after)
+        except TimeoutError:
+            return self._failed(message, "timed out", None)
+        except Exception as exc:  # a bug must not lose the message: retry it, and say so
+            log.exception("notification %s: unexpected %s", message.id, type(exc).__name__)
+            return self._failed(message, f"unexpected {type(exc).__name__}", None)
+        log.info("notification %s delivered (%s, %s)", message.id, message.channel, message.kind)
+        return self._delivered(message)
+
+    async def _send(self, claim: Claimed) -> None:
+        message, lead, enquiry = claim.message, claim.lead, claim.enquiry
+        if lead is None:
+            raise PermanentDeliveryError("the lead no longer exists")
+        form = self.forms.forms.get(lead.form)
+        if message.channel == "log":
+            await self._log_channel.announce(message, lead)
+            return
+        if message.channel == "webhook":
+            if self._webhook is None or message.target not in self.settings.webhook_urls:
+                raise PermanentDeliveryError("this webhook URL is no longer configured")
+            if claim.webhook_disabled:
+                raise PermanentDeliveryError("webhook switched off after 410 Gone")
+            payload = webhook_payload(message, lead, enquiry, form, self.settings)
+            await self._webhook.post(message.target, str(message.id), payload)
+            return
+        channel = self._smtp if message.channel == "smtp" else self._email_api
+        if channel is None:
+            raise PermanentDeliveryError(f"channel {message.channel} is no longer configured")
+        if message.kind == "autoreply":
+            if lead.email is None:
+                raise PermanentDeliveryError("the visitor gave no email address")
+            email = autoreply_email(message, lead, form, self.settings)
+        else:
+            email = clinic_email(message, lead, enquiry, form, self.settings)
+        await channel.send(email)
+
+    def _failed(self, message: OutboxMessage, error: str, retry_after: float | None) -> Outcome:
+        at = self.retry.next_attempt(
+            attempts=message.attempts,
+            now=utcnow(),
+            scheduled_from=message.scheduled_from,
+            retry_after=retry_after,
+        )
+        if at is None:
+            log.warning(
+                "notification %s: giving up after %d attempts", message.id, message.attempts
+            )
+            return self._dead(message, f"gave up after {message.attempts} attempts: {error}")
+        log.info("notification %s: %s; next attempt at %s", message.id, error, at.isoformat())
+
+        async def retry(session: AsyncSession, _: datetime) -> None:
+            await outbox.mark_retry(
+                session=session, message_id=message.id, worker=self.worker, at=at, error=error
+            )
+
+        return retry
+
+    def _delivered(self, message: OutboxMessage) -> Outcome:
+        async def delivered(session: AsyncSession, now: datetime) -> None:
+            await outbox.mark_delivered(
+                session=session, message_id=message.id, worker=self.worker, now=now
+            )
+
+        return delivered
+
+    def _dead(self, message: OutboxMessage, error: str, *, gone: bool = False) -> Outcome:
+        async def dead(session: AsyncSession, now: datetime) -> None:
+            await outbox.mark_dead(
+                session=session, message_id=message.id, worker=self.worker, error=error
+            )
+            if gone and message.target:
+                await outbox.disable_webhook(
+                    session=session, url=message.target, reason=error, now=now
+                )
+
+        return dead
