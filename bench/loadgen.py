@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 PHONE_NUMBERS = 8_000_000  # +1 212 200 0000 ... +1 212 999 9999
@@ -61,15 +62,20 @@ class OpenLoopRun:
 
 
 class _Pool:
-    def __init__(self, host: str, port: int):
+    def __init__(self, host: str, port: int, max_idle: float | None = None):
         self.host, self.port = host, port
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.since: list[float] = []  # when each idle connection was given back
+        self.max_idle = max_idle
         self.opened = 0
         self.all: list[asyncio.StreamWriter] = []
 
     async def take(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        if self.idle:
-            return self.idle.pop()
+        while self.idle:
+            conn, since = self.idle.pop(), self.since.pop()
+            if self.max_idle is None or time.monotonic() - since < self.max_idle:
+                return conn
+            conn[1].close()  # the server may be closing it (uvicorn's keep-alive is 5 s)
         reader, writer = await asyncio.open_connection(self.host, self.port)
         self.opened += 1
         self.all.append(writer)
@@ -77,6 +83,7 @@ class _Pool:
 
     def give_back(self, conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         self.idle.append(conn)
+        self.since.append(time.monotonic())
 
     async def close(self) -> None:
         for writer in self.all:
@@ -114,19 +121,35 @@ async def _one(pool: _Pool, request: bytes, due: float) -> Sample:
 
 
 async def open_loop(
-    host: str, port: int, *, rate: float, duration: float, first: int, tag: str, warm: int = 8
+    host: str,
+    port: int,
+    *,
+    rate: float,
+    duration: float,
+    first: int,
+    tag: str,
+    warm: int = 8,
+    body: Callable[[int, str], bytes] = submission,
+    headers: Callable[[int], bytes] | None = None,
+    max_idle: float | None = None,
 ) -> OpenLoopRun:
-    """Send ``rate * duration`` unique submissions (visitors ``first``, ``first + 1``, ...)."""
-    pool = _Pool(host, port)
+    """Send ``rate * duration`` unique submissions (visitors ``first``, ``first + 1``, ...).
+
+    ``body(i, tag)`` makes visitor i's JSON; ``headers(i)``, extra header lines for it
+    (each ending in CRLF), e.g. its own X-Forwarded-For (bench/flood.py). ``max_idle``:
+    never reuse a connection idle that long (as a browser would not), so the server's
+    keep-alive timeout closing it cannot fail a request."""
+    pool = _Pool(host, port, max_idle)
     for _ in range(warm):  # open a few connections up front, as a browser fleet would have
         pool.give_back(await pool.take())
     count = int(rate * duration)
     requests = []
     for i in range(count):
-        body = submission(first + i, tag)
+        payload = body(first + i, tag)
+        extra = headers(first + i) if headers else b""
         requests.append(
             b"POST /api/leads HTTP/1.1\r\nHost: %s:%d\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\n\r\n%s" % (host.encode(), port, len(body), body)
+            b"%sContent-Length: %d\r\n\r\n%s" % (host.encode(), port, extra, len(payload), payload)
         )
     tasks: list[asyncio.Task[Sample]] = []
     start = time.monotonic() + 0.05

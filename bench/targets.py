@@ -93,7 +93,10 @@ def bare_server(workdir: Path) -> Server:
     return spawn("bare", command, dict(os.environ), port, workdir / "bare.log")
 
 
-def leads_server(workdir: Path, database_url: str, smtp_port: int) -> Server:
+def leads_server(
+    workdir: Path, database_url: str, smtp_port: int, extra_env: dict[str, str] | None = None
+) -> Server:
+    """``leads serve``; ``extra_env`` overrides the settings below (bench/flood.py)."""
     port = free_port()
     env = {
         **os.environ,
@@ -105,6 +108,7 @@ def leads_server(workdir: Path, database_url: str, smtp_port: int) -> Server:
         "LEADS_LOG_LEVEL": "warning",
         "LEADS_PUBLIC_URL": f"http://{HOST}:{port}",
         "LEADS_SHUTDOWN_GRACE_SECONDS": "1",
+        **(extra_env or {}),
     }
     command = [sys.executable, "-m", "leads", "serve", "--host", HOST, "--port", str(port)]
     return spawn("leads", command, env, port, workdir / "leads.log")
