@@ -5,7 +5,7 @@ In one transaction:
 2. a visitor whose email or phone matches a lead still ``new`` and active in the last
    24 hours gets an enquiry added to that lead instead of a second lead;
 3. otherwise a new lead is stored (flagged as spam, with its reason, when it is);
-4. its notifications are written to the outbox (held back if it is spam).
+4. its notifications are written to the outbox (none for spam: staff can release it).
 The caller answers 201 only after this returns, that is, after the commit: a lead that got
 201 is on disk, and so are the messages that will announce it.
 """
@@ -200,16 +200,16 @@ class _Batch:
             outcome = "created"
         if not submission.is_spam:
             self.remember(lead)
-        self.session.add_all(
-            messages_for(
-                self.settings,
-                lead_id=lead.id,
-                enquiry_id=enquiry.id if enquiry else None,
-                visitor_email=lead.email,
-                spam=submission.is_spam,
-                now=now,
+        if not submission.is_spam:
+            self.session.add_all(
+                messages_for(
+                    self.settings,
+                    lead_id=lead.id,
+                    enquiry_id=enquiry.id if enquiry else None,
+                    visitor_email=lead.email,
+                    now=now,
+                )
             )
-        )
         if key is not None:
             record = IdempotencyRecord(key=key, created_at=now, lead_id=lead.id, status_code=201)
             self.records[key] = record

@@ -17,13 +17,12 @@ def messages_for(
     lead_id: uuid.UUID,
     enquiry_id: uuid.UUID | None,
     visitor_email: str | None,
-    spam: bool,
     now: datetime,
 ) -> list[OutboxMessage]:
     """One message per configured channel; plus the visitor's autoreply for a new lead when
-    enabled. A lead flagged as spam gets its messages ``held``: not sent unless released."""
+    enabled. Spam gets none (one row per flagged submission, no more): `leads spam release`
+    writes a released lead's messages then, without the autoreply."""
     kind = "lead.created" if enquiry_id is None else "lead.enquiry_added"
-    status = "held" if spam else "pending"
     planned = [
         OutboxMessage(
             lead_id=lead_id,
@@ -31,7 +30,6 @@ def messages_for(
             kind=kind,
             channel=route.channel,
             target=route.target,
-            status=status,
             created_at=now,
             scheduled_from=now,
             next_attempt_at=now,
@@ -39,14 +37,12 @@ def messages_for(
         for route in routes_for(settings)
     ]
     autoreply = email_route(settings)
-    # Never for spam, not even held: releasing it later would email whoever the bot named.
-    if settings.autoreply and autoreply and visitor_email and enquiry_id is None and not spam:
+    if settings.autoreply and autoreply and visitor_email and enquiry_id is None:
         planned.append(
             OutboxMessage(
                 lead_id=lead_id,
                 kind="autoreply",
                 channel=autoreply.channel,
-                status=status,
                 created_at=now,
                 scheduled_from=now,
                 next_attempt_at=now,

@@ -1,20 +1,22 @@
 """`leads spam release ID`: staff say a flagged lead is real. It is marked not spam and the
-notifications held back when it arrived are sent now."""
+clinic is told now: its notifications are written to the outbox (never an autoreply: the
+address was typed by whoever sent it, and staff can answer it themselves)."""
 
 from __future__ import annotations
 
 import uuid
 
 from leads.errors import ConfigurationError
+from leads.notify.outbox import messages_for
 from leads.settings import Settings
 from leads.storage.database import Database
 from leads.storage.leads import get_lead, mark_not_spam
-from leads.storage.outbox import release_held
+from leads.storage.outbox import wake_dispatchers
 from leads.storage.types import utcnow
 
 
 async def release_lead(settings: Settings, lead_id: str) -> int:
-    """Returns how many held notifications are now on their way."""
+    """Returns how many notifications are now on their way."""
     try:
         key = uuid.UUID(lead_id)
     except ValueError:
@@ -29,6 +31,11 @@ async def release_lead(settings: Settings, lead_id: str) -> int:
                 raise ConfigurationError(f"lead {lead_id} is not flagged as spam")
             now = utcnow()
             await mark_not_spam(session=session, lead=lead, now=now)
-            return await release_held(session=session, lead_id=key, now=now)
+            messages = messages_for(
+                settings, lead_id=key, enquiry_id=None, visitor_email=None, now=now
+            )
+            session.add_all(messages)
+            await wake_dispatchers(session=session)
+            return len(messages)
     finally:
         await database.close()

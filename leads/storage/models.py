@@ -110,7 +110,7 @@ class OutboxMessage(SQLModel, table=True):
     kind: str = Field(max_length=30)  # lead.created | lead.enquiry_added | autoreply
     channel: str = Field(max_length=20)  # smtp | email_api | webhook | log
     target: str | None = Field(default=None, max_length=500)  # the webhook URL
-    status: str = Field(default="pending", max_length=10)  # pending|held|delivered|dead
+    status: str = Field(default="pending", max_length=10)  # pending|delivered|dead
     attempts: int = Field(default=0)
     created_at: datetime = _at()
     # Start of the give-up horizon: creation, or the operator's last retry.

@@ -199,14 +199,3 @@ async def retry_messages(
         await session.execute(delete(DisabledWebhook).where(col(DisabledWebhook.url).in_(urls)))
     await wake_dispatchers(session=session)
     return messages
-
-
-async def release_held(*, session: AsyncSession, lead_id: uuid.UUID, now: datetime) -> int:
-    """Send the notifications held back for a lead flagged as spam."""
-    result = await session.execute(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.lead_id) == lead_id, col(OutboxMessage.status) == "held")
-        .values(status="pending", next_attempt_at=now, scheduled_from=now)
-    )
-    await wake_dispatchers(session=session)
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
