@@ -122,6 +122,12 @@ class Dispatcher:
         """Record what finished, claim what is due, start delivering it; else sleep."""
         self._wake.clear()
         await self._write_outcomes()
+        if self._outcomes:
+            # Not recorded (the database is busy or away): claim nothing until it is, or a
+            # lease running out meanwhile could hand us back a message we already delivered.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
+            return
         free = self.concurrency - len(self._inflight)
         claimed = await self._claim(free) if free > 0 else []
         for claim in claimed:
