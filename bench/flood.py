@@ -47,6 +47,7 @@ from typing import Any
 import intake
 import loadgen
 import targets
+from report import flatten
 
 LEGIT_RATE = 20.0
 CPU_RATE = 100.0  # submissions per second in the CPU-cost runs (well below capacity)
@@ -422,16 +423,6 @@ def medians(runs: list[dict[str, Any]]) -> dict[str, float]:
         last = key.rsplit(".", 1)[-1]
         out[key] = round(sum(values) if last in SUMMED else statistics.median(values), 3)
     return out
-
-
-def flatten(result: dict[str, Any], prefix: str = "") -> dict[str, float]:
-    flat: dict[str, float] = {}
-    for key, value in result.items():
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{prefix}{key}."))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
-            flat[prefix + key] = value
-    return flat
 
 
 LEGIT = ("baseline", "limited.legit", "honeypot.legit")
