@@ -189,3 +189,24 @@ def test_the_storage_setting_is_checked_and_the_defaults_build_a_limiter() -> No
         assert Settings(_env_file=None, rate_limit_storage=good).rate_limit_storage == good  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="memory:// or redis://"):
         Settings(_env_file=None, rate_limit_storage="memcached://cache:11211")  # type: ignore[call-arg]
+
+
+async def test_the_memory_window_slides_as_redis_does(
+    redis_url: str, limiters: list[SubmissionLimiter]
+) -> None:
+    """Our in-process windows (leads/abuse/windows.py) against limits' Redis storage, the
+    library's own implementation: the same hits, spread over more than one window, get
+    the same answers."""
+    rate = "3/2 seconds;5/4 seconds"
+    memory, redis = make(limiters, rate), make(limiters, rate, redis_url)
+    key = f"ip:slide-{time.time_ns()}"
+    answers: dict[str, list[bool]] = {"memory": [], "redis": []}
+    for step in range(16):
+        for name, limiter in (("memory", memory), ("redis", redis)):
+            wait = await limiter.hit([key]) if step % 3 else await limiter.test([key])
+            answers[name].append(wait is None)
+            assert wait is None or 1 <= wait <= 4
+        await asyncio.sleep(0.35)
+    assert answers["memory"] == answers["redis"]
+    assert True in answers["memory"][8:]
+    assert False in answers["memory"]

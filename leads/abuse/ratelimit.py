@@ -21,7 +21,8 @@ expires, which becomes ``Retry-After`` (the longest wait among the exhausted lim
 sooner the request would be refused again). It stores one timestamp per hit, which is
 cheap at submission rates (30/day = 30 entries per key).
 
-Storage: ``memory://`` (default; per process) or ``redis://`` / ``rediss://`` (shared by
+Storage: ``memory://`` (default; per process; our own ``MemoryWindows``, see its module for
+why) or ``redis://`` / ``rediss://`` (shared by
 every instance; translated to ``limits``' ``async+redis://``, client: ``coredis``). If the
 storage fails or does not answer within ``storage_timeout`` seconds the request is
 *allowed* (fail-open) and a warning is logged at most once a minute: losing a real
@@ -46,6 +47,8 @@ from limits.aio.storage import Storage
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
+
+from leads.abuse.windows import MemoryWindows
 
 log = logging.getLogger(__name__)
 
@@ -179,8 +182,12 @@ class SubmissionLimiter:
 
     def _get_storage(self) -> Storage:
         if self._storage is None:
-            storage = storage_from_string(self._uri, wrap_exceptions=True)
-            assert isinstance(storage, Storage)
+            if self._uri.startswith("async+memory://"):
+                storage: Storage = MemoryWindows()  # see leads/abuse/windows.py for why
+            else:
+                found = storage_from_string(self._uri, wrap_exceptions=True)
+                assert isinstance(found, Storage)
+                storage = found
             self._storage = storage
         return self._storage
 
