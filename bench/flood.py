@@ -4,8 +4,8 @@ do real submissions from another client still get 201, quickly? What does a reje
 submission cost the server, and what reaches the inbox and the database?
 
 Per repeat, on a fresh ``leads serve`` (SQLite, the SMTP sink of bench/sink.py, the default
-``LEADS_RATE_LIMIT`` and ``LEADS_TRUSTED_PROXIES=127.0.0.1/32``, so that each simulated
-client has its own address in ``X-Forwarded-For``):
+``LEADS_RATE_LIMIT`` and ``LEADS_TARPIT_SECONDS``, and ``LEADS_TRUSTED_PROXIES=127.0.0.1/32``,
+so that each simulated client has its own address in ``X-Forwarded-For``):
 
 1. baseline: a legit open-loop stream (20 req/s, every request a new visitor from its own
    address in 100.64.0.0/10) alone;
@@ -289,7 +289,6 @@ async def flood(
         result["flood_emails_beyond_allowed"] = max(0, flood_mail - ALLOWED_PER_MINUTE)
         flagged = max(1, wrk["created"])
         result["flagged_leads_per_submission"] = round(table.get("rows.leads_spam", 0) / flagged, 3)
-        result["held_outbox_per_submission"] = round(table.get("rows.outbox_held", 0) / flagged, 3)
     return result
 
 
@@ -447,7 +446,7 @@ ROWS = [
     ("flood A emails beyond its 5 allowed (total)", "flood_emails_beyond_allowed", FLOOD2),
     ("emails repeating an earlier lead's (total)", "repeat_emails", PHASE),
     ("rows added: leads / of them spam", "rows.leads|rows.leads_spam", DB),
-    ("rows added: outbox / held / enquiries", "rows.outbox|rows.outbox_held|rows.enquiries", DB),
+    ("rows added: outbox / enquiries", "rows.outbox|rows.enquiries", DB),
     ("leads rows of flood requests cut off when wrk stopped", "unanswered_flood_rows", FLOOD2),
     ("leads rows beyond those and the 201s (total)", "extra_rows", FLOOD2),
     ("database growth, kB: logical / files", "bytes|file_bytes", DB),
@@ -539,11 +538,12 @@ def verdicts(meds: dict[str, float]) -> list[str]:
     ok = limited_rows == 0 and meds["limited.extra_rows"] == 0
     out.append(f"| rate-limited: no rows | {verdict(ok)}: {limited_rows:g} rows per request |")
     rows, size = meds["cpu.honeypot.rows_per_request"], meds["cpu.honeypot.bytes_per_request"]
+    requests = meds["cpu.honeypot.requests"]
     out.append(
         f"| flagged: at most one small row each | {verdict(rows <= 1)}: {rows:g} rows "
-        f"({meds['cpu.honeypot.db.rows.leads'] / meds['cpu.honeypot.requests']:g} leads, "
-        f"{meds['cpu.honeypot.db.rows.outbox_held'] / meds['cpu.honeypot.requests']:g} held "
-        f"outbox), {size:g} bytes per submission |"
+        f"({meds.get('cpu.honeypot.db.rows.leads', 0) / requests:g} leads, "
+        f"{meds.get('cpu.honeypot.db.rows.outbox', 0) / requests:g} outbox), "
+        f"{size:g} bytes per submission |"
     )
     return out
 

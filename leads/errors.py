@@ -27,6 +27,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# Asks the server to close the connection after the answer: a client flooding us over
+# keep-alive connections must open a new one for each further request.
+CLOSE = {"Connection": "close"}
+
 
 class LeadsError(Exception):
     """Root of every error leads raises on purpose."""
@@ -118,10 +122,11 @@ class TooManySubmissions(HTTPProblem):
     code = "rate_limited"
     title = "Too many submissions; please wait a little and try again"
 
-    def __init__(self, *, retry_after: int):
+    def __init__(self, *, retry_after: int, close: bool = False):
         minutes = max(1, round(retry_after / 60))
         wait = f"{retry_after} seconds" if retry_after < 90 else f"about {minutes} minutes"
-        super().__init__(f"Please try again in {wait}.", headers={"Retry-After": str(retry_after)})
+        headers = {"Retry-After": str(retry_after)} | (CLOSE if close else {})
+        super().__init__(f"Please try again in {wait}.", headers=headers)
 
 
 class StorageUnavailable(HTTPProblem):
@@ -138,8 +143,8 @@ class IntakeBusy(HTTPProblem):
     code = "intake_busy"
     title = "We are very busy right now; please send this again in a moment"
 
-    def __init__(self, detail: str | None = None):
-        super().__init__(detail, headers={"Retry-After": "1"})
+    def __init__(self, detail: str | None = None, *, close: bool = False):
+        super().__init__(detail, headers={"Retry-After": "1"} | (CLOSE if close else {}))
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,6 +132,19 @@ class Settings(BaseSettings):
     max_links: int = Field(
         3, ge=0, description="Messages with more links than this are flagged as spam."
     )
+    tarpit_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=30,
+        description="Answers to rate-limited and spam-flagged submissions wait this long, "
+        "so a flooding client gets one answer per connection per interval; 0 = at once.",
+    )
+    tarpit_capacity: int = Field(
+        1000,
+        gt=0,
+        description="Answers held in the tarpit at most; beyond it they are sent at once "
+        "and the connection closed.",
+    )
 
     @field_validator("trusted_proxies", "blocked_terms", mode="before")
     @classmethod

@@ -58,10 +58,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     # Rate limits off unless a test is about them: most tests submit many leads from one IP.
+    # The tarpit too: it would hold every spam test's answer for a second.
     values: dict[str, Any] = {
         "database_url": database_url,
         "secret_key": SECRET,
         "rate_limit": "off",
+        "tarpit_seconds": 0,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

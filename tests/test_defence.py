@@ -399,3 +399,71 @@ async def test_a_retry_of_a_request_that_succeeded_gets_its_answer_even_at_the_l
     assert (first.status_code, again.status_code, other.status_code) == (201, 201, 429)
     assert again.json() == first.json()
     assert again.headers["idempotent-replayed"] == "true"
+
+
+# -- tarpit ------------------------------------------------------------------------------
+
+
+async def timed(request: Any) -> tuple[httpx.Response, float]:
+    started = time.monotonic()
+    response = await request
+    return response, time.monotonic() - started
+
+
+async def test_refused_and_flagged_submissions_wait_in_the_tarpit_real_ones_do_not(
+    make_client, lead, query: Query
+) -> None:
+    hold = 1.0
+    client = await make_client(
+        rate_limit="1/minute", tarpit_seconds=hold, trusted_proxies="203.0.113.7/32"
+    )
+
+    def post(ip: str, **fields: Any):
+        return client.post("/api/leads", json=lead(**fields), headers={"X-Forwarded-For": ip})
+
+    accepted, accepted_took = await timed(post("198.51.100.1"))
+    refused, refused_took = await timed(post("198.51.100.1"))
+    assert (accepted.status_code, refused.status_code) == (201, 429)
+    assert accepted_took < hold <= refused_took + 0.05  # call_later may fire a hair early
+    assert "connection" not in refused.headers  # held, so the connection may stay open
+    # Eight bots at once, each from its own address: held together, then written together.
+    bots = await asyncio.gather(
+        *(timed(post(f"198.51.100.{10 + n}", website="http://spam.example")) for n in range(8))
+    )
+    assert [r.status_code for r, _ in bots] == [201] * 8
+    assert min(took for _, took in bots) >= hold - 0.05
+    spam = await query("SELECT created_at FROM leads WHERE spam")
+    assert len(spam) == 8
+    assert len({r["created_at"] for r in spam}) == 1  # one transaction for the interval
+
+
+async def test_a_full_tarpit_answers_at_once_and_closes_the_connection(
+    make_client, lead, query: Query
+) -> None:
+    client = await make_client(
+        rate_limit="1/minute",
+        tarpit_seconds=2.0,
+        tarpit_capacity=1,
+        trusted_proxies="203.0.113.7/32",
+    )
+
+    def post(ip: str, **fields: Any):
+        return client.post("/api/leads", json=lead(**fields), headers={"X-Forwarded-For": ip})
+
+    assert (await post("198.51.100.1")).status_code == 201
+    first = asyncio.ensure_future(timed(post("198.51.100.1")))
+    await asyncio.sleep(0.5)  # it is held now: the tarpit is full
+    refused, refused_took = await timed(post("198.51.100.1"))
+    bot, bot_took = await timed(post("198.51.100.2", website="http://spam.example"))
+    held, held_took = await first
+    assert (held.status_code, refused.status_code, bot.status_code) == (429, 429, 503)
+    assert held_took >= 3.0 - 0.05
+    assert "connection" not in held.headers
+    assert refused_took < 2.0
+    assert refused.headers["connection"] == "close"
+    assert refused.json()["code"] == "rate_limited"
+    assert "retry-after" in refused.headers
+    assert bot_took < 2.0
+    assert bot.headers["connection"] == "close"
+    assert bot.json()["code"] == "intake_busy"
+    assert len(await query("SELECT id FROM leads")) == 1  # the bot's 503 stored nothing

@@ -5,6 +5,8 @@ Small building blocks, each usable on its own; the intake routes wire them toget
     tokens     time trap: a signed (issued-at, form) token in the hidden field of the form
     content    content rules: too many links, blocked terms, a name that is a URL
     ratelimit  submissions per client IP, email and phone (``limits``; memory or Redis)
+    windows    the in-process moving windows behind ``memory://`` (cheap with many keys)
+    tarpit     holds the answers to refused and flagged submissions, so floods slow down
     clientip   the visitor's address, from X-Forwarded-For only behind trusted proxies
     captcha    optional Turnstile, hCaptcha or reCAPTCHA v3 check through httpx
 

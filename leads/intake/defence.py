@@ -9,7 +9,10 @@ flood of rejected requests stays cheap):
    spam with its reasons and not announced; staff can release it (`leads spam release`).
 
 Only the rate limit and the origin lock refuse; everything else flags, because a real
-patient misjudged as a bot must not lose what they wrote.
+patient misjudged as a bot must not lose what they wrote. Refused (429) and flagged
+submissions wait in the tarpit (``leads/abuse/tarpit.py``) before they are answered or
+written, so a client flooding us with them is slowed to one request per connection per
+``LEADS_TARPIT_SECONDS``, and the flagged ones of one interval share a transaction.
 """
 
 from __future__ import annotations
@@ -25,8 +28,9 @@ from leads.abuse.captcha import CaptchaVerifier
 from leads.abuse.clientip import IPNetwork, client_ip, parse_networks
 from leads.abuse.content import spam_reasons
 from leads.abuse.ratelimit import SubmissionLimiter, submission_keys
+from leads.abuse.tarpit import Tarpit
 from leads.abuse.tokens import check_form_token
-from leads.errors import OriginNotAllowed, TooManySubmissions
+from leads.errors import IntakeBusy, OriginNotAllowed, TooManySubmissions
 from leads.intake.submission import Submission
 from leads.settings import Settings
 
@@ -37,6 +41,7 @@ class Defences:
     limiter: SubmissionLimiter
     captcha: CaptchaVerifier | None
     trusted_proxies: tuple[IPNetwork, ...]
+    tarpit: Tarpit
 
     @classmethod
     def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> Defences:
@@ -55,6 +60,7 @@ class Defences:
             limiter=SubmissionLimiter(settings.rate_limit, settings.rate_limit_storage),
             captcha=captcha,
             trusted_proxies=parse_networks(settings.trusted_proxies),
+            tarpit=Tarpit(seconds=settings.tarpit_seconds, capacity=settings.tarpit_capacity),
         )
 
     def client_ip(self, request: Request) -> str | None:
@@ -74,7 +80,13 @@ class Defences:
         if ip is not None and (
             wait := await self.limiter.test(submission_keys(client_ip=ip, email=None, phone=None))
         ):
+            await self._refuse(wait)
+
+    async def _refuse(self, wait: int) -> None:
+        """429, after the tarpit's wait; at once, closing the connection, when it is full."""
+        if await self.tarpit.hold():
             raise TooManySubmissions(retry_after=wait)
+        raise TooManySubmissions(retry_after=wait, close=True)
 
     @staticmethod
     def _own(origin: str, request: Request) -> bool:
@@ -90,7 +102,7 @@ class Defences:
         with spam reasons added when it looks automated."""
         keys = submission_keys(client_ip=ip, email=submission.email, phone=submission.phone)
         if wait := await self.limiter.hit(keys):
-            raise TooManySubmissions(retry_after=wait)
+            await self._refuse(wait)
         reasons: list[str] = []
         settings = self.settings
         # The hosted form always carries a token. A site's own form (JSON, or plain HTML
@@ -116,7 +128,10 @@ class Defences:
             blocked_terms=settings.blocked_terms,
             max_links=settings.max_links,
         )
-        return submission.flagged(*reasons)
+        judged = submission.flagged(*reasons)
+        if judged.is_spam and not await self.tarpit.hold():
+            raise IntakeBusy(close=True)  # a flood bigger than the tarpit: keep it cheap
+        return judged
 
     async def close(self) -> None:
         await self.limiter.aclose()
