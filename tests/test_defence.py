@@ -442,7 +442,7 @@ async def test_a_full_tarpit_answers_at_once_and_closes_the_connection(
 ) -> None:
     client = await make_client(
         rate_limit="1/minute",
-        tarpit_seconds=2.0,
+        tarpit_seconds=3.0,
         tarpit_capacity=1,
         trusted_proxies="203.0.113.7/32",
     )
