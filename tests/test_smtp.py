@@ -144,6 +144,22 @@ async def test_wrong_password_is_a_dead_letter(
         assert "535" in rows[0]["last_error"]
 
 
+async def test_a_burst_is_delivered_once_each(make_client, lead, smtp, query) -> None:
+    """Deliveries finish while earlier outcomes are being recorded: every one must still be
+    recorded, or its lease runs out and the clinic gets the email again."""
+    client = await make_client(**smtp_settings(smtp, delivery_timeout_seconds=1))
+    # One message at a time, 3 ms each: deliveries end one by one, while the outcomes of
+    # those that ended before them are being recorded.
+    smtp.on_data = lambda: time.sleep(0.003)
+    answers = await asyncio.gather(*(client.post("/api/leads", json=lead()) for _ in range(150)))
+    assert [a.status_code for a in answers] == [201] * 150
+    await outbox_rows(query, until="delivered", count=150, within=60)
+    await asyncio.sleep(3.5)  # longer than a lease (2 x 1 s + 1 s): a lost outcome resends
+    rows = await query("SELECT status, attempts FROM outbox")
+    assert [(r["status"], r["attempts"]) for r in rows] == [("delivered", 1)] * 150
+    assert len(smtp.received) == 150
+
+
 async def test_temporary_failure_is_retried_until_delivered(make_client, lead, smtp, query) -> None:
     smtp.script = ["451 4.3.0 Try again later", "421 4.7.0 Busy"]
     client = await make_client(**smtp_settings(smtp))

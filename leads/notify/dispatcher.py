@@ -121,8 +121,7 @@ class Dispatcher:
     async def _turn(self) -> None:
         """Record what finished, claim what is due, start delivering it; else sleep."""
         self._wake.clear()
-        await self._write_outcomes()
-        if self._outcomes:
+        if not await self._write_outcomes():
             # Not recorded (the database is busy or away): claim nothing until it is, or a
             # lease running out meanwhile could hand us back a message we already delivered.
             with contextlib.suppress(TimeoutError):
@@ -167,7 +166,11 @@ class Dispatcher:
             log.warning("housekeeping: database unavailable; will try again")
 
     async def _deliver(self, claim: Claimed) -> None:
-        self._outcomes.append(await self._delivery.attempt(claim))
+        outcome = await self._delivery.attempt(claim)
+        # Only now look up the list: _write_outcomes swaps it while deliveries run, and an
+        # outcome appended to the swapped-out list would never be recorded (and its message
+        # would be sent again when the lease ran out).
+        self._outcomes.append(outcome)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)
@@ -206,10 +209,11 @@ class Dispatcher:
             for m in messages
         ]
 
-    async def _write_outcomes(self) -> None:
-        """Record every finished delivery in one transaction (group commit, again)."""
+    async def _write_outcomes(self) -> bool:
+        """Record every finished delivery in one transaction (group commit, again). False
+        if they could not be recorded (they are kept for the next try)."""
         if not self._outcomes:
-            return
+            return True
         changes, self._outcomes = self._outcomes, []
         try:
             async with self.database.writing() as session:
@@ -221,6 +225,8 @@ class Dispatcher:
             log.warning(
                 "outbox: %d outcomes not recorded yet (%s)", len(changes), type(exc).__name__
             )
+            return False
+        return True
 
     async def _listen(self) -> None:
         """LISTEN on PostgreSQL so a commit anywhere wakes this dispatcher; reconnect if the
