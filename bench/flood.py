@@ -10,7 +10,8 @@ so that each simulated client has its own address in ``X-Forwarded-For``):
 1. baseline: a legit open-loop stream (20 req/s, every request a new visitor from its own
    address in 100.64.0.0/10) alone;
 2. flood A (rate-limited): the same legit stream while wrk (bench/flood.lua, 1 thread,
-   32 connections) posts valid submissions from ONE address (192.0.2.1) as fast as it can;
+   32 connections, or ``--connections N``) posts valid submissions from ONE address
+   (192.0.2.1) as fast as it can;
 3. flood B (honeypot): the same, wrk's submissions having the hidden ``website`` field
    filled in, each from its own address (10.x.y.z) so none is rate-limited;
 4. CPU per request: the server's utime+stime (/proc/<pid>/stat) over N submissions of one
@@ -21,7 +22,7 @@ so that each simulated client has its own address in ``X-Forwarded-For``):
 Each phase records emails received by the sink and the growth of every table and of the
 database (``page_count * page_size``, read-only connection) and its files.
 
-    python bench/flood.py [--quick] [--repeat 3] [--profile]
+    python bench/flood.py [--quick] [--repeat 3] [--profile] [--connections 32]
 
 Use ``bash bench/run --flood [...]``, which installs what this needs first. Results: a JSON
 file in bench/results/ and a markdown summary on stdout.
@@ -197,10 +198,15 @@ async def legit_stream(server: targets.Server, duration: int, first: int, tag: s
 
 
 async def wrk_flood(
-    server: targets.Server, mode: str, duration: int, first: int, tag: str
+    server: targets.Server,
+    mode: str,
+    duration: int,
+    first: int,
+    tag: str,
+    connections: int = FLOOD_CONNECTIONS,
 ) -> dict[str, Any]:
     process = await asyncio.create_subprocess_exec(
-        *["wrk", f"-t{FLOOD_THREADS}", f"-c{FLOOD_CONNECTIONS}", f"-d{duration}s"],
+        *["wrk", f"-t{FLOOD_THREADS}", f"-c{connections}", f"-d{duration}s"],
         *["--timeout", "10s", "-s", str(targets.BENCH / "flood.lua")],
         *[f"http://{targets.HOST}:{server.port}", "--", str(first), str(FLOOD_THREADS)],
         *[tag, mode, FLOOD_ADDRESS],
@@ -216,6 +222,7 @@ async def wrk_flood(
     statuses = {k: raw["statuses"][k] for k in sorted(raw["statuses"])}
     answered = sum(statuses.values())
     return {
+        "connections": connections,
         "requests": raw["requests"],
         "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
         "p50_ms": raw["p50_us"] / 1000,
@@ -244,12 +251,13 @@ async def baseline(server: targets.Server, inbox: Path, db: Path, d: int, tag: s
 
 
 async def flood(
-    server: targets.Server, inbox: Path, db: Path, mode: str, d: int, tag: str
+    server: targets.Server, inbox: Path, db: Path, mode: str, d: int, tag: str, connections: int
 ) -> dict[str, Any]:
     """The legit stream and a wrk flood (``limited`` or ``honeypot``) side by side."""
     before, mail_before = db_stats(db), len(inbox_ids(inbox))
     cpu_before, started = cpu_seconds(server.pid), time.monotonic()
-    flooding = asyncio.create_task(wrk_flood(server, mode, d, FIRST[f"{mode}_flood"], tag + "f"))
+    first = FIRST[f"{mode}_flood"]
+    flooding = asyncio.create_task(wrk_flood(server, mode, d, first, tag + "f", connections))
     run = await legit_stream(server, d, FIRST[f"{mode}_legit"], tag + "l")
     wrk = await flooding
     cpu = cpu_seconds(server.pid) - cpu_before
@@ -277,11 +285,10 @@ async def flood(
     # connection, which the server may still store (its answer is never read).
     unanswered = max(0, wrk["requests"] - sum(wrk["statuses"].values()))
     result["unanswered_flood_rows"] = min(
-        FLOOD_CONNECTIONS, table.get("rows.leads", 0) - legit["created"] - wrk["created"]
+        connections, table.get("rows.leads", 0) - legit["created"] - wrk["created"]
     )
     result["extra_rows"] = max(
-        0,
-        table.get("rows.leads", 0) - legit["created"] - wrk["created"] - FLOOD_CONNECTIONS,
+        0, table.get("rows.leads", 0) - legit["created"] - wrk["created"] - connections
     )
     result["flood"]["unanswered"] = unanswered
     if mode == "limited":
@@ -384,8 +391,9 @@ async def repeat_once(
         warm = await legit_stream(server, 2, FIRST["warm"], tag + "w")  # not counted
         await intake.wait_for_mail(inbox, intake.lead_ids(warm))
         result["baseline"] = await baseline(server, inbox, db, d, tag + "b")
-        result["limited"] = await flood(server, inbox, db, "limited", d, tag + "a")
-        result["honeypot"] = await flood(server, inbox, db, "honeypot", d, tag + "h")
+        wide = args.connections
+        result["limited"] = await flood(server, inbox, db, "limited", d, tag + "a", wide)
+        result["honeypot"] = await flood(server, inbox, db, "honeypot", d, tag + "h", wide)
         result["cpu"] = {
             kind: await cpu_cost(server, inbox, db, kind, d, f"{tag}c{kind[0]}")
             for kind in ("accepted", "limited", "honeypot")
@@ -436,7 +444,8 @@ ROWS = [
     ("legit 201s / requests", "created|requests", LEGIT),
     ("legit not 201 (total)", "errors", LEGIT),
     ("legit emails missing after 20 s (total)", "mail_missing", LEGIT),
-    (f"flood req/s (wrk -t{FLOOD_THREADS} -c{FLOOD_CONNECTIONS})", "rps", FLOOD),
+    (f"flood connections (wrk -t{FLOOD_THREADS})", "connections", FLOOD),
+    ("flood req/s", "rps", FLOOD),
     ("flood answers: 429 / 201", "statuses.429|statuses.201", FLOOD),
     ("flood share of 429", "share_429", FLOOD),
     ("flood p50 / p99 ms", "p50_ms|p99_ms", FLOOD),
@@ -554,6 +563,12 @@ async def main() -> int:
     parser.add_argument("--repeat", type=int, default=None, help="repeats (default 3; quick 1)")
     parser.add_argument("--duration", type=int, default=None, help="seconds per phase")
     parser.add_argument("--profile", action="store_true", help="py-spy the service (extra run)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=FLOOD_CONNECTIONS,
+        help=f"the flooding client's connections (default {FLOOD_CONNECTIONS})",
+    )
     args = parser.parse_args()
     args.repeat = args.repeat or (1 if args.quick else 3)
     args.duration = args.duration or (3 if args.quick else 10)
