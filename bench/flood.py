@@ -469,7 +469,7 @@ CPU_ROWS = [
     ("  ratio to accepted", "ratio_settled"),
     ("rows per request (all tables)", "rows_per_request"),
     ("database growth, bytes per request (logical)", "bytes_per_request"),
-    ("emails: all / of spam leads / repeats (total)", "emails|spam_emails|repeat_emails"),
+    ("emails: all (median) / of spam leads, repeats (total)", "emails|spam_emails|repeat_emails"),
     ("idle server CPU, share of one core", "idle_cpu_share"),
 ]
 

@@ -424,9 +424,10 @@ async def test_refused_and_flagged_submissions_wait_in_the_tarpit_real_ones_do_n
     accepted, accepted_took = await timed(post("198.51.100.1"))
     refused, refused_took = await timed(post("198.51.100.1"))
     assert (accepted.status_code, refused.status_code) == (201, 429)
-    assert accepted_took < hold <= refused_took + 0.05  # call_later may fire a hair early
+    assert accepted_took < hold <= refused_took + 0.05  # the event loop may fire a hair early
     assert "connection" not in refused.headers  # held, so the connection may stay open
-    # Eight bots at once, each from its own address: held together, then written together.
+    # Eight bots at once, each from its own address: held, then written together (in one
+    # transaction, or two if they straddle a tick).
     bots = await asyncio.gather(
         *(timed(post(f"198.51.100.{10 + n}", website="http://spam.example")) for n in range(8))
     )
@@ -434,7 +435,7 @@ async def test_refused_and_flagged_submissions_wait_in_the_tarpit_real_ones_do_n
     assert min(took for _, took in bots) >= hold - 0.05
     spam = await query("SELECT created_at FROM leads WHERE spam")
     assert len(spam) == 8
-    assert len({r["created_at"] for r in spam}) == 1  # one transaction for the interval
+    assert len({r["created_at"] for r in spam}) <= 2
 
 
 async def test_a_full_tarpit_answers_at_once_and_closes_the_connection(

@@ -4,15 +4,17 @@ A flooding client sends its next request the moment it gets an answer, so howeve
 429 is, a few keep-alive connections keep a core busy and real visitors wait behind them.
 Holding those answers for ``LEADS_TARPIT_SECONDS`` caps such a client at one request per
 connection per interval, for the price of a sleeping task, and lets the flagged submissions
-of the same interval be written together in one transaction. A real visitor is held only
+released at the same tick be written together in one transaction. A real visitor is held only
 when they were rate-limited or misjudged as a bot; their submission is kept all the same.
 
     tarpit = Tarpit(seconds=1.0, capacity=1000)
-    if not await tarpit.hold():  # waits until the next tick; False at once when full
+    if not await tarpit.hold():  # waits about a second; False at once when full
         ...                         # answer now, and close the connection
 
-Everyone held in one interval is released together, at the same tick: the first waits the
-whole interval, later arrivals less. When ``capacity`` answers are already held (a flood
+Each answer waits at least ``seconds``, until the next of the ticks that come every
+``seconds / SLICES``: the answers held are released in groups, a tenth of an interval
+apart, rather than all at once (a burst of hundreds of answers, and of spam to write, would
+make real visitors wait behind it). When ``capacity`` answers are already held (a flood
 with more connections than that) ``hold`` returns False at once and the caller answers
 without waiting, closing the connection; such floods belong to the reverse proxy's
 per-address limits (docs/operations.md).
@@ -21,6 +23,9 @@ per-address limits (docs/operations.md).
 from __future__ import annotations
 
 import asyncio
+import math
+
+SLICES = 10
 
 
 class Tarpit:
@@ -28,29 +33,31 @@ class Tarpit:
         self.seconds = seconds
         self.capacity = capacity
         self.held = 0
-        self._tick: asyncio.Future[None] | None = None
+        self._ticks: dict[int, asyncio.Future[None]] = {}  # tick number -> its release
 
     async def hold(self) -> bool:
-        """Wait until the next tick (at once when the tarpit is off). False, without
-        waiting, when it is full."""
+        """Wait until the first tick at least ``seconds`` away (at once when the tarpit is
+        off). False, without waiting, when it is full."""
         if self.seconds <= 0:
             return True
         if self.held >= self.capacity:
             return False
-        if self._tick is None:
-            loop = asyncio.get_running_loop()
-            self._tick = loop.create_future()
-            loop.call_later(self.seconds, self._release, self._tick)
+        loop = asyncio.get_running_loop()
+        step = self.seconds / SLICES
+        number = math.ceil((loop.time() + self.seconds) / step)
+        tick = self._ticks.get(number)
+        if tick is None:
+            tick = self._ticks[number] = loop.create_future()
+            loop.call_at(number * step, self._release, number)
         self.held += 1
         try:
             # Shielded: a visitor who disconnects must not cancel the tick for the others.
-            await asyncio.shield(self._tick)
+            await asyncio.shield(tick)
         finally:
             self.held -= 1
         return True
 
-    def _release(self, tick: asyncio.Future[None]) -> None:
-        if self._tick is tick:
-            self._tick = None
-        if not tick.done():
+    def _release(self, number: int) -> None:
+        tick = self._ticks.pop(number, None)
+        if tick is not None and not tick.done():
             tick.set_result(None)

@@ -12,7 +12,7 @@ Only the rate limit and the origin lock refuse; everything else flags, because a
 patient misjudged as a bot must not lose what they wrote. Refused (429) and flagged
 submissions wait in the tarpit (``leads/abuse/tarpit.py``) before they are answered or
 written, so a client flooding us with them is slowed to one request per connection per
-``LEADS_TARPIT_SECONDS``, and the flagged ones of one interval share a transaction.
+``LEADS_TARPIT_SECONDS``, and the flagged ones released together share a transaction.
 """
 
 from __future__ import annotations
