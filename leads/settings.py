@@ -136,8 +136,9 @@ class Settings(BaseSettings):
         1.0,
         ge=0,
         le=30,
-        description="Answers to rate-limited and spam-flagged submissions wait this long, "
-        "so a flooding client gets one answer per connection per interval; 0 = at once.",
+        description="Answers to rate-limited and spam-flagged submissions wait 1-2 times "
+        "this long, so a flooding client gets at most one answer per connection per "
+        "interval; 0 = at once.",
     )
     tarpit_capacity: int = Field(
         1000,

@@ -8,13 +8,15 @@ released at the same tick be written together in one transaction. A real visitor
 when they were rate-limited or misjudged as a bot; their submission is kept all the same.
 
     tarpit = Tarpit(seconds=1.0, capacity=1000)
-    if not await tarpit.hold():  # waits about a second; False at once when full
+    if not await tarpit.hold():  # waits 1-2 seconds; False at once when full
         ...                         # answer now, and close the connection
 
-Each answer waits at least ``seconds``, until the next of the ticks that come every
-``seconds / SLICES``: the answers held are released in groups, a tenth of an interval
-apart, rather than all at once (a burst of hundreds of answers, and of spam to write, would
-make real visitors wait behind it). When ``capacity`` answers are already held (a flood
+Each answer waits between one and two times ``seconds`` (drawn at random), until the next
+of the ticks that come every ``seconds / SLICES``: the answers held are released in groups,
+a tenth of an interval apart. The random part keeps a flood's connections spread over the
+ticks: a flood opens its connections all at once, and with a fixed wait they would stay in
+step, one burst of hundreds of answers (and of spam to write) per interval, which real
+visitors would wait behind. When ``capacity`` answers are already held (a flood
 with more connections than that) ``hold`` returns False at once and the caller answers
 without waiting, closing the connection; such floods belong to the reverse proxy's
 per-address limits (docs/operations.md).
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
 
 SLICES = 10
 
@@ -34,17 +37,19 @@ class Tarpit:
         self.capacity = capacity
         self.held = 0
         self._ticks: dict[int, asyncio.Future[None]] = {}  # tick number -> its release
+        self._random = random.Random()  # spreads connections over ticks; not a secret
 
     async def hold(self) -> bool:
-        """Wait until the first tick at least ``seconds`` away (at once when the tarpit is
-        off). False, without waiting, when it is full."""
+        """Wait until the first tick at least ``seconds x (1 + a random fraction)`` away (at
+        once when the tarpit is off). False, without waiting, when it is full."""
         if self.seconds <= 0:
             return True
         if self.held >= self.capacity:
             return False
         loop = asyncio.get_running_loop()
         step = self.seconds / SLICES
-        number = math.ceil((loop.time() + self.seconds) / step)
+        wait = self.seconds * (1 + self._random.random())
+        number = math.ceil((loop.time() + wait) / step)
         tick = self._ticks.get(number)
         if tick is None:
             tick = self._ticks[number] = loop.create_future()
