@@ -143,8 +143,8 @@ class IntakeBusy(HTTPProblem):
     code = "intake_busy"
     title = "We are very busy right now; please send this again in a moment"
 
-    def __init__(self, detail: str | None = None, *, close: bool = False):
-        super().__init__(detail, headers={"Retry-After": "1"} | (CLOSE if close else {}))
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"Retry-After": "1"})
 
 
 @dataclass(frozen=True, slots=True)

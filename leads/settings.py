@@ -135,7 +135,7 @@ class Settings(BaseSettings):
     tarpit_seconds: float = Field(
         1.0,
         ge=0,
-        le=30,
+        le=5,
         description="Answers to rate-limited and spam-flagged submissions wait 1-2 times "
         "this long, so a flooding client gets at most one answer per connection per "
         "interval; 0 = at once.",

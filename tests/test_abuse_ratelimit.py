@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -12,6 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from leads.abuse.ratelimit import SubmissionLimiter, storage_uri, submission_keys
+from leads.abuse.windows import MemoryWindows
 from leads.settings import Settings
 from tests.servers import free_port, redis_server
 
@@ -201,12 +203,37 @@ async def test_the_memory_window_slides_as_redis_does(
     memory, redis = make(limiters, rate), make(limiters, rate, redis_url)
     key = f"ip:slide-{time.time_ns()}"
     answers: dict[str, list[bool]] = {"memory": [], "redis": []}
+    started = time.monotonic()
     for step in range(16):
+        # On a fixed schedule, 0.35 s apart: window edges (2 s, 4 s after a hit) then fall
+        # >= 0.1 s from any check, however slow each step is.
+        await asyncio.sleep(max(0.0, started + step * 0.35 - time.monotonic()))
         for name, limiter in (("memory", memory), ("redis", redis)):
             wait = await limiter.hit([key]) if step % 3 else await limiter.test([key])
             answers[name].append(wait is None)
             assert wait is None or 1 <= wait <= 4
-        await asyncio.sleep(0.35)
     assert answers["memory"] == answers["redis"]
     assert True in answers["memory"][8:]
     assert False in answers["memory"]
+
+
+async def test_memory_windows_count_exactly_as_a_list_of_every_hit() -> None:
+    """leads/abuse/windows.py against the plain definition, on a clock of our own: a hit of
+    ``amount`` is allowed while the hits at most ``expiry`` seconds old, plus it, are within
+    ``limit``; the window starts at the oldest of those. Edges exactly ``expiry`` old,
+    amounts above one, and the once-a-minute sweep are all crossed."""
+    now = 1_000_000.0
+    store = MemoryWindows(clock=lambda: now)
+    hits: dict[str, list[float]] = {}
+    pick = random.Random(20261125)
+    for _ in range(3000):
+        now += pick.choice([0.0, 0.5, 1.0, 3.0, 9.5, 10.0, 10.5, 61.0])
+        key, amount = f"key{pick.randrange(4)}", pick.choice([1, 1, 1, 2, 4])
+        recent = [t for t in hits.get(key, []) if t >= now - 10]
+        allowed = len(recent) + amount <= 3
+        assert await store.acquire_entry(key, 3, 10, amount) is allowed
+        if allowed:
+            hits.setdefault(key, []).extend([now] * amount)
+            recent += [now] * amount
+        start, count = await store.get_moving_window(key, 3, 10)
+        assert (start, count) == ((min(recent), len(recent)) if recent else (now, 0))

@@ -29,8 +29,8 @@ storage fails or does not answer within ``storage_timeout`` seconds the request 
 patient's enquiry because Redis is down costs more than letting a burst of spam in, and
 spam is still flagged by the other checks.
 
-The storage is created on first use, inside the running event loop (``limits``' memory
-storage starts an expiry task), so the limiter can be built anywhere.
+The storage is created on first use, inside the running event loop (the Redis client
+belongs to the loop it was made in), so the limiter can be built anywhere.
 """
 
 from __future__ import annotations

@@ -17,9 +17,9 @@ a tenth of an interval apart. The random part keeps a flood's connections spread
 ticks: a flood opens its connections all at once, and with a fixed wait they would stay in
 step, one burst of hundreds of answers (and of spam to write) per interval, which real
 visitors would wait behind. When ``capacity`` answers are already held (a flood
-with more connections than that) ``hold`` returns False at once and the caller answers
-without waiting, closing the connection; such floods belong to the reverse proxy's
-per-address limits (docs/operations.md).
+with more connections than that) ``hold`` returns False at once: the caller answers a 429
+without waiting, closing the connection, and stores a flagged submission without waiting.
+Such floods belong to the reverse proxy's per-address limits (docs/operations.md).
 """
 
 from __future__ import annotations

@@ -6,17 +6,18 @@ phone) and live a day under ``30/day``, so the sweep grows with the day's visito
 distinct submitters made each further hit cost ~5 ms of CPU, and a flood from many
 addresses would make it the server's main work (measured; docs/performance.md).
 
-Here each key keeps at most ``limit`` timestamps (the oldest first), expired ones are
-dropped whenever the key is used, and a sweep of the whole table, in the event loop and
-without threads, runs at most once per ``SWEEP_SECONDS`` to forget visitors who never
-came back. Same answers as ``limits``' storage: a hit is allowed while fewer than
-``limit`` entries fall within the last ``expiry`` seconds.
+Here each key keeps at most ``limit`` timestamps in a plain list (the oldest first),
+expired ones are dropped whenever the key is used, and a sweep of the whole table, in the
+event loop and without threads, runs at most once per ``SWEEP_SECONDS`` to forget visitors
+who never came back. Same answers as ``limits``' storages: a hit is allowed while fewer
+than ``limit`` entries are at most ``expiry`` seconds old.
 """
 
 from __future__ import annotations
 
+import bisect
 import time
-from collections import deque
+from collections.abc import Callable
 
 from limits.aio.storage import MovingWindowSupport, Storage
 
@@ -26,11 +27,12 @@ SWEEP_SECONDS = 60.0
 class MemoryWindows(Storage, MovingWindowSupport):
     STORAGE_SCHEME = None  # built directly by SubmissionLimiter; never by a URI
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
         super().__init__()
-        self._windows: dict[str, tuple[float, deque[float]]] = {}  # key -> (expiry, times)
+        self._clock = clock
+        self._windows: dict[str, tuple[float, list[float]]] = {}  # key -> (expiry, times)
         self._counters: dict[str, tuple[float, int]] = {}  # key -> (expires at, count)
-        self._next_sweep = time.monotonic() + SWEEP_SECONDS
+        self._next_sweep = clock() + SWEEP_SECONDS
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
@@ -39,8 +41,8 @@ class MemoryWindows(Storage, MovingWindowSupport):
     # -- moving windows (what MovingWindowRateLimiter uses) --------------------------------
 
     async def acquire_entry(self, key: str, limit: int, expiry: int, amount: int = 1) -> bool:
-        now = time.time()
-        self._maybe_sweep()
+        now = self._clock()
+        self._maybe_sweep(now)
         times = self._current(key, expiry, now)
         if amount > limit or len(times) + amount > limit:
             return False
@@ -49,25 +51,25 @@ class MemoryWindows(Storage, MovingWindowSupport):
         return True
 
     async def get_moving_window(self, key: str, limit: int, expiry: int) -> tuple[float, int]:
-        now = time.time()
+        now = self._clock()
         times = self._current(key, expiry, now)
         return (times[0], len(times)) if times else (now, 0)
 
-    def _current(self, key: str, expiry: float, now: float) -> deque[float]:
-        """The key's timestamps within the window (expired ones dropped)."""
+    def _current(self, key: str, expiry: float, now: float) -> list[float]:
+        """The key's timestamps within the window (older ones dropped)."""
         found = self._windows.get(key)
-        times = found[1] if found else deque()
-        while times and times[0] <= now - expiry:
-            times.popleft()
-        if found and not times:
+        if found is None:
+            return []
+        times = found[1]
+        del times[: bisect.bisect_left(times, now - expiry)]
+        if not times:
             del self._windows[key]
         return times
 
-    def _maybe_sweep(self) -> None:
-        if time.monotonic() < self._next_sweep:
+    def _maybe_sweep(self, now: float) -> None:
+        if now < self._next_sweep:
             return
-        self._next_sweep = time.monotonic() + SWEEP_SECONDS
-        now = time.time()
+        self._next_sweep = now + SWEEP_SECONDS
         for key, (expiry, _) in list(self._windows.items()):
             self._current(key, expiry, now)
         for key, (expires_at, _) in list(self._counters.items()):
@@ -77,7 +79,7 @@ class MemoryWindows(Storage, MovingWindowSupport):
     # -- plain counters (the Storage interface; unused by the moving window) --------------
 
     async def incr(self, key: str, expiry: int, amount: int = 1) -> int:
-        now = time.time()
+        now = self._clock()
         expires_at, count = self._counters.get(key, (now + expiry, 0))
         if expires_at <= now:
             expires_at, count = now + expiry, 0
@@ -86,10 +88,10 @@ class MemoryWindows(Storage, MovingWindowSupport):
 
     async def get(self, key: str) -> int:
         expires_at, count = self._counters.get(key, (0.0, 0))
-        return count if expires_at > time.time() else 0
+        return count if expires_at > self._clock() else 0
 
     async def get_expiry(self, key: str) -> float:
-        return self._counters.get(key, (time.time(), 0))[0]
+        return self._counters.get(key, (self._clock(), 0))[0]
 
     async def check(self) -> bool:
         return True

@@ -30,7 +30,7 @@ from leads.abuse.content import spam_reasons
 from leads.abuse.ratelimit import SubmissionLimiter, submission_keys
 from leads.abuse.tarpit import Tarpit
 from leads.abuse.tokens import check_form_token
-from leads.errors import IntakeBusy, OriginNotAllowed, TooManySubmissions
+from leads.errors import OriginNotAllowed, TooManySubmissions
 from leads.intake.submission import Submission
 from leads.settings import Settings
 
@@ -129,8 +129,10 @@ class Defences:
             max_links=settings.max_links,
         )
         judged = submission.flagged(*reasons)
-        if judged.is_spam and not await self.tarpit.hold():
-            raise IntakeBusy(close=True)  # a flood bigger than the tarpit: keep it cheap
+        if judged.is_spam:
+            # Held like a 429; when the tarpit is full it is stored at once all the same
+            # (a person misjudged as a bot must not lose it to someone else's flood).
+            await self.tarpit.hold()
         return judged
 
     async def close(self) -> None:
