@@ -120,10 +120,9 @@ def app_from_environment() -> Starlette:
     """Factory for ``uvicorn --factory`` (and `leads serve`): settings from the environment."""
     app = create_app(Settings())
     # A server process: what exists by now (modules, classes, SQLAlchemy's mappings) lives
-    # as long as it does. Out of the collector's sight, and with young collections rarer,
-    # full collections stay short and rare: under a 512-connection flood they took ~100 ms
-    # every few seconds, and real visitors waited behind them (docs/performance.md).
+    # as long as it does. Out of the collector's sight, full collections stay shorter: under
+    # a 512-connection flood they took 90-140 ms every few seconds, and real visitors waited
+    # behind them (docs/performance.md).
     gc.collect()
     gc.freeze()
-    gc.set_threshold(50_000, 20, 10)
     return app
