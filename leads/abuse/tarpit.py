@@ -2,10 +2,11 @@
 
 A flooding client sends its next request the moment it gets an answer, so however cheap a
 429 is, a few keep-alive connections keep a core busy and real visitors wait behind them.
-Holding those answers for ``LEADS_TARPIT_SECONDS`` caps such a client at one request per
-connection per interval, for the price of a sleeping task, and lets the flagged submissions
-released at the same tick be written together in one transaction. A real visitor is held only
-when they were rate-limited or misjudged as a bot; their submission is kept all the same.
+Holding those answers for ``LEADS_TARPIT_SECONDS`` or a little more caps such a client at
+one request per connection per interval, for the price of a sleeping task, and lets the
+flagged submissions released at the same tick be written together in one transaction. A
+real visitor is held only when they were rate-limited or misjudged as a bot; their
+submission is kept all the same.
 
     tarpit = Tarpit(seconds=1.0, capacity=1000)
     if not await tarpit.hold():  # waits 1-2 seconds; False at once when full

@@ -2,9 +2,10 @@
 
 Why not ``limits``' own async memory storage: after every hit it sweeps *every* key it
 holds, with one thread-pool round trip per key. Our keys are per visitor (address, email,
-phone) and live a day under ``30/day``, so the sweep grows with the day's visitors: 1000
-distinct submitters made each further hit cost ~5 ms of CPU, and a flood from many
-addresses would make it the server's main work (measured; docs/performance.md).
+phone) and live a day under ``30/day``, so the sweep grows with the day's visitors and
+runs whenever the loop is otherwise idle: ~2.2 ms of CPU per submission against ~0.2 ms
+here, at one submission every 2 ms (``bench/ratelimit.py``; docs/performance.md), and
+under a flood from many addresses it was most of the server's work.
 
 Here each key keeps at most ``limit`` timestamps in a plain list (the oldest first),
 expired ones are dropped whenever the key is used, and a sweep of the whole table, in the
