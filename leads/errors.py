@@ -27,10 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-# Asks the server to close the connection after the answer: a client flooding us over
-# keep-alive connections must open a new one for each further request.
-CLOSE = {"Connection": "close"}
-
 
 class LeadsError(Exception):
     """Root of every error leads raises on purpose."""
@@ -125,7 +121,9 @@ class TooManySubmissions(HTTPProblem):
     def __init__(self, *, retry_after: int, close: bool = False):
         minutes = max(1, round(retry_after / 60))
         wait = f"{retry_after} seconds" if retry_after < 90 else f"about {minutes} minutes"
-        headers = {"Retry-After": str(retry_after)} | (CLOSE if close else {})
+        headers = {"Retry-After": str(retry_after)}
+        if close:  # a client flooding us over keep-alive connections must reconnect first
+            headers["Connection"] = "close"
         super().__init__(f"Please try again in {wait}.", headers=headers)
 
 
