@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable, Sequence
+from typing import cast
 
 from pydantic import ValidationError
 
@@ -36,6 +37,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from leads.keys import with_secret_key
     from leads.notify.channels import Route, routes_for
     from leads.storage.migrations import upgrade_to_head
+    from leads.web.connections import protocol_factory
 
     settings = with_secret_key(settings)  # before the workers start: one key for all
     load_forms(settings.forms_file)  # a broken forms file fails here, in one line
@@ -49,10 +51,22 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     if settings.dispatcher == "worker":
         logger.info("LEADS_DISPATCHER=worker: run `leads worker` to deliver notifications")
+    open_files = raise_open_file_limit()
+    if open_files < settings.max_connections + OPEN_FILES_HEADROOM:
+        logger.warning(
+            "the open-file limit (%d) is below LEADS_MAX_CONNECTIONS (%d) plus %d for the "
+            "database and logs: raise LimitNOFILE (docs/operations.md) or lower the setting",
+            open_files,
+            settings.max_connections,
+            OPEN_FILES_HEADROOM,
+        )
     logger.info("serving; the form is at %s/f/dry-needling", base)
     uvicorn.run(
         "leads.app:app_from_environment",
         factory=True,
+        # uvicorn's httptools protocol with deadlines and limits (leads/web/connections.py);
+        # uvicorn takes a protocol class, and instantiates this partial the same way.
+        http=cast("type[asyncio.Protocol]", protocol_factory(settings)),
         host=args.host,
         port=args.port,
         workers=args.workers,
@@ -61,6 +75,26 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         server_header=False,
     )
     return 0
+
+
+OPEN_FILES_HEADROOM = 64  # descriptors besides connections: database, logs, sockets
+OPEN_FILES_CEILING = 65536  # what a huge or unlimited hard limit is taken to mean
+
+
+def raise_open_file_limit() -> int:
+    """Raise this process's open-file soft limit to the hard limit (workers inherit it), at
+    most OPEN_FILES_CEILING; returns the soft limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = OPEN_FILES_CEILING if hard == resource.RLIM_INFINITY else min(hard, OPEN_FILES_CEILING)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+        return target
+    return OPEN_FILES_CEILING if soft == resource.RLIM_INFINITY else soft
 
 
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:

@@ -85,6 +85,38 @@ class Settings(BaseSettings):
         description="Submissions waiting to be written, at most; beyond it: 503 Retry-After.",
     )
 
+    # What one connection may cost (leads/web/connections.py)
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A connection must send a complete request head within this long of "
+        "opening or of its previous answer; else 408 (or closed, if it sent nothing).",
+    )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Time allowed for a request body after its head; also how long a client "
+        "may leave its answers unread. Else 408 and close.",
+    )
+    max_header_bytes: int = Field(
+        16384,
+        ge=1024,
+        le=1048576,
+        description="Largest request head (request line and headers), in bytes; beyond it: 431.",
+    )
+    max_headers: int = Field(
+        100, ge=10, le=1000, description="Most headers in one request; beyond it: 431."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        le=1000000,
+        description="Open connections per process, at most; beyond it the longest-idle one is "
+        "closed, or (none idle) the newcomer gets 503.",
+    )
+
     # Spam and abuse defence (leads/abuse/)
     min_fill_seconds: float = Field(
         3.0, ge=0, description="Forms submitted sooner than this after being served are spam."

@@ -318,3 +318,39 @@ def test_the_table_reader_finds_names_and_stops_at_the_next_section() -> None:
     assert rows is not None
     assert [row[0] for row in rows] == ["Variable", "---", "`LEADS_A`", "`LEADS_B_C`"]
     assert configuration_table("# leads\n\n## Configuration\n\nNo table.\n") is None
+
+
+def test_connection_limits_default_to_a_safe_server(environ: pytest.MonkeyPatch) -> None:
+    s = Settings()
+    assert (s.header_timeout_seconds, s.body_timeout_seconds) == (10.0, 30.0)
+    assert (s.max_header_bytes, s.max_headers, s.max_connections) == (16384, 100, 1000)
+
+
+def test_connection_limits_are_read_from_the_environment(environ: pytest.MonkeyPatch) -> None:
+    environ.setenv("LEADS_HEADER_TIMEOUT_SECONDS", "2.5")
+    environ.setenv("LEADS_BODY_TIMEOUT_SECONDS", "5")
+    environ.setenv("LEADS_MAX_HEADER_BYTES", "8192")
+    environ.setenv("LEADS_MAX_HEADERS", "50")
+    environ.setenv("LEADS_MAX_CONNECTIONS", "200")
+    s = Settings()
+    assert (s.header_timeout_seconds, s.body_timeout_seconds) == (2.5, 5.0)
+    assert (s.max_header_bytes, s.max_headers, s.max_connections) == (8192, 50, 200)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("header_timeout_seconds", 0),
+        ("header_timeout_seconds", 301),
+        ("body_timeout_seconds", -1),
+        ("body_timeout_seconds", 3601),
+        ("max_header_bytes", 1023),  # too small for an ordinary browser's request head
+        ("max_header_bytes", 2**20 + 1),
+        ("max_headers", 9),
+        ("max_headers", 1001),
+        ("max_connections", 0),
+    ],
+)
+def test_connection_limits_out_of_range_are_refused(name: str, value: float) -> None:
+    with pytest.raises(ValidationError, match=name):
+        settings(**{name: value})
