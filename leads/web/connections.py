@@ -265,8 +265,22 @@ class BoundedHttpProtocol(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         self.answered += 1
         super().on_response_complete()
-        if not self.transport.is_closing():
+        if self.transport.is_closing():
+            self._limit_lingering()  # uvicorn closed it after an answer with Connection: close
+        else:
             self._rearm()
+
+    def timeout_keep_alive_handler(self) -> None:
+        super().timeout_keep_alive_handler()
+        self._limit_lingering()
+
+    def _limit_lingering(self) -> None:
+        """close() waits for the write buffer to drain, which a client that does not read
+        never lets happen; give it the body timeout, then drop the connection."""
+        if self.write_stall is None and self.transport.get_write_buffer_size():
+            self.write_stall = self.loop.call_later(
+                self.limits.body_timeout, self._give_up, "not_reading", None
+            )
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -335,6 +349,9 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _give_up(self, reason: str | None, status: int | None) -> None:
         if self.transport.is_closing():
+            if reason == "not_reading":
+                self.closures.closed(reason)
+                self.transport.abort()
             return
         self._cancel_deadline()
         self.waiting_since = None
