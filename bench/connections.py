@@ -64,7 +64,13 @@ def one_round(protocol: str, seconds: int, connections: int) -> tuple[float, flo
             time.sleep(0.05)
         before = cpu_seconds(process.pid)
         out = subprocess.run(
-            ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", f"http://{targets.HOST}:{port}/healthz"],
+            [
+                "wrk",
+                "-t1",
+                f"-c{connections}",
+                f"-d{seconds}s",
+                f"http://{targets.HOST}:{port}/healthz",
+            ],
             check=True,
             capture_output=True,
             text=True,
@@ -102,7 +108,9 @@ def main() -> int:
         runs = ", ".join(f"{r:.0f}" for r, _ in results[protocol])
         print(f"| {protocol} | {rate:.0f} | {cpu:.1f} µs | {runs} |")
     (plain_rate, plain_cpu), (rate, cpu) = medians["plain"], medians["bounded"]
-    print(f"\nbounded / plain: req/s {rate / plain_rate:.3f}x, CPU per request {cpu / plain_cpu:.3f}x")
+    print(
+        f"\nbounded / plain: req/s {rate / plain_rate:.3f}x, CPU per request {cpu / plain_cpu:.3f}x"
+    )
     return 0
 
 
