@@ -163,16 +163,15 @@ class BoundedHttpProtocol(HttpToolsProtocol):
 
     def _evict_idle(self) -> bool:
         """Close the connection that has waited longest for a request head, if any."""
-        oldest: BoundedHttpProtocol | None = None
-        for other in self.connections:
-            if (
-                isinstance(other, BoundedHttpProtocol)
-                and other is not self
-                and other.waiting_since is not None
-                and not other.transport.is_closing()
-                and (oldest is None or other.waiting_since < oldest.waiting_since)  # type: ignore[operator]
-            ):
-                oldest = other
+        waiting = [
+            other
+            for other in self.connections
+            if isinstance(other, BoundedHttpProtocol)
+            and other is not self
+            and other.waiting_since is not None
+            and not other.transport.is_closing()
+        ]
+        oldest = min(waiting, key=lambda other: other.waiting_since or 0.0, default=None)
         if oldest is None:
             return False
         oldest._give_up("evicted", 408 if oldest.in_head else None)
