@@ -72,7 +72,8 @@ class SMTPChannel:
             timeout=self.timeout,
         )
         try:
-            async with client:  # connects: EHLO, STARTTLS as set, AUTH
+            async with client:  # connects, with STARTTLS and AUTH as set
+                await _greet(client)
                 # Known only now: whether a visitor's non-ASCII address can be written.
                 outgoing = to_outgoing(email, smtputf8=client.supports_extension("smtputf8"))
                 eight_bit = client.supports_extension("8bitmime")
@@ -107,3 +108,13 @@ class SMTPChannel:
             log.warning(
                 "SMTP refused some inbox addresses (codes %s); delivered to the rest", codes
             )
+
+
+async def _greet(client: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO for a server without it), unless connecting said it already, so that the
+    server's extensions (SMTPUTF8, 8BITMIME) are known before the message is built."""
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()
