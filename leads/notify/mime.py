@@ -34,8 +34,9 @@ from leads.notify.content import Email
 # RFC 2047 limits a line holding encoded words to 76 characters; plain lines follow suit.
 MAX_LINE = 76
 # Bytes of UTF-8 per encoded word: 39 bytes are 52 base64 characters, a 64-character word,
-# which fits on a line after the longest header name we write ("Reply-To: ").
+# which fits on a line after the longest name of a header that carries text ("Reply-To: ").
 WORD_BYTES = 39
+MAX_PLAIN_WORD = 900
 BIDI_CONTROLS = frozenset(
     "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
 )
@@ -104,8 +105,10 @@ class Header(str):
 def text_header(name: str, value: str) -> Header:
     """An unstructured header (Subject)."""
     text = clean_header_text(value)
-    pieces = text.split(" ") if is_plain(text) else encoded_words(text)
-    return Header(name, text, pieces)
+    words = text.split(" ")
+    # A word too long to fold would break RFC 5322's 998-character line limit.
+    plain = is_plain(text) and max(len(w) for w in words) <= MAX_PLAIN_WORD
+    return Header(name, text, words if plain else encoded_words(text))
 
 
 def _phrase(name: str) -> list[str]:
