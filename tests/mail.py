@@ -29,6 +29,7 @@ class Received:
     recipients: list[str]
     message: EmailMessage
     raw: bytes
+    mail_options: list[str] = field(default_factory=list)  # MAIL FROM's, e.g. SMTPUTF8
 
     def part(self, subtype: str) -> str:
         body = self.message.get_body(preferencelist=(subtype,))
@@ -57,7 +58,13 @@ class MailServer:
                 raw = envelope.original_content or envelope.content
                 parsed = email.message_from_bytes(raw, policy=email.policy.default)
                 self.received.append(
-                    Received(envelope.mail_from, list(envelope.rcpt_tos), parsed, raw)  # type: ignore[arg-type]
+                    Received(
+                        envelope.mail_from,
+                        list(envelope.rcpt_tos),
+                        parsed,  # type: ignore[arg-type]
+                        raw,
+                        [o.upper() for o in envelope.mail_options],
+                    )
                 )
         return answer
 
@@ -101,11 +108,15 @@ def make_certificate(directory: Path) -> tuple[Path, Path]:
 
 @contextlib.contextmanager
 def mail_server(
-    *, tls: tuple[Path, Path] | None = None, credentials: tuple[str, str] | None = None
+    *,
+    tls: tuple[Path, Path] | None = None,
+    credentials: tuple[str, str] | None = None,
+    smtputf8: bool = False,
 ) -> Iterator[MailServer]:
-    """With ``tls``: STARTTLS required. With ``credentials``: AUTH required (after TLS)."""
+    """With ``tls``: STARTTLS required. With ``credentials``: AUTH required (after TLS).
+    With ``smtputf8``: the server offers SMTPUTF8 (UTF-8 addresses and headers)."""
     server = MailServer(port=free_port())
-    options: dict[str, Any] = {}
+    options: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     if tls is not None:
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(*tls)

@@ -13,6 +13,7 @@ import base64
 import contextlib
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -22,6 +23,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.header import decode_header, make_header
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
@@ -467,6 +469,62 @@ async def test_contact_detail_leaves_out_message_and_interest(provider: str, db_
     for word in ("Zelda Quixote", "zelda.q@example.com", "+1 202-555-0199"):
         assert word in call.sent.text
     assert call.sent.reply_to == "zelda.q@example.com"
+
+
+ENCODED_WORD = re.compile(r"=\?utf-8\?b\?[A-Za-z0-9+/=]*\?=")
+
+
+def decoded(value: str) -> str:
+    """A header field as a mail program shows it: encoded words decoded once."""
+    return str(make_header(decode_header(value)))
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+async def test_header_fields_are_one_line_and_never_raw_encoded_words(
+    provider: str, db_file
+) -> None:
+    """The provider writes the headers from these fields: each is one line without controls,
+    and text holding "=?" comes wholly as encoded words, so no MIME builder can read the
+    visitor's own "=?...?=" as one. Addresses are ASCII (IDNA); a Reply-To that cannot be
+    ASCII is left out."""
+    fake = FakeProvider(provider)
+    settings = api_settings(db_file, provider, autoreply=True)
+    names = {
+        "ann@exämple.com": "=?x?b?DQpSZXBseS1UbzogYUBldmlsLmlv?= Smith",
+        "zoë@exämple.com": "Zoë\u2028Bcc: x@evil.example",
+    }
+    async with running_app(settings, fake) as client:
+        for email, name in names.items():
+            response = await client.post(
+                "/api/leads", json={"name": name, "email": email, "consent": True}
+            )
+            assert response.status_code == 201, response.text
+        deadline = time.monotonic() + 30
+        while len(await outbox(db_file, status="delivered")) < 4:
+            assert time.monotonic() < deadline, await outbox(db_file)
+            await asyncio.sleep(0.02)
+
+    assert len(fake.calls) == 4
+    for call in fake.calls:
+        sent = call.sent
+        fields = [sent.sender, *sent.to, sent.subject, sent.reply_to or "", *sent.headers.values()]
+        for value in fields:
+            assert value.isprintable(), value  # no CR, LF, NUL, U+2028...: one clean line
+        if "=?" in sent.subject:
+            assert all(ENCODED_WORD.fullmatch(w) for w in sent.subject.split(" ")), sent.subject
+        assert sent.reply_to is None or sent.reply_to.isascii()
+    subjects = {decoded(c.sent.subject): c.sent for c in fake.calls}
+    ann = subjects[f"New enquiry: {FORM_TITLE} from =?x?b?DQpSZXBseS1UbzogYUBldmlsLmlv?="]
+    assert ann.reply_to == "ann@xn--exmple-cua.com"
+    zoe = subjects.get(f"New enquiry: {FORM_TITLE} from Zoë") or subjects.get(
+        f"New enquiry: {FORM_TITLE} from Zoë Bcc:"
+    )
+    assert zoe is not None, list(subjects)
+    assert zoe.reply_to is None  # not ASCII: shown in the body only
+    assert "Email: zoë@exämple.com" in zoe.text
+    replies = [c.sent for c in fake.calls if c.sent.subject.startswith("We have your request")]
+    assert sorted(r.to[0] for r in replies) == ["ann@xn--exmple-cua.com", "zoë@xn--exmple-cua.com"]
+    assert all(r.reply_to == INBOX[0] for r in replies)
 
 
 async def test_an_operator_retry_sends_a_dead_letter_again(db_file: Path) -> None:

@@ -39,14 +39,21 @@ def clean_text(value: str, *, max_length: int, multiline: bool = False) -> str:
 
 
 def clean_email(value: str) -> str:
-    """The address as email-validator normalises it; no DNS look-ups."""
+    """The address as email-validator normalises it; no DNS look-ups.
+
+    email-validator already refuses controls, bidi and other invisible characters. Also
+    refused: a local part holding "=?", which mail programs would decode as an RFC 2047
+    encoded word (RFC 2047 forbids them in an address), so no email header could carry it.
+    """
     value = clean_text(value, max_length=320)
+    invalid = Invalid("invalid_email", "Please enter an email address like name@example.com.")
     try:
-        return validate_email(value, check_deliverability=False).normalized
+        valid = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
-        raise Invalid(
-            "invalid_email", "Please enter an email address like name@example.com."
-        ) from exc
+        raise invalid from exc
+    if "=?" in valid.local_part:
+        raise invalid
+    return valid.normalized
 
 
 # phonenumbers accepts long strings, but no real number needs more than this.

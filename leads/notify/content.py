@@ -11,6 +11,7 @@ Webhooks always carry the full lead: they go to systems the clinic runs, signed.
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -40,7 +41,13 @@ class Email:
 
 
 def message_id_for(message: OutboxMessage, settings: Settings) -> str:
-    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2] or "leads.invalid"
+    domain = parseaddr(settings.mail_from)[1].rpartition("@")[2]
+    try:  # a Message-ID is ASCII: an internationalised domain in its IDNA form
+        domain = domain.encode("idna").decode("ascii")
+    except UnicodeError:
+        domain = ""
+    if not re.fullmatch(r"[A-Za-z0-9.-]+", domain):
+        domain = "leads.invalid"
     return f"<{message.id}@{domain}>"
 
 

@@ -3,6 +3,9 @@
 Each provider's documented answers are mapped the same way: 2xx delivered; 408, 429 and
 5xx retried (honouring Retry-After); any other 4xx (bad key, unverified sender, invalid
 recipient...) is a dead letter, since repeating the same request cannot succeed.
+
+Each provider writes the email's headers itself from the fields it gets, so those fields are
+made safe here first (:func:`build_request`).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import httpx
 
 from leads.errors import PermanentDeliveryError, TransientDeliveryError
 from leads.notify.content import Email
+from leads.notify.mime import clean_header_text, mailbox, one_line_mailbox, one_line_text
 from leads.notify.retry import parse_retry_after
 from leads.settings import Settings
 from leads.storage.types import utcnow
@@ -25,32 +29,53 @@ BASE_URLS = {
 }
 
 
-def _address(value: str) -> dict[str, str]:
-    from email.utils import parseaddr
-
-    name, address = parseaddr(value)
+def _address(value: str, *, utf8: bool = False) -> dict[str, str]:
+    name, address = mailbox(value, utf8=utf8)
+    name = one_line_text(name)
     return {"email": address, "name": name} if name else {"email": address}
 
 
+def _reply_to(email: Email) -> str | None:
+    """The Reply-To, if it can be written in ASCII; otherwise none (the clinic's email shows
+    the visitor's address in its body), since we cannot know how the provider would write
+    a non-ASCII one."""
+    if not email.reply_to:
+        return None
+    try:
+        mailbox(email.reply_to, utf8=False)
+    except PermanentDeliveryError:
+        return None
+    return email.reply_to
+
+
 def build_request(provider: str, email: Email, settings: Settings) -> httpx.Request:
+    """The provider's request. Every header-bound field is one clean line (see
+    :func:`leads.notify.mime.one_line_text`); addresses have their domain in ASCII. A
+    recipient with a non-ASCII local part is passed on as it is: the provider delivers it
+    or refuses it (a dead letter)."""
     assert settings.email_api_key is not None
     key = settings.email_api_key.get_secret_value()
     base = (settings.email_api_base_url or BASE_URLS[provider]).rstrip("/")
+    sender = one_line_mailbox(email.sender, utf8=False)
+    to = [one_line_mailbox(a, utf8=True) for a in email.to]
+    subject = one_line_text(email.subject)
+    reply_to = _reply_to(email)
+    headers = {
+        "Message-ID": clean_header_text(email.message_id),
+        **{k: clean_header_text(v) for k, v in email.headers.items()},
+    }
     if provider == "postmark":
         body: dict[str, Any] = {
-            "From": email.sender,
-            "To": ", ".join(email.to),
-            "Subject": email.subject,
+            "From": sender,
+            "To": ", ".join(to),
+            "Subject": subject,
             "TextBody": email.text,
             "HtmlBody": email.html,
             "MessageStream": "outbound",
-            "Headers": [
-                {"Name": "Message-ID", "Value": email.message_id},
-                *({"Name": k, "Value": v} for k, v in email.headers.items()),
-            ],
+            "Headers": [{"Name": k, "Value": v} for k, v in headers.items()],
         }
-        if email.reply_to:
-            body["ReplyTo"] = email.reply_to
+        if reply_to:
+            body["ReplyTo"] = one_line_mailbox(reply_to, utf8=False)
         return httpx.Request(
             "POST",
             f"{base}/email",
@@ -59,34 +84,34 @@ def build_request(provider: str, email: Email, settings: Settings) -> httpx.Requ
         )
     if provider == "sendgrid":
         body = {
-            "personalizations": [{"to": [_address(a) for a in email.to]}],
+            "personalizations": [{"to": [_address(a, utf8=True) for a in email.to]}],
             "from": _address(email.sender),
-            "subject": email.subject,
+            "subject": subject,
             "content": [
                 {"type": "text/plain", "value": email.text},
                 {"type": "text/html", "value": email.html},
             ],
             # The same Message-ID as by SMTP, Postmark and Mailgun (SendGrid allows it).
-            "headers": {"Message-ID": email.message_id, **email.headers},
-            "custom_args": {"notification_id": email.headers.get("X-Leads-Notification-Id", "")},
+            "headers": headers,
+            "custom_args": {"notification_id": headers.get("X-Leads-Notification-Id", "")},
         }
-        if email.reply_to:
-            body["reply_to"] = _address(email.reply_to)
+        if reply_to:
+            body["reply_to"] = _address(reply_to)
         return httpx.Request(
             "POST", f"{base}/v3/mail/send", json=body, headers={"Authorization": f"Bearer {key}"}
         )
     if provider == "mailgun":
         form: dict[str, str | list[str]] = {
-            "from": email.sender,
-            "to": list(email.to),
-            "subject": email.subject,
+            "from": sender,
+            "to": to,
+            "subject": subject,
             "text": email.text,
             "html": email.html,
-            "h:Message-Id": email.message_id,
-            **{f"h:{k}": v for k, v in email.headers.items()},
+            "h:Message-Id": headers.pop("Message-ID"),
+            **{f"h:{k}": v for k, v in headers.items()},
         }
-        if email.reply_to:
-            form["h:Reply-To"] = email.reply_to
+        if reply_to:
+            form["h:Reply-To"] = one_line_mailbox(reply_to, utf8=False)
         token = base64.b64encode(f"api:{key}".encode()).decode()
         return httpx.Request(
             "POST",

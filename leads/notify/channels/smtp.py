@@ -5,19 +5,22 @@ the default; ``require`` refuses to send without it; ``off`` never upgrades), or
 ``smtps://user:pass@host:465`` for TLS from the first byte. User and password are
 URL-encoded (``@`` is ``%40``). Certificates are verified against the system's CA bundle
 (or the file named by the standard ``SSL_CERT_FILE`` variable).
+
+The message and its headers are built by :mod:`leads.notify.mime` once the server has
+answered EHLO, since whether it offers SMTPUTF8 decides how a non-ASCII address is written.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from email.message import EmailMessage
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
 from leads.errors import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
 from leads.notify.content import Email
+from leads.notify.mime import to_outgoing
 
 log = logging.getLogger("leads.notify")
 
@@ -50,23 +53,6 @@ class SMTPServer:
         )
 
 
-def to_message(email: Email) -> EmailMessage:
-    """A MIME message. EmailMessage refuses CR/LF in headers, so no field can add a header
-    or a recipient; our values are single-line already."""
-    message = EmailMessage()
-    message["From"] = email.sender
-    message["To"] = ", ".join(email.to)
-    message["Subject"] = email.subject
-    message["Message-ID"] = email.message_id
-    if email.reply_to:
-        message["Reply-To"] = email.reply_to
-    for name, value in email.headers.items():
-        message[name] = value
-    message.set_content(email.text)
-    message.add_alternative(email.html, subtype="html")
-    return message
-
-
 class SMTPChannel:
     name = "smtp"
 
@@ -76,18 +62,30 @@ class SMTPChannel:
 
     async def send(self, email: Email) -> None:
         server = self.server
+        client = aiosmtplib.SMTP(
+            hostname=server.host,
+            port=server.port,
+            username=server.username,
+            password=server.password,
+            use_tls=server.implicit_tls,
+            start_tls=server.starttls,
+            timeout=self.timeout,
+        )
         try:
-            errors, _ = await aiosmtplib.send(
-                to_message(email),
-                recipients=list(email.to),
-                hostname=server.host,
-                port=server.port,
-                username=server.username,
-                password=server.password,
-                use_tls=server.implicit_tls,
-                start_tls=server.starttls,
-                timeout=self.timeout,
-            )
+            async with client:  # connects, with STARTTLS and AUTH as set
+                await _greet(client)
+                # Known only now: whether a visitor's non-ASCII address can be written.
+                outgoing = to_outgoing(email, smtputf8=client.supports_extension("smtputf8"))
+                eight_bit = client.supports_extension("8bitmime")
+                options = ["SMTPUTF8"] if outgoing.smtputf8 else []
+                if eight_bit:
+                    options.append("BODY=8BITMIME")
+                errors, _ = await client.sendmail(
+                    outgoing.sender,
+                    outgoing.recipients,
+                    outgoing.as_bytes(eight_bit=eight_bit),
+                    mail_options=options,
+                )
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             if any(400 <= code < 500 for code in codes):
@@ -110,3 +108,13 @@ class SMTPChannel:
             log.warning(
                 "SMTP refused some inbox addresses (codes %s); delivered to the rest", codes
             )
+
+
+async def _greet(client: aiosmtplib.SMTP) -> None:
+    """EHLO (HELO for a server without it), unless connecting said it already, so that the
+    server's extensions (SMTPUTF8, 8BITMIME) are known before the message is built."""
+    if client.is_ehlo_or_helo_needed:
+        try:
+            await client.ehlo()
+        except aiosmtplib.SMTPHeloError:
+            await client.helo()
