@@ -71,9 +71,9 @@ class Defences:
         """Origin lock and the cheap per-IP rate-limit test."""
         origin = request.headers.get("origin")
         allowed = self.settings.allowed_origins
-        # "null" is what privacy settings make a browser send; a bot can simply omit the
-        # header, so treating it as absent gives nothing away.
-        if allowed and origin not in (None, "null") and "*" not in allowed:
+        # "Origin: null" (a sandboxed frame, a page with Referrer-Policy: no-referrer) names
+        # no site, so it is not one of ours: refused unless "null" itself is listed.
+        if allowed and origin is not None and "*" not in allowed:
             origin = origin.lower()
             if origin not in allowed and not self._own(origin, request):
                 raise OriginNotAllowed()
