@@ -195,6 +195,32 @@ async def test_limits_count_per_email_and_phone_across_addresses(
     assert ips == {"198.51.100.1", "198.51.100.2", "198.51.100.4", "198.51.100.5"}
 
 
+async def test_spam_naming_someone_uses_up_its_own_address_not_their_allowance(
+    make_client, lead, query: Query
+) -> None:
+    client = await make_client(rate_limit="2/minute", trusted_proxies="203.0.113.7/32")
+    victim = {"email": "victim@example.com", "phone": "+12025550143"}
+
+    async def post(ip: str, **fields: Any) -> int:
+        body = lead(**{**victim, **fields})
+        response = await client.post("/api/leads", json=body, headers={"X-Forwarded-For": ip})
+        return response.status_code
+
+    # Honeypot posts naming the victim, from three addresses: stored flagged, and the
+    # victim's email and phone keep their whole allowance.
+    assert [await post(f"198.51.100.{n}", website="x") for n in (1, 2, 3)] == [201] * 3
+    assert await post("198.51.100.9") == 201
+    assert await post("198.51.100.8") == 201
+    assert await spam_of(query) == [(True, "honeypot")] * 3 + [(False, None)]  # one lead
+    # Now the victim's allowance is used up: the email's limit is still tested for spam.
+    assert await post("198.51.100.4", website="x") == 429
+    # A flagged submission still counts against the address that sent it.
+    other = {"email": "someone@example.com", "phone": None}
+    assert await post("198.51.100.1", website="x", **other) == 201
+    assert await post("198.51.100.1", website="x", **other) == 429
+    assert len(await query("SELECT id FROM leads")) == 5
+
+
 async def test_x_forwarded_for_is_ignored_from_an_untrusted_peer(
     make_client, lead, query: Query
 ) -> None:
