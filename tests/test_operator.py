@@ -81,8 +81,8 @@ async def test_outbox_list_and_export_show_delivery_state(
 
         csv_out = await asyncio.to_thread(leads_cli, database_url, "export", "--format", "csv")
         header, row = csv_out.stdout.strip().splitlines()
-        assert header.endswith(",notifications")
-        assert row.endswith(",dead:1")
+        assert header.endswith(',"notifications"')  # every cell quoted
+        assert row.endswith(',"dead:1"')
 
 
 async def test_outbox_retry_of_an_unknown_id_is_one_clear_line(database_url: str, client) -> None:

@@ -207,6 +207,44 @@ async def test_multipart_works_like_urlencoded(client, query) -> None:
     assert [r["name"] for r in await query("SELECT name FROM leads")] == ["Multi Part"]
 
 
+async def test_invalid_utf8_in_a_form_post_is_400_as_in_json(client, query) -> None:
+    urlencoded = {"content-type": "application/x-www-form-urlencoded"}
+    body = "name=%ff%fe&email=ann%40example.com&consent=on"
+    answer = await client.post(FORM, content=body, headers=urlencoded)
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "malformed_body"
+    as_json = await client.post(
+        "/api/leads",
+        content=b'{"name": "\xff\xfe", "email": "ann@example.com", "consent": true}',
+        headers={"content-type": "application/json"},
+    )
+    assert (as_json.status_code, as_json.json()["code"]) == (400, "malformed_body")
+
+    boundary = "leadsboundary"
+    fields = {"name": b"Ann \xff\xfe", "email": b"ann@example.com", "consent": b"on"}
+    multipart = (
+        b"".join(
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value
+            + b"\r\n"
+            for name, value in fields.items()
+        )
+        + f"--{boundary}--\r\n".encode()
+    )
+    answer = await client.post(
+        FORM,
+        content=multipart,
+        headers={"content-type": f"multipart/form-data; boundary={boundary}"},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["code"] == "malformed_body"
+
+    page = await client.post(FORM, content=body, headers={**urlencoded, **HTML})
+    assert page.status_code == 400  # a browser gets the error page
+    assert page.headers["content-type"].startswith("text/html")
+    assert await query("SELECT id FROM leads") == []
+
+
 async def test_thank_you_url_comes_from_the_forms_file(make_client, tmp_path, query) -> None:
     forms = tmp_path / "forms.toml"
     forms.write_text(

@@ -4,9 +4,13 @@ flood of rejected requests stays cheap):
 1. origin lock: a browser on a site not in LEADS_ALLOWED_ORIGINS gets 403;
 2. rate limit, per client IP, tested before the body is even read (429, nothing stored);
 3. (the body is parsed and validated: 422)
-4. rate limit per IP, email and phone, consumed now that the submission is valid (429);
+4. rate limit per IP, email and phone, tested now that the submission is valid (429);
 5. time trap, captcha and content rules: a submission that fails them is *kept*, flagged as
-   spam with its reasons and not announced; staff can release it (`leads spam release`).
+   spam with its reasons and not announced; staff can release it (`leads spam release`);
+6. the limits are consumed: the IP's always, the email's and phone's only when the
+   submission is not flagged. A bot typing someone else's address into its spam must not
+   use up that person's allowance (three honeypot posts from three addresses would lock
+   them out for a day with the default 30/day); its own address pays.
 
 Only the rate limit and the origin lock refuse; everything else flags, because a real
 patient misjudged as a bot must not lose what they wrote. Refused (429) and flagged
@@ -71,9 +75,9 @@ class Defences:
         """Origin lock and the cheap per-IP rate-limit test."""
         origin = request.headers.get("origin")
         allowed = self.settings.allowed_origins
-        # "null" is what privacy settings make a browser send; a bot can simply omit the
-        # header, so treating it as absent gives nothing away.
-        if allowed and origin not in (None, "null") and "*" not in allowed:
+        # "Origin: null" (a sandboxed frame, a page with Referrer-Policy: no-referrer) names
+        # no site, so it is not one of ours: refused unless "null" itself is listed.
+        if allowed and origin is not None and "*" not in allowed:
             origin = origin.lower()
             if origin not in allowed and not self._own(origin, request):
                 raise OriginNotAllowed()
@@ -98,11 +102,25 @@ class Defences:
         return bool(host) and host == request.headers.get("host", "").lower()
 
     async def screen(self, submission: Submission, *, ip: str | None) -> Submission:
-        """Count the submission against its limits, then judge it: the same submission,
-        with spam reasons added when it looks automated."""
+        """Test the submission against its limits, judge it, then count it: the same
+        submission, with spam reasons added when it looks automated."""
         keys = submission_keys(client_ip=ip, email=submission.email, phone=submission.phone)
+        if wait := await self.limiter.test(keys):
+            await self._refuse(wait)
+        judged = await self._judge(submission, ip=ip)
+        if judged.is_spam:
+            keys = submission_keys(client_ip=ip, email=None, phone=None)
+        # Tests again as it consumes: a refused request still uses up nothing.
         if wait := await self.limiter.hit(keys):
             await self._refuse(wait)
+        if judged.is_spam:
+            # Held like a 429; when the tarpit is full it is stored at once all the same
+            # (a person misjudged as a bot must not lose it to someone else's flood).
+            await self.tarpit.hold()
+        return judged
+
+    async def _judge(self, submission: Submission, *, ip: str | None) -> Submission:
+        """The time trap, the captcha and the content rules: reasons to flag, never raise."""
         reasons: list[str] = []
         settings = self.settings
         # The hosted form always carries a token. A site's own form (JSON, or plain HTML
@@ -128,12 +146,7 @@ class Defences:
             blocked_terms=settings.blocked_terms,
             max_links=settings.max_links,
         )
-        judged = submission.flagged(*reasons)
-        if judged.is_spam:
-            # Held like a 429; when the tarpit is full it is stored at once all the same
-            # (a person misjudged as a bot must not lose it to someone else's flood).
-            await self.tarpit.hold()
-        return judged
+        return submission.flagged(*reasons)
 
     async def close(self) -> None:
         await self.limiter.aclose()

@@ -21,21 +21,50 @@ class Invalid(ValueError):
 def _is_forbidden(char: str, *, multiline: bool) -> bool:
     if multiline and char in "\n\t":
         return False
-    return unicodedata.category(char) in ("Cc", "Cs")
+    return unicodedata.category(char) in ("Cc", "Cs") or char in LINE_BREAKS
+
+
+# What starts a new line besides CR and LF: NEL (U+0085), LINE SEPARATOR (U+2028) and
+# PARAGRAPH SEPARATOR (U+2029). A mail client shows them as line breaks, so in a name they
+# could forge lines of the email ("Ann\u2028Email: ..."); in the message they become "\n".
+LINE_BREAKS = "\u0085\u2028\u2029"
+# Bidirectional embeddings, overrides and isolates reorder the text after them: in a name
+# they can turn the rest of an email's subject around (U+202E). Nobody types them in a
+# single-line field. The marks (LRM U+200E, RLM U+200F, ALM U+061C) move no letters, and
+# right-to-left keyboards insert them, so they are allowed.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+# Letters that draw nothing: Hangul fillers, and the blank braille pattern.
+_BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")
 
 
 def clean_text(value: str, *, max_length: int, multiline: bool = False) -> str:
-    """Trim, normalise to NFC, refuse control characters, enforce a length."""
+    """Trim, normalise to NFC, refuse control characters (and, on one line, line breaks and
+    bidirectional controls), enforce a length."""
     if multiline:
         value = value.replace("\r\n", "\n").replace("\r", "\n")
+        for line_break in LINE_BREAKS:
+            value = value.replace(line_break, "\n")
     if any(_is_forbidden(c, multiline=multiline) for c in value):
         if multiline:
             raise Invalid("control_characters", "Please remove special control characters.")
         raise Invalid("control_characters", "Please keep this to one line of plain text.")
+    if not multiline and any(c in BIDI_CONTROLS for c in value):
+        raise Invalid(
+            "bidi_controls",
+            "Please type this again rather than pasting it: it contains hidden "
+            "characters that change the direction of the text.",
+        )
     value = unicodedata.normalize("NFC", value.strip())
     if len(value) > max_length:
         raise Invalid("too_long", f"Please keep this to {max_length} characters or fewer.")
     return value
+
+
+def has_visible_character(value: str) -> bool:
+    """Whether anything in ``value`` draws on the screen: a letter, digit, punctuation mark
+    or symbol. Spaces, zero-width and other format characters (U+200B, ZWJ, U+FEFF, U+2060)
+    and combining marks on their own do not count; inside a name they are fine."""
+    return any(unicodedata.category(c)[0] in "LNPS" and c not in _BLANK_LETTERS for c in value)
 
 
 def clean_email(value: str) -> str:

@@ -17,6 +17,7 @@ from leads.intake.fields import (
     clean_email,
     clean_phone,
     clean_text,
+    has_visible_character,
     is_checked,
 )
 from leads.intake.forms import Form, FormCatalog
@@ -134,6 +135,8 @@ def parse_submission(
         r.fail("form", "unknown_form", "There is no form with this name.")
 
     name = r.text("name", max_length=MAX_NAME)
+    if name is not None and not has_visible_character(name):
+        name = None  # only zero-width or format characters: as good as empty
     if name is None and not any(e.field == "name" for e in r.errors):
         r.fail("name", "required", "Please tell us your name.")
 

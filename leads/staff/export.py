@@ -74,7 +74,10 @@ def _plain(value: Any) -> Any:
 # Spreadsheets run cells that start with these as formulas (CSV injection): such cells
 # are written with a leading apostrophe, which spreadsheets show as text. A phone number in
 # E.164 (+ and digits only, as intake stores it) can run nothing, so it is left intact.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# Every cell is also quoted: a spreadsheet that splits on ";" (or "\t") instead of ","
+# would otherwise start a new cell, maybe a formula, at "Ann;=1+1". Inside quotes a
+# separator is just a character.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 E164 = re.compile(r"\+[0-9]{1,15}")
 
 
@@ -90,7 +93,7 @@ def _csv_cell(value: Any) -> str:
 async def export_leads(settings: Settings, fmt: str, out: TextIO) -> None:
     database = Database.from_settings(settings)
     try:
-        writer = csv.writer(out) if fmt == "csv" else None
+        writer = csv.writer(out, quoting=csv.QUOTE_ALL) if fmt == "csv" else None
         if writer is not None:
             writer.writerow((*CSV_COLUMNS, "notifications"))
         async with database.reading() as session:

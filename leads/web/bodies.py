@@ -56,6 +56,21 @@ async def read_json_object(request: Request, limit: int) -> dict[str, object]:
     return data
 
 
+class _StrictTextParser(MultiPartParser):
+    """Starlette's multipart parser reads a text part that is not valid in its charset
+    (UTF-8 unless the request says otherwise) as Latin-1, silently; here it is refused,
+    as invalid UTF-8 in JSON is."""
+
+    def on_part_end(self) -> None:
+        part = self._current_part
+        if part.file is None:
+            try:
+                part.data.decode(self._charset or "utf-8")
+            except (UnicodeDecodeError, LookupError) as exc:
+                raise MultiPartException("A text field is not valid text.") from exc
+        super().on_part_end()
+
+
 async def read_form_fields(request: Request, limit: int) -> dict[str, object]:
     """Form fields as a browser sends them; a file upload becomes a non-text value, which
     validation then reports against its field."""
@@ -65,8 +80,12 @@ async def read_form_fields(request: Request, limit: int) -> dict[str, object]:
     body = await read_body(request, limit)
     if kind == "application/x-www-form-urlencoded":
         try:
+            # errors="strict": "%ff" is not text, and must not be stored as U+FFFD.
             pairs = parse_qsl(
-                body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS
+                body.decode("utf-8"),
+                keep_blank_values=True,
+                max_num_fields=MAX_FORM_FIELDS,
+                errors="strict",
             )
         except (UnicodeDecodeError, ValueError) as exc:
             raise MalformedBody("The form data could not be read.") from exc
@@ -75,7 +94,7 @@ async def read_form_fields(request: Request, limit: int) -> dict[str, object]:
     async def replay() -> AsyncGenerator[bytes, None]:
         yield body
 
-    parser = MultiPartParser(request.headers, replay(), max_fields=MAX_FORM_FIELDS, max_files=5)
+    parser = _StrictTextParser(request.headers, replay(), max_fields=MAX_FORM_FIELDS, max_files=5)
     try:
         form = await parser.parse()
     except (MultiPartException, FormParserError, UnicodeDecodeError) as exc:

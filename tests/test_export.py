@@ -1,0 +1,41 @@
+"""`leads export --format csv`, run as an operator runs it, on what visitors sent over HTTP:
+every cell quoted, cells a spreadsheet would run as formulas made text."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+
+from tests.test_operator import leads_cli
+
+# What a visitor may type, and what the CSV cell must read back as.
+CELLS = {
+    "Ann;=1+1": "Ann;=1+1",  # quoted: a ";"-splitting spreadsheet keeps it one cell
+    "Bo,=HYPERLINK(1)": "Bo,=HYPERLINK(1)",
+    '=cmd|" /C calc"!A0': '\'=cmd|" /C calc"!A0',
+    "+1+1 Cy": "'+1+1 Cy",
+    "-2+3 Di": "'-2+3 Di",
+    "@SUM(A1) Ed": "'@SUM(A1) Ed",
+}
+
+
+async def test_csv_cells_are_all_quoted_and_formulas_made_text(
+    client, lead, database_url: str
+) -> None:
+    for number, name in enumerate(CELLS):
+        phone = "(202) 555-0143" if number == 0 else None
+        sent = await client.post("/api/leads", json=lead(name=name, phone=phone))
+        assert sent.status_code == 201, sent.text
+    done = await asyncio.to_thread(leads_cli, database_url, "export", "--format", "csv")
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.reader(io.StringIO(done.stdout)))
+    # Every cell quoted, the header's too: written again with QUOTE_ALL, it is the same text.
+    again = io.StringIO()
+    csv.writer(again, quoting=csv.QUOTE_ALL).writerows(rows)
+    assert done.stdout == again.getvalue().replace("\r\n", "\n")  # (read as text)
+    assert '"Ann;=1+1"' in done.stdout  # a ";" stays inside its quoted cell
+    header, *leads = rows
+    name_at, phone_at = header.index("name"), header.index("phone")
+    assert [row[name_at] for row in leads] == list(CELLS.values())
+    assert [row[phone_at] for row in leads] == ["+12025550143"] + [""] * 5  # kept a number
