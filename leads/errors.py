@@ -15,6 +15,7 @@
         ├── UnsupportedMediaType    415  a content type the endpoint does not take
         ├── TooManySubmissions      429  over LEADS_RATE_LIMIT; Retry-After says when
         ├── InvalidSubmission       422  field-level errors, every bad field named
+        ├── IdempotencyKeyReused    422  this client's key came with another submission before
         ├── StorageUnavailable      503  the database cannot take the write right now
         └── IntakeBusy              503  the intake queue is full: try again in a second
 
@@ -111,6 +112,12 @@ class UnsupportedMediaType(HTTPProblem):
     status = 415
     code = "unsupported_media_type"
     title = "This content type is not accepted here"
+
+
+class IdempotencyKeyReused(HTTPProblem):
+    status = 422
+    code = "idempotency_key_reused"
+    title = "This Idempotency-Key was already used for a different submission"
 
 
 class TooManySubmissions(HTTPProblem):

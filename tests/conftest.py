@@ -14,12 +14,14 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlmodel import col
 
 from leads.app import create_app
 from leads.settings import Settings
 from leads.storage.database import Database
 from leads.storage.migrations import upgrade_to_head
+from leads.storage.models import Enquiry, Lead
 from tests.servers import postgres_cluster
 
 SECRET = "test-secret-key-0123456789abcdef"
@@ -148,3 +150,28 @@ def query(database_url: str) -> Query:
             await database.close()
 
     return run
+
+
+LeadOf = Callable[[str], Awaitable[str]]
+
+
+@pytest.fixture
+def lead_of(database_url: str) -> LeadOf:
+    """The id of the lead a receipt (the id a 201 gives) belongs to: visitors are told
+    receipts, and tests that look at stored leads need the lead behind one."""
+
+    async def find(receipt: str) -> str:
+        database = Database.from_settings(make_settings(database_url))
+        try:
+            async with database.reading() as session:
+                key = uuid.UUID(receipt)
+                first = await session.scalar(select(Lead).where(col(Lead.receipt_id) == key))
+                if first is not None:
+                    return str(first.id)
+                later = await session.get(Enquiry, key)
+                assert later is not None, f"no submission has the receipt {receipt}"
+                return str(later.lead_id)
+        finally:
+            await database.close()
+
+    return find

@@ -26,6 +26,7 @@ LEADS = (sys.executable, "-m", "leads")
 CONSOLE_SCRIPT = Path(sys.executable).parent / "leads"
 EXPORT_KEYS = {
     "id",
+    "enquiry_ids",
     "created_at",
     "form",
     "name",
@@ -265,8 +266,10 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def test_export_jsonl_has_every_lead_with_the_contract_keys(exported: dict[str, Any]) -> None:
     records = [json.loads(line) for line in exported["jsonl"].splitlines()]
-    assert [r["id"] for r in records] == [exported["ids"][0], exported["ids"][1]]
-    assert exported["ids"][2] == exported["ids"][1]  # the returning visitor's lead
+    first, second, again = exported["ids"]
+    # Each submission's receipt, under its lead, oldest first; a lead's id is never a receipt.
+    assert [r["enquiry_ids"] for r in records] == [[first], [second, again]]
+    assert not {r["id"] for r in records} & {first, second, again}
     for record in records:
         assert set(record) >= EXPORT_KEYS, EXPORT_KEYS - set(record)
         assert record["status"] == "new"
@@ -287,7 +290,8 @@ def test_export_jsonl_has_every_lead_with_the_contract_keys(exported: dict[str, 
 
 def test_export_csv_escapes_formulas_and_keeps_phone_numbers(exported: dict[str, Any]) -> None:
     rows = list(csv.DictReader(io.StringIO(exported["csv"])))
-    assert [row["id"] for row in rows] == [exported["ids"][0], exported["ids"][1]]
+    first, second, again = exported["ids"]
+    assert [row["enquiry_ids"] for row in rows] == [first, f"{second} {again}"]
     assert set(rows[0]) >= EXPORT_KEYS
     formula, bea = rows
     assert formula["name"] == "'=SUM(1+1)*cmd|' /C calc'!A0"  # a leading apostrophe

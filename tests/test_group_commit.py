@@ -45,7 +45,8 @@ async def test_sigkill_during_a_burst_loses_no_acknowledged_lead(
             await asyncio.gather(*(submit(n) for n in range(600)))
         assert await asyncio.to_thread(service.process.wait, 20) == -signal.SIGKILL
     assert len(acknowledged) >= 150
-    stored = {str(uuid.UUID(str(row["id"]))) for row in await query("SELECT id FROM leads")}
+    rows = await query("SELECT receipt_id FROM leads")
+    stored = {str(uuid.UUID(str(row["receipt_id"]))) for row in rows}
     missing = set(acknowledged) - stored
     assert not missing, f"{len(missing)} acknowledged leads lost"
     # Every stored lead has its notification: written in the same transaction.
@@ -56,20 +57,22 @@ async def test_sigkill_during_a_burst_loses_no_acknowledged_lead(
 
 
 async def test_one_batch_still_merges_a_returning_visitor_and_replays_keys(
-    make_client, lead, query: Query
+    make_client, lead, query: Query, lead_of
 ) -> None:
     client = await make_client()
     same_person = [
         client.post("/api/leads", json=lead(email="same@example.com", message=f"try {n}"))
         for n in range(10)
     ]
+    keyed = lead()
     same_key = [
-        client.post("/api/leads", json=lead(), headers={"Idempotency-Key": "k-1"}) for _ in range(5)
+        client.post("/api/leads", json=keyed, headers={"Idempotency-Key": "k-1"}) for _ in range(5)
     ]
     others = [client.post("/api/leads", json=lead()) for _ in range(10)]
     responses = await asyncio.gather(*same_person, *same_key, *others)
     assert {r.status_code for r in responses} == {201}
-    assert len({r.json()["id"] for r in responses[:10]}) == 1
+    assert len({await lead_of(r.json()["id"]) for r in responses[:10]}) == 1
+    assert len({r.json()["id"] for r in responses[:10]}) == 10  # a receipt each
     assert len({r.json()["id"] for r in responses[10:15]}) == 1
     rows = await query("SELECT email, enquiry_count FROM leads ORDER BY enquiry_count DESC")
     assert len(rows) == 1 + 1 + 10

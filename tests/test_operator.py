@@ -50,13 +50,13 @@ async def test_notify_test_reports_each_channel(database_url: str) -> None:
 
 
 async def test_outbox_list_and_export_show_delivery_state(
-    make_client, lead, query, database_url: str
+    make_client, lead, query, lead_of, database_url: str
 ) -> None:
     with mail_server() as smtp:
         smtp.script = ["550 5.1.1 No such mailbox"]
         client = await make_client(**smtp_settings(smtp))
         created = await client.post("/api/leads", json=lead())
-        lead_id = created.json()["id"]
+        lead_id = await lead_of(created.json()["id"])
         rows = await outbox_rows(query, until="dead")
 
         listing = await asyncio.to_thread(leads_cli, database_url, "outbox", "list", "--dead")

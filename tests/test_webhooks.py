@@ -25,7 +25,7 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tests.conftest import SECRET, Query
+from tests.conftest import SECRET, LeadOf, Query
 
 # -- a real receiver ---------------------------------------------------------------------
 
@@ -127,10 +127,11 @@ def verify(delivery: Delivery) -> dict[str, Any]:
     return payload
 
 
-async def submit(client: httpx.AsyncClient, body: dict[str, Any]) -> str:
+async def submit(client: httpx.AsyncClient, body: dict[str, Any], lead_of: LeadOf) -> str:
+    """Submit a lead; the id of the lead it is under (the answer is the submission's receipt)."""
     response = await client.post("/api/leads", json=body)
     assert response.status_code == 201, response.text
-    return str(response.json()["id"])
+    return await lead_of(response.json()["id"])
 
 
 async def messages(query: Query) -> list[dict[str, Any]]:
@@ -176,14 +177,17 @@ async def operator_retry(database_url: str, *ids: str) -> subprocess.CompletedPr
 
 DATA_FIELDS = {
     "id", "url", "form", "form_title", "status", "created_at", "name", "email", "phone",
-    "preferred_contact", "interest", "message", "enquiry_count", "attribution",
+    "preferred_contact", "interest", "message", "enquiry_count", "attribution", "enquiry_id",
+    "duplicate_of",
 }  # fmt: skip
 
 
 # -- the tests ---------------------------------------------------------------------------
 
 
-async def test_every_url_receives_every_lead_signed(make_client, receiver, lead, query) -> None:
+async def test_every_url_receives_every_lead_signed(
+    make_client, receiver, lead, query, lead_of
+) -> None:
     client = await make_client(**webhook_settings(receiver))
     first = lead(
         name="Ann Smith",
@@ -194,7 +198,10 @@ async def test_every_url_receives_every_lead_signed(make_client, receiver, lead,
         utm_source="newsletter",
         page_url="https://clinic.example/dry-needling",
     )
-    ids = [await submit(client, first), await submit(client, lead(name="Bo Chen"))]
+    ids = [
+        await submit(client, first, lead_of),
+        await submit(client, lead(name="Bo Chen"), lead_of),
+    ]
     rows = await settled(query, 4)
 
     assert {r["status"] for r in rows} == {"delivered"}
@@ -219,8 +226,13 @@ async def test_every_url_receives_every_lead_signed(make_client, receiver, lead,
             assert payload["timestamp"].endswith("Z")
 
     (ann,) = [p["data"] for p in map(verify, receiver.to("/a")) if p["data"]["id"] == ids[0]]
+    receipts = await query("SELECT id, receipt_id FROM leads")
+    (receipt,) = [r["receipt_id"] for r in receipts if str(uuid.UUID(str(r["id"]))) == ids[0]]
+    assert ann["enquiry_id"] == str(uuid.UUID(str(receipt)))  # what Ann was told
     assert ann == {
         "id": ids[0],
+        "enquiry_id": ann["enquiry_id"],
+        "duplicate_of": None,
         "url": f"https://leads.clinic.example/staff/leads/{ids[0]}",
         "form": "dry-needling",
         "form_title": "Learn more about dry needling",
@@ -248,10 +260,10 @@ async def test_every_url_receives_every_lead_signed(make_client, receiver, lead,
 
 
 async def test_a_tampered_or_wrongly_signed_delivery_fails_verification(
-    make_client, receiver, lead, query
+    make_client, receiver, lead, query, lead_of
 ) -> None:
     client = await make_client(**webhook_settings(receiver, "/a"))
-    await submit(client, lead(message="Please call after 5pm"))
+    await submit(client, lead(message="Please call after 5pm"), lead_of)
     await settled(query, 1)
     (delivery,) = receiver.deliveries
     assert verify(delivery)["type"] == "lead.created"
@@ -268,11 +280,13 @@ async def test_a_tampered_or_wrongly_signed_delivery_fails_verification(
         Webhook(WEBHOOK_SECRET).verify(delivery.body, replayed_elsewhere)
 
 
-async def test_a_returning_visitor_sends_enquiry_added(make_client, receiver, lead, query) -> None:
+async def test_a_returning_visitor_sends_enquiry_added(
+    make_client, receiver, lead, query, lead_of
+) -> None:
     client = await make_client(**webhook_settings(receiver, "/a"))
-    first = await submit(client, lead(email="jo@example.com", message="first"))
+    first = await submit(client, lead(email="jo@example.com", message="first"), lead_of)
     again = await submit(
-        client, lead(email="JO@example.com", message="second", interest="Headaches")
+        client, lead(email="JO@example.com", message="second", interest="Headaches"), lead_of
     )
     assert again == first
     rows = await settled(query, 2)
@@ -295,14 +309,15 @@ async def test_a_returning_visitor_sends_enquiry_added(make_client, receiver, le
     assert added["timestamp"] == enquiry["created_at"]
     enquiries = await query("SELECT id FROM enquiries")
     assert [str(uuid.UUID(str(e["id"]))) for e in enquiries] == [enquiry["id"]]
+    assert added["data"]["enquiry_id"] == enquiry["id"]  # this submission's receipt
 
 
 async def test_a_failed_delivery_is_repeated_with_the_same_id_freshly_signed(
-    make_client, receiver, lead, query
+    make_client, receiver, lead, query, lead_of
 ) -> None:
     receiver.script["/a"] = [500, 200]
     client = await make_client(**webhook_settings(receiver))
-    lead_id = await submit(client, lead())
+    lead_id = await submit(client, lead(), lead_of)
     rows = await settled(query, 2)
 
     row = message_to(rows, receiver.url("/a"), lead_id)
@@ -327,11 +342,11 @@ async def test_a_failed_delivery_is_repeated_with_the_same_id_freshly_signed(
     ("status", "error"), [(400, "webhook: HTTP 400"), (302, "webhook: HTTP 302")]
 )
 async def test_a_refusal_or_redirect_is_a_dead_letter_at_once(
-    make_client, receiver, lead, query, status, error
+    make_client, receiver, lead, query, status, error, lead_of
 ) -> None:
     receiver.script["/a"] = [status]
     client = await make_client(**webhook_settings(receiver))
-    lead_id = await submit(client, lead())
+    lead_id = await submit(client, lead(), lead_of)
     rows = await settled(query, 2)
 
     row = message_to(rows, receiver.url("/a"), lead_id)
@@ -342,13 +357,13 @@ async def test_a_refusal_or_redirect_is_a_dead_letter_at_once(
 
 
 async def test_410_switches_the_endpoint_off_until_an_operator_retries(
-    make_client, receiver, lead, query, database_url, caplog
+    make_client, receiver, lead, query, database_url, caplog, lead_of
 ) -> None:
     receiver.script["/a"] = [410]
     gone = receiver.url("/a")
     client = await make_client(**webhook_settings(receiver))
     with caplog.at_level(logging.INFO, logger="leads.notify"):
-        first = await submit(client, lead())
+        first = await submit(client, lead(), lead_of)
         rows = await settled(query, 2)
 
     row = message_to(rows, gone, first)
@@ -363,7 +378,7 @@ async def test_410_switches_the_endpoint_off_until_an_operator_retries(
     assert disabled == [{"url": gone, "reason": "webhook: HTTP 410 Gone"}]
 
     # The next lead: the other URL still gets it; the switched-off one is not even called.
-    second = await submit(client, lead())
+    second = await submit(client, lead(), lead_of)
     rows = await settled(query, 4)
     row = message_to(rows, gone, second)
     assert (row["status"], row["attempts"]) == ("dead", 1)
@@ -385,10 +400,12 @@ async def test_410_switches_the_endpoint_off_until_an_operator_retries(
     assert message_to(await messages(query), gone, first)["status"] == "dead"
 
 
-async def test_a_honeypot_lead_sends_no_webhook(make_client, receiver, lead, query) -> None:
+async def test_a_honeypot_lead_sends_no_webhook(
+    make_client, receiver, lead, query, lead_of
+) -> None:
     client = await make_client(**webhook_settings(receiver))
-    spam = await submit(client, lead(website="http://spam.example"))
-    real = await submit(client, lead())
+    spam = await submit(client, lead(website="http://spam.example"), lead_of)
+    real = await submit(client, lead(), lead_of)
     # The real lead's deliveries prove the dispatcher ran; the spam lead's never went out.
     deadline = time.monotonic() + 10
     while len(receiver.deliveries) < 2:
@@ -403,14 +420,14 @@ async def test_a_honeypot_lead_sends_no_webhook(make_client, receiver, lead, que
 
 
 async def test_two_messages_meeting_410_at_once_are_both_dead_letters(
-    make_client, receiver, lead, query, database_url, request
+    make_client, receiver, lead, query, database_url, request, lead_of
 ) -> None:
     """Both deliveries are in flight when the endpoint answers 410 to each: both record the
     URL as switched off at the same moment."""
     receiver.script["/a"] = [410, 410]
     receiver.together["/a"] = 2
     client = await make_client(**webhook_settings(receiver, "/a"))
-    await asyncio.gather(submit(client, lead()), submit(client, lead()))
+    await asyncio.gather(submit(client, lead(), lead_of), submit(client, lead(), lead_of))
     rows = await settled(query, 2, within=20)  # < the 31 s lease a regression would wait out
     assert [(r["status"], r["attempts"]) for r in rows] == [("dead", 1), ("dead", 1)]
     assert await query("SELECT url FROM disabled_webhooks") == [{"url": receiver.url("/a")}]

@@ -11,8 +11,8 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from leads.abuse.tokens import MAX_AGE_SECONDS, issue_form_token
-from leads.errors import InvalidIdempotencyKey
-from leads.intake.capture import CaptureJob, Receipt, RequestMeta, replay_of
+from leads.errors import InvalidIdempotencyKey, TooManySubmissions
+from leads.intake.capture import CaptureJob, IdempotencyKey, Receipt, RequestMeta, replay_of
 from leads.intake.defence import Defences
 from leads.intake.submission import parse_submission
 from leads.web.bodies import read_json_object
@@ -37,7 +37,14 @@ def idempotency_key(request: Request) -> str | None:
 def after_commit(request: Request, receipt: Receipt, form: str) -> None:
     """Log the outcome (ids only: never names, contact details or messages) and wake the
     in-process dispatcher, if this process runs one, to deliver the notifications now."""
-    log.info("lead %s %s (form=%s spam=%s)", receipt.lead_id, receipt.outcome, form, receipt.spam)
+    log.info(
+        "lead %s %s (receipt=%s form=%s spam=%s)",
+        receipt.lead_id,
+        receipt.outcome,
+        receipt.id,
+        form,
+        receipt.spam,
+    )
     dispatcher = getattr(request.app.state, "dispatcher", None)
     if receipt.notify and dispatcher is not None:
         dispatcher.wake()
@@ -48,16 +55,29 @@ async def create_lead(request: Request) -> Response:
     defences: Defences = state.defences
     ip = defences.client_ip(request)
     key = idempotency_key(request)
-    # A retry of a request that already succeeded gets its answer, whatever else holds now.
-    if key is not None and (replayed := await replay_of(state.database, key)) is not None:
-        return created(replayed)
-    await defences.before_reading(request, ip)
+    limited: TooManySubmissions | None = None
+    try:
+        await defences.before_reading(request, ip)
+    except TooManySubmissions as exc:
+        if key is None:
+            raise
+        limited = exc  # a retry of a request that succeeded still gets its answer
     raw = await read_json_object(request, state.settings.max_body_bytes)
     submission = parse_submission(
         raw, forms=state.forms, default_region=state.settings.default_region
     )
+    scoped = None
+    if key is not None:
+        scoped = IdempotencyKey.of(
+            key, submission, client_ip=ip, origin=request.headers.get("origin")
+        )
+        if (replayed := await replay_of(state.database, scoped)) is not None:
+            return created(replayed)
+    if limited is not None:
+        raise limited
     submission = await defences.screen(submission, ip=ip)
-    receipt = await state.intake.capture(CaptureJob(submission, request_meta(request, ip), key))
+    job = CaptureJob(submission, request_meta(request, ip), scoped)
+    receipt = await state.intake.capture(job)
     after_commit(request, receipt, submission.form.slug)
     return created(receipt)
 
@@ -65,7 +85,7 @@ async def create_lead(request: Request) -> Response:
 def created(receipt: Receipt) -> Response:
     headers = {"Idempotent-Replayed": "true"} if receipt.outcome == "replayed" else None
     return JSONResponse(
-        {"id": str(receipt.lead_id), "status": "received"}, status_code=201, headers=headers
+        {"id": str(receipt.id), "status": "received"}, status_code=201, headers=headers
     )
 
 

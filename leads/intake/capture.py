@@ -1,17 +1,26 @@
 """The use case behind every submission: store it, durably, exactly once.
 
 In one transaction:
-1. an ``Idempotency-Key`` seen in the last 24 hours answers with its first lead again;
-2. a visitor whose email or phone matches a lead still ``new`` and active in the last
-   24 hours gets an enquiry added to that lead instead of a second lead;
+1. an ``Idempotency-Key`` this client used in the last 24 hours answers with its first
+   receipt again (or ``422 idempotency_key_reused`` if it came with another submission);
+2. a visitor whose contact details agree with a lead still ``new`` and active in the last
+   24 hours (the same email and no other phone, or the same phone and no other email) gets
+   an enquiry added to that lead instead of a second lead; a submission that shares an
+   email or phone with such a lead but disagrees on the other is a lead of its own, marked
+   as a possible duplicate, so nobody can attach themselves to someone else's lead;
 3. otherwise a new lead is stored (flagged as spam, with its reason, when it is);
 4. its notifications are written to the outbox (none for spam: staff can release it).
+Every submission gets a receipt id of its own (the lead's ``receipt_id`` for the first, the
+enquiry's id for later ones): visitors see receipts, staff see leads, so an answer never
+tells whether someone else wrote in before.
 The caller answers 201 only after this returns, that is, after the commit: a lead that got
 201 is on disk, and so are the messages that will announce it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -21,7 +30,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leads.errors import LeadsError, StorageUnavailable
+from leads.errors import IdempotencyKeyReused, LeadsError, StorageUnavailable
 from leads.intake.submission import Submission
 from leads.notify.outbox import messages_for
 from leads.settings import Settings
@@ -50,10 +59,42 @@ class RequestMeta:
 
 @dataclass(frozen=True, slots=True)
 class Receipt:
+    id: uuid.UUID  # this submission's receipt: the only id the visitor is told
     lead_id: uuid.UUID
     outcome: str  # "created" | "merged" | "replayed"
     spam: bool
     notify: bool = False  # notifications are waiting: wake the dispatcher
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyKey:
+    """A client's ``Idempotency-Key`` as stored: scoped to the client, tied to a submission."""
+
+    digest: str  # of the key and its scope: the stored key
+    fingerprint: str  # of what was submitted with it
+
+    @classmethod
+    def of(
+        cls, key: str, submission: Submission, *, client_ip: str | None, origin: str | None
+    ) -> IdempotencyKey:
+        """Scoped to the client's address and the page's origin: another client using the
+        same key (a copied snippet, a guessed key) starts its own record, never gets this
+        one's answer. Tokens are left out of the fingerprint: a retry may carry a fresh one."""
+        scope = "\x00".join((client_ip or "", (origin or "").lower(), key))
+        content = [
+            submission.form.slug,
+            submission.name,
+            submission.email,
+            submission.phone,
+            submission.preferred_contact,
+            submission.message,
+            submission.interest,
+            sorted(submission.attribution.items()),
+        ]
+        return cls(
+            digest=hashlib.sha256(scope.encode()).hexdigest(),
+            fingerprint=hashlib.sha256(json.dumps(content).encode()).hexdigest(),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +103,7 @@ class CaptureJob:
 
     submission: Submission
     meta: RequestMeta
-    idempotency_key: str | None = None
+    idempotency_key: IdempotencyKey | None = None
 
     @property
     def email_key(self) -> str | None:
@@ -97,13 +138,25 @@ async def capture_batch(
     return results
 
 
-async def replay_of(database: Database, key: str) -> Receipt | None:
-    """The first answer to ``key``, if it was given in the last 24 hours."""
+async def replay_of(database: Database, key: IdempotencyKey) -> Receipt | None:
+    """The first answer to ``key``, if it was given in the last 24 hours; raises
+    :class:`IdempotencyKeyReused` if that answer was for another submission."""
     async with database.reading() as session:
-        record = await get_idempotency_record(session=session, key=key)
+        record = await get_idempotency_record(session=session, key=key.digest)
     if record is None or record.created_at <= utcnow() - REPLAY_WINDOW:
         return None
-    return Receipt(record.lead_id, "replayed", spam=False)
+    answer = _answer(record, key)
+    if isinstance(answer, LeadsError):
+        raise answer
+    return answer
+
+
+def _answer(record: IdempotencyRecord, key: IdempotencyKey) -> Receipt | LeadsError:
+    """What a repeated key gets: the first receipt, for the same submission only. (A record
+    from before fingerprints has none, and its receipt was the lead's id.)"""
+    if record.fingerprint is not None and record.fingerprint != key.fingerprint:
+        return IdempotencyKeyReused()
+    return Receipt(record.receipt_id or record.lead_id, record.lead_id, "replayed", spam=False)
 
 
 async def _replayed(database: Database, job: CaptureJob) -> Receipt | LeadsError:
@@ -111,15 +164,15 @@ async def _replayed(database: Database, job: CaptureJob) -> Receipt | LeadsError
     if job.idempotency_key is None:
         return StorageUnavailable("the database refused a write")
     async with database.reading() as session:
-        record = await get_idempotency_record(session=session, key=job.idempotency_key)
+        record = await get_idempotency_record(session=session, key=job.idempotency_key.digest)
     if record is None:
         return StorageUnavailable("the database refused a write")
-    return Receipt(record.lead_id, "replayed", spam=False)
+    return _answer(record, job.idempotency_key)
 
 
 async def store_submissions(
     session: AsyncSession, jobs: Sequence[CaptureJob], *, settings: Settings, now: datetime
-) -> list[Receipt]:
+) -> list[Receipt | LeadsError]:
     """The use case for a batch, inside the caller's transaction. Set-based: one query
     finds every Idempotency-Key and one every open lead the batch could join; the jobs are
     then decided in order in memory (so a later job sees an earlier one of the same batch)
@@ -127,7 +180,7 @@ async def store_submissions(
     # Contact locks for the whole batch, in one global order: no two batches can deadlock.
     await lock_contacts(session=session, keys=[k for job in jobs for k in job.contact_keys()])
     records = await get_idempotency_records(
-        session=session, keys={j.idempotency_key for j in jobs if j.idempotency_key}
+        session=session, keys={j.idempotency_key.digest for j in jobs if j.idempotency_key}
     )
     batch = _Batch(session, settings, now, records)
     found = await find_open_leads(
@@ -140,7 +193,7 @@ async def store_submissions(
         batch.remember(lead)
     receipts = [await batch.store(job) for job in jobs]
     await session.flush()
-    if any(r.notify for r in receipts):
+    if any(isinstance(r, Receipt) and r.notify for r in receipts):
         await wake_dispatchers(session=session)
     return receipts
 
@@ -159,31 +212,40 @@ class _Batch:
         self.settings = settings
         self.now = now
         self.records = records
-        self.open: dict[str, Lead] = {}  # "e:<email_key>" / "p:<phone>" -> newest open lead
+        self.open: dict[str, list[Lead]] = {}  # "e:<email_key>" / "p:<phone>" -> open leads
 
     def remember(self, lead: Lead) -> None:
         for key in _keys(lead.email_key, lead.phone):
-            known = self.open.get(key)
-            if known is None or known.last_enquiry_at < lead.last_enquiry_at:
-                self.open[key] = lead
+            leads = self.open.setdefault(key, [])
+            if lead not in leads:
+                leads.append(lead)
 
-    def match(self, job: CaptureJob) -> Lead | None:
+    def match(self, job: CaptureJob) -> tuple[Lead | None, Lead | None]:
+        """The open lead this submission joins, or else the newest open lead it shares an
+        email or phone with but disagrees with (a possible duplicate)."""
         if job.submission.is_spam:
-            return None
-        found = [self.open[k] for k in _keys(job.email_key, job.submission.phone) if k in self.open]
-        return max(found, key=lambda lead: lead.last_enquiry_at) if found else None
+            return None, None
+        email_key, phone = job.email_key, job.submission.phone
+        candidates = {
+            id(lead): lead for k in _keys(email_key, phone) for lead in self.open.get(k, ())
+        }
+        newest = sorted(candidates.values(), key=lambda lead: lead.last_enquiry_at, reverse=True)
+        for lead in newest:
+            if _agrees(lead, email_key=email_key, phone=phone):
+                return lead, None
+        return None, (newest[0] if newest else None)
 
-    async def store(self, job: CaptureJob) -> Receipt:
+    async def store(self, job: CaptureJob) -> Receipt | LeadsError:
         submission, meta, key, now = job.submission, job.meta, job.idempotency_key, self.now
-        if key is not None and (record := self.records.get(key)) is not None:
+        if key is not None and (record := self.records.get(key.digest)) is not None:
             if record.created_at > now - REPLAY_WINDOW:
-                return Receipt(record.lead_id, "replayed", spam=False)
+                return _answer(record, key)
             await self.session.delete(record)  # expired: the key starts afresh
             await self.session.flush()
-        lead = self.match(job)
+        lead, similar = self.match(job)
         enquiry = None
         if lead is not None:
-            _add_enquiry(lead, submission, now)
+            _add_enquiry(lead, now)
             enquiry = Enquiry(
                 lead_id=lead.id,
                 created_at=now,
@@ -196,11 +258,12 @@ class _Batch:
             outcome = "merged"
         else:
             lead = _new_lead(submission, meta, now, job.email_key)
+            lead.duplicate_of = similar.id if similar is not None else None
             self.session.add(lead)
             outcome = "created"
+        receipt_id = enquiry.id if enquiry is not None else lead.receipt_id
         if not submission.is_spam:
             self.remember(lead)
-        if not submission.is_spam:
             self.session.add_all(
                 messages_for(
                     self.settings,
@@ -211,15 +274,34 @@ class _Batch:
                 )
             )
         if key is not None:
-            record = IdempotencyRecord(key=key, created_at=now, lead_id=lead.id, status_code=201)
-            self.records[key] = record
+            record = IdempotencyRecord(
+                key=key.digest,
+                created_at=now,
+                lead_id=lead.id,
+                receipt_id=receipt_id,
+                fingerprint=key.fingerprint,
+                status_code=201,
+            )
+            self.records[key.digest] = record
             self.session.add(record)
-        return Receipt(lead.id, outcome, spam=submission.is_spam, notify=not submission.is_spam)
+        return Receipt(
+            receipt_id, lead.id, outcome, spam=submission.is_spam, notify=not submission.is_spam
+        )
 
 
 def _keys(email_key: str | None, phone: str | None) -> list[str]:
     """How a returning visitor is recognised: by email, or by phone."""
     return [k for k in (email_key and f"e:{email_key}", phone and f"p:{phone}") if k]
+
+
+def _agrees(lead: Lead, *, email_key: str | None, phone: str | None) -> bool:
+    """The same email and no other phone, or the same phone and no other email. A detail
+    the lead lacks counts as other: a submission never adds contact details to a lead."""
+    same_email = email_key is not None and email_key == lead.email_key
+    same_phone = phone is not None and phone == lead.phone
+    return (same_email and (phone is None or same_phone)) or (
+        same_phone and (email_key is None or same_email)
+    )
 
 
 def _enquiry_fields(submission: Submission, meta: RequestMeta) -> dict[str, Any]:
@@ -254,15 +336,9 @@ def _new_lead(
     )
 
 
-def _add_enquiry(lead: Lead, submission: Submission, now: datetime) -> None:
-    """Fold a returning visitor's details into their open lead: fill in what it lacked."""
+def _add_enquiry(lead: Lead, now: datetime) -> None:
+    """A returning visitor wrote again. Their lead's contact details and preference stay as
+    they were: the enquiry keeps its own, and staff see both."""
     lead.last_enquiry_at = now
     lead.updated_at = now
     lead.enquiry_count += 1
-    if lead.email is None and submission.email is not None:
-        lead.email = submission.email
-        lead.email_key = submission.email.lower()
-    if lead.phone is None and submission.phone is not None:
-        lead.phone = submission.phone
-    if submission.preferred_contact is not None:
-        lead.preferred_contact = submission.preferred_contact

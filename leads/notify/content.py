@@ -188,6 +188,8 @@ def webhook_payload(
     """``{"type", "timestamp", "data"}`` as the Standard Webhooks convention has it."""
     data: dict[str, Any] = {
         "id": str(lead.id),
+        # The receipt of the submission this message announces: what its sender was told.
+        "enquiry_id": str(enquiry.id if enquiry is not None else lead.receipt_id),
         "url": lead_url(lead, settings),
         "form": lead.form,
         "form_title": form.title if form else lead.form,
@@ -200,6 +202,7 @@ def webhook_payload(
         "interest": lead.interest,
         "message": lead.message,
         "enquiry_count": lead.enquiry_count,
+        "duplicate_of": str(lead.duplicate_of) if lead.duplicate_of else None,
         "attribution": {key: getattr(lead, key) for key in ATTRIBUTION},
     }
     when = lead.created_at

@@ -35,6 +35,9 @@ def lead_record(
     record: dict[str, Any] = {}
     for column in CSV_COLUMNS:
         record[column] = _plain(getattr(lead, column))
+    # The receipt ids of its submissions, oldest first: what each sender was told.
+    record["enquiry_ids"] = [str(lead.receipt_id), *(str(e.id) for e in enquiries)]
+    record["duplicate_of"] = _plain(lead.duplicate_of)
     # The delivery state of each notification of this lead.
     record["notifications"] = [
         {
@@ -95,7 +98,7 @@ async def export_leads(settings: Settings, fmt: str, out: TextIO) -> None:
     try:
         writer = csv.writer(out, quoting=csv.QUOTE_ALL) if fmt == "csv" else None
         if writer is not None:
-            writer.writerow((*CSV_COLUMNS, "notifications"))
+            writer.writerow((*CSV_COLUMNS, "enquiry_ids", "duplicate_of", "notifications"))
         async with database.reading() as session:
             async for lead, enquiries in iter_leads(session=session):
                 notes = await list_messages(session=session, lead_ids=[lead.id])
@@ -104,7 +107,11 @@ async def export_leads(settings: Settings, fmt: str, out: TextIO) -> None:
                     # CSV: the notifications' states counted, e.g. "delivered:2 dead:1".
                     counts = Counter(n.status for n in notes)
                     summary = " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
-                    writer.writerow([_csv_cell(record[c]) for c in CSV_COLUMNS] + [summary])
+                    writer.writerow(
+                        [_csv_cell(record[c]) for c in CSV_COLUMNS]
+                        + [" ".join(record["enquiry_ids"]), _csv_cell(record["duplicate_of"])]
+                        + [summary]
+                    )
                 else:
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
     finally:

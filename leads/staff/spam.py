@@ -10,7 +10,7 @@ from leads.errors import ConfigurationError
 from leads.notify.outbox import messages_for
 from leads.settings import Settings
 from leads.storage.database import Database
-from leads.storage.leads import get_lead, mark_not_spam
+from leads.storage.leads import get_lead, get_lead_by_receipt, mark_not_spam
 from leads.storage.outbox import wake_dispatchers
 from leads.storage.types import utcnow
 
@@ -24,7 +24,10 @@ async def release_lead(settings: Settings, lead_id: str) -> int:
     database = Database.from_settings(settings)
     try:
         async with database.writing() as session:
-            lead = await get_lead(session=session, lead_id=key)
+            # Staff may paste the lead's id or the receipt its sender was given.
+            lead = await get_lead(session=session, lead_id=key) or await get_lead_by_receipt(
+                session=session, receipt_id=key
+            )
             if lead is None:
                 raise ConfigurationError(f"no lead {lead_id}")
             if not lead.spam:
@@ -32,7 +35,7 @@ async def release_lead(settings: Settings, lead_id: str) -> int:
             now = utcnow()
             await mark_not_spam(session=session, lead=lead, now=now)
             messages = messages_for(
-                settings, lead_id=key, enquiry_id=None, visitor_email=None, now=now
+                settings, lead_id=lead.id, enquiry_id=None, visitor_email=None, now=now
             )
             session.add_all(messages)
             await wake_dispatchers(session=session)

@@ -80,6 +80,12 @@ async def get_lead(*, session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
     return await session.get(Lead, lead_id)
 
 
+async def get_lead_by_receipt(*, session: AsyncSession, receipt_id: uuid.UUID) -> Lead | None:
+    """The lead whose first submission got this receipt."""
+    query = select(Lead).where(col(Lead.receipt_id) == receipt_id)
+    return (await session.scalars(query)).first()
+
+
 async def mark_not_spam(*, session: AsyncSession, lead: Lead, now: datetime) -> None:
     """Staff say a flagged lead is real; why it was flagged stays on record."""
     lead.spam = False

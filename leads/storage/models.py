@@ -39,9 +39,13 @@ class Lead(Attribution, table=True):
         Index("ix_leads_created_at", "created_at"),
         Index("ix_leads_open_email", "email_key", "status"),
         Index("ix_leads_open_phone", "phone", "status"),
+        Index("ix_leads_receipt_id", "receipt_id", unique=True),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
+    # The receipt of the lead's first submission: what that visitor was told (201 {"id"}).
+    # Visitors see receipts, never the lead's id; later submissions' receipts are enquiry ids.
+    receipt_id: uuid.UUID = Field(default_factory=uuid.uuid4)
     created_at: datetime = _at()
     updated_at: datetime = _at()
     last_enquiry_at: datetime = _at()
@@ -62,6 +66,11 @@ class Lead(Attribution, table=True):
     consent_at: datetime = _at()
     spam: bool = Field(default=False)
     spam_reason: str | None = Field(default=None, max_length=200)
+    # An open lead this one shares an email or phone with, while the other details differ:
+    # maybe the same person, maybe someone else using their address. Staff decide.
+    duplicate_of: uuid.UUID | None = Field(
+        default=None, foreign_key="leads.id", ondelete="SET NULL"
+    )
 
 
 class Enquiry(Attribution, table=True):
@@ -86,7 +95,11 @@ class Enquiry(Attribution, table=True):
 
 
 class IdempotencyRecord(SQLModel, table=True):
-    """The first answer given to an ``Idempotency-Key``, replayed for 24 hours."""
+    """The first answer given to an ``Idempotency-Key``, replayed for 24 hours.
+
+    ``key`` is a digest of the client's key and its scope (the client's address and the
+    page's origin), so one client's key never answers another's request; ``fingerprint``
+    is a digest of what was submitted, so a key reused for another submission is refused."""
 
     __tablename__ = "idempotency_keys"
 
@@ -94,6 +107,8 @@ class IdempotencyRecord(SQLModel, table=True):
     created_at: datetime = _at(index=True)
     lead_id: uuid.UUID
     status_code: int
+    receipt_id: uuid.UUID | None = Field(default=None)
+    fingerprint: str | None = Field(default=None, max_length=64)
 
 
 class OutboxMessage(SQLModel, table=True):
