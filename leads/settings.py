@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     allowed_origins: CommaList = Field(
         (),
         description="Comma-separated web origins allowed to call the API from a browser; "
-        "empty = none.",
+        "empty = none; `null` admits pages that send `Origin: null`.",
     )
     max_body_bytes: int = Field(
         16384, gt=0, description="Largest accepted submission body, in bytes."
@@ -326,7 +326,8 @@ class Settings(BaseSettings):
     def _origins(cls, value: Any) -> Any:
         origins = _split_commas(value)
         for origin in origins:
-            if origin != "*" and not origin.startswith(("http://", "https://")):
+            # "null": what sandboxed frames and some privacy settings send; refused unless listed.
+            if origin not in ("*", "null") and not origin.startswith(("http://", "https://")):
                 raise ValueError(f"{origin!r} is not an origin like https://clinic.example")
         # Browsers send scheme and host in lowercase; compare like with like.
         return tuple(o.rstrip("/").lower() for o in origins)

@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-from pydantic import ValidationError
 
 from leads.abuse.tokens import issue_form_token
 from tests.conftest import SECRET, Query, make_settings, serving_app
@@ -425,8 +424,6 @@ async def test_origin_null_is_refused_and_granted_no_cors(make_client, lead, que
     assert (await open_to_all.post("/api/leads", json=lead(), headers=null)).status_code == 201
 
 
-# leads/settings.py refuses "null" as an origin for now; the lock already honours it.
-@pytest.mark.xfail(raises=ValidationError, strict=True, reason="settings refuse null")
 async def test_origin_null_is_accepted_when_listed(make_client, lead) -> None:
     client = await make_client(allowed_origins="https://clinic.example,null")
     sent = await client.post("/api/leads", json=lead(), headers={"Origin": "null"})

@@ -512,7 +512,7 @@ async def test_header_fields_are_one_line_and_never_raw_encoded_words(
     settings = api_settings(db_file, provider, autoreply=True)
     names = {
         "ann@exämple.com": "=?x?b?DQpSZXBseS1UbzogYUBldmlsLmlv?= Smith",
-        "zoë@exämple.com": "Zoë\u2028Bcc: x@evil.example",
+        "zoë@exämple.com": "Zoë\u200f =?utf-8?q?=0D=0ABcc:_x@evil.example?=",
     }
     async with running_app(settings, fake) as client:
         for email, name in names.items():
@@ -537,9 +537,7 @@ async def test_header_fields_are_one_line_and_never_raw_encoded_words(
     subjects = {decoded(c.sent.subject): c.sent for c in fake.calls}
     ann = subjects[f"New enquiry: {FORM_TITLE} from =?x?b?DQpSZXBseS1UbzogYUBldmlsLmlv?="]
     assert ann.reply_to == "ann@xn--exmple-cua.com"
-    zoe = subjects.get(f"New enquiry: {FORM_TITLE} from Zoë") or subjects.get(
-        f"New enquiry: {FORM_TITLE} from Zoë Bcc:"
-    )
+    zoe = subjects.get(f"New enquiry: {FORM_TITLE} from Zoë")  # the RLM dropped from headers
     assert zoe is not None, list(subjects)
     assert zoe.reply_to is None  # not ASCII: shown in the body only
     assert "Email: zoë@exämple.com" in zoe.text

@@ -86,7 +86,7 @@ async def test_new_lead_reaches_the_inbox(make_client, lead, smtp, query, lead_o
     ("detail", "present", "absent"),
     [
         ("contact", ["Ann", "ann@example.com", "+1 202-555-0143"], ["hurts", "Lower back pain"]),
-        ("minimal", ["/staff/leads/"], ["Ann", "ann@example.com", "555", "hurts", "Lower back"]),
+        ("minimal", ["/staff/leads/"], ["Ann", "ann@example.com", "555-01", "hurts", "Lower back"]),
     ],
 )
 async def test_detail_levels_keep_health_details_out_of_email(
@@ -335,3 +335,8 @@ async def test_someone_else_on_the_same_phone_gets_a_lead_of_their_own(
     assert toms.message["Subject"].startswith("New enquiry")
     assert toms.message["Reply-To"] == "tom@example.org"
     assert "Tom Jones" in toms.part("plain")
+    plain = " ".join(toms.part("plain").split())
+    assert "may be the same person as an earlier lead: " in plain
+    assert f"/staff/leads/{mary_lead}" in plain
+    marys = next(m for m in mails if m.message["Subject"].endswith("from Mary"))
+    assert "same person" not in marys.part("plain")

@@ -104,7 +104,7 @@ def content_security_policy(form: Form, request: Request) -> str:
         parts = urlsplit(form.thank_you_url)
         form_targets.append(f"{parts.scheme}://{parts.netloc}")
     settings = request.app.state.settings
-    ancestors = ["'self'", *settings.allowed_origins]
+    ancestors = ["'self'", *(o for o in settings.allowed_origins if o != "null")]
     sources: dict[str, list[str]] = {"style-src": ["'self'"], "img-src": ["'self'", "data:"]}
     # The captcha is the only third-party asset ever allowed, and only when configured.
     if settings.captcha_provider is not None:

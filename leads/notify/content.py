@@ -117,6 +117,11 @@ def clinic_email(
     text_lines += [f"{label}: {value}" for label, value, _ in rows]
     if words:
         text_lines += ["", "Message:", words]
+    # Shares an email or phone with an open lead but not the other detail: staff decide.
+    earlier = None
+    if lead.duplicate_of is not None and not returning:
+        earlier = f"{settings.public_url}/staff/leads/{lead.duplicate_of}"
+        text_lines += ["", f"This may be the same person as an earlier lead: {earlier}"]
     text_lines += ["", f"Open this lead: {url}"]
     if detail != "minimal" and email:
         text_lines += ["", f"Reply to this email to write to {first_name(name)} directly."]
@@ -131,6 +136,10 @@ def clinic_email(
     body = [f"<p>{e(intro)}</p>", f"<table cellpadding=4>{cells}</table>"]
     if words:
         body.append(f"<p><strong>Message:</strong></p><p>{e(words).replace(chr(10), '<br>')}</p>")
+    if earlier is not None:
+        body.append(
+            f'<p>This may be the same person as <a href="{e(earlier)}">an earlier lead</a>.</p>'
+        )
     body.append(f'<p><a href="{e(url)}">Open this lead</a></p>')
 
     return Email(
