@@ -22,7 +22,7 @@ from tests.servers import Service, free_port, leads_process
 
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 2.0
-SLACK = 1.5  # a deadline is met if the close comes at most this much later
+SLACK = 3.0  # a deadline is met if the close comes at most this much later (a loaded CI box)
 SECRET = "connections-test-secret-0123456789"
 
 
@@ -220,17 +220,20 @@ def test_an_oversized_or_unterminated_head_gets_431_at_once(
         assert status_of(answer) == 431
         assert "connection: close" in head_of(answer)
         assert took < HEADER_TIMEOUT  # refused as it arrived, not at the deadline
-        # A header that never ends: refused once the limit is passed, not buffered.
+        # A header that never ends: refused once the limit is passed, not buffered. What the
+        # client manages to send depends on the kernel's buffers and on how busy the machine
+        # is; what the server holds does not grow with it.
+        before = rss_kib(service)
         with connect(service) as sock:
             sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Endless: ")
             sent = 0
             with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                while sent < 1_000_000 and not select.select([sock], [], [], 0)[0]:
+                while sent < 8_000_000 and not select.select([sock], [], [], 0.001)[0]:
                     sock.sendall(b"a" * 4096)
                     sent += 4096
             answer, _ = read_until_closed(sock, SLACK)
         assert status_of(answer) == 431
-        assert sent < 1_000_000
+        assert rss_kib(service) - before < 4096, "the server buffered the endless header"
     assert logged(service, "request head larger than the limit (431)")
 
 
@@ -260,6 +263,14 @@ def test_pipelined_requests_beyond_the_queue_are_not_read(service: Service) -> N
         sock.sendall(request * 16 + request.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"))
         answer, _ = read_until_closed(sock, SLACK)
     assert answer.count(b"HTTP/1.1 200 ") == 17
+
+
+def rss_kib(service: Service) -> int:
+    """The server process's resident memory, in KiB."""
+    for line in Path(f"/proc/{service.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
 
 
 def server_holds(service: Service, sock: socket.socket) -> bool:
@@ -292,6 +303,10 @@ def test_a_pipelining_client_that_does_not_read_is_let_go(
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
         sock.connect(address(service))
         sock.settimeout(0.2)
+        accepted = time.monotonic() + SLACK  # until the server has accepted it, it holds nothing
+        while not server_holds(service, sock):
+            assert time.monotonic() < accepted, "the server never took the connection"
+            time.sleep(0.01)
         start = time.monotonic()
         within = HEADER_TIMEOUT + BODY_TIMEOUT + SLACK
         while time.monotonic() - start < within and server_holds(service, sock):
