@@ -29,7 +29,7 @@ async def test_sigkill_during_a_burst_loses_no_acknowledged_lead(
     }
     acknowledged: list[str] = []
     with leads_process(env) as service:
-        async with httpx.AsyncClient(base_url=service.url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=service.url, timeout=60) as client:
 
             async def submit(n: int) -> None:
                 body = {"name": f"Burst {n}", "email": f"burst{n}@example.com", "consent": True}
@@ -43,6 +43,8 @@ async def test_sigkill_during_a_burst_loses_no_acknowledged_lead(
                         os.kill(service.process.pid, signal.SIGKILL)
 
             await asyncio.gather(*(submit(n) for n in range(600)))
+        if service.process.poll() is None:  # a slow machine answered fewer than 150 in time
+            os.kill(service.process.pid, signal.SIGKILL)
         assert await asyncio.to_thread(service.process.wait, 20) == -signal.SIGKILL
     assert len(acknowledged) >= 150
     rows = await query("SELECT receipt_id FROM leads")
