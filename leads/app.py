@@ -17,10 +17,10 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from leads.core.forms import load_forms
 from leads.errors import HTTPProblem
 from leads.intake import api, pages
 from leads.intake.defence import Defences
-from leads.intake.forms import load_forms
 from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
 from leads.notify.dispatcher import Dispatcher

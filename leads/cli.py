@@ -33,7 +33,7 @@ def configure_logging(level: str) -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from leads.intake.forms import load_forms
+    from leads.core.forms import load_forms
     from leads.keys import with_secret_key
     from leads.notify.channels import Route, routes_for
     from leads.storage.migrations import upgrade_to_head
@@ -152,7 +152,7 @@ def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
-    from leads.intake.forms import load_forms
+    from leads.core.forms import load_forms
     from leads.keys import key_file_for, with_secret_key
     from leads.storage.database import Database
     from leads.storage.migrations import pending_revisions

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from leads.intake.forms import load_forms
+from leads.core.forms import load_forms
 from leads.notify.channels.webhook import WebhookChannel
 from leads.notify.content import webhook_payload
 from leads.settings import Settings

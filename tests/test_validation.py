@@ -11,6 +11,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from leads.core.forms import load_forms
+from leads.core.vocabulary import ATTRIBUTION
 from leads.errors import InvalidSubmission
 from leads.intake.fields import (
     BIDI_CONTROLS,
@@ -23,8 +25,7 @@ from leads.intake.fields import (
     clean_text,
     is_checked,
 )
-from leads.intake.forms import load_forms
-from leads.intake.submission import ATTRIBUTION, FIELDS, MAX_NAME, parse_submission
+from leads.intake.submission import FIELDS, MAX_NAME, parse_submission
 
 # Modest and repeatable: the same examples on every run, no example database.
 settings.register_profile(

@@ -24,12 +24,13 @@ import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leads.core.vocabulary import REPLAY_WINDOW, RETURNING_WINDOW
 from leads.errors import IdempotencyKeyReused, LeadsError, StorageUnavailable
 from leads.intake.submission import Submission
 from leads.notify.outbox import messages_for
@@ -44,9 +45,6 @@ from leads.storage.leads import (
 from leads.storage.models import Enquiry, IdempotencyRecord, Lead
 from leads.storage.outbox import wake_dispatchers
 from leads.storage.types import utcnow
-
-REPLAY_WINDOW = timedelta(hours=24)
-RETURNING_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,8 @@ from starlette.routing import Route
 
 from leads.abuse.captcha import PROVIDERS
 from leads.abuse.tokens import issue_form_token
+from leads.core.forms import Form
+from leads.core.vocabulary import ATTRIBUTION
 from leads.errors import (
     FieldError,
     HTTPProblem,
@@ -31,8 +33,7 @@ from leads.intake.api import after_commit, request_meta
 from leads.intake.capture import CaptureJob
 from leads.intake.defence import Defences
 from leads.intake.fields import Invalid, clean_text
-from leads.intake.forms import Form
-from leads.intake.submission import ATTRIBUTION, MAX_ATTRIBUTION, parse_submission
+from leads.intake.submission import MAX_ATTRIBUTION, parse_submission
 from leads.settings import Settings
 from leads.web.bodies import read_form_fields
 

@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
 
+from leads.core.forms import Form, FormCatalog
+from leads.core.vocabulary import ATTRIBUTION
 from leads.errors import FieldError, InvalidSubmission
 from leads.intake.fields import (
     MAX_PHONE_INPUT,
@@ -20,19 +22,9 @@ from leads.intake.fields import (
     has_visible_character,
     is_checked,
 )
-from leads.intake.forms import Form, FormCatalog
 
 ContactMethod = Literal["email", "phone", "text"]
 CONTACT_METHODS: tuple[ContactMethod, ...] = ("email", "phone", "text")
-ATTRIBUTION = (
-    "page_url",
-    "referrer",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-    "utm_term",
-    "utm_content",
-)
 # The captcha answer, under our name (JSON) or as each provider's widget posts it (forms).
 CAPTCHA_FIELDS = (
     "captcha_token",

@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 import phonenumbers
 
-from leads.intake.forms import Form
-from leads.intake.submission import ATTRIBUTION
+from leads.core.forms import Form
+from leads.core.vocabulary import ATTRIBUTION
 from leads.settings import Settings
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 

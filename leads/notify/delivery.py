@@ -17,8 +17,8 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leads.core.forms import FormCatalog
 from leads.errors import EndpointGone, PermanentDeliveryError, TransientDeliveryError
-from leads.intake.forms import FormCatalog
 from leads.notify.channels.email_api import EmailAPIChannel
 from leads.notify.channels.log import LogChannel
 from leads.notify.channels.smtp import SMTPChannel, SMTPServer

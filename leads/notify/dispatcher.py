@@ -24,11 +24,11 @@ import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy.engine import make_url
 
+from leads.core.forms import FormCatalog
+from leads.core.vocabulary import REPLAY_WINDOW
 from leads.errors import (
     StorageUnavailable,
 )
-from leads.intake.capture import REPLAY_WINDOW
-from leads.intake.forms import FormCatalog
 from leads.notify.delivery import Claimed, Delivery, Outcome
 from leads.settings import Settings
 from leads.storage import outbox

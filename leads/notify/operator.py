@@ -10,8 +10,8 @@ from typing import TextIO
 
 import httpx
 
+from leads.core.forms import load_forms
 from leads.errors import ConfigurationError, DeliveryError
-from leads.intake.forms import load_forms
 from leads.notify.channels import routes_for
 from leads.notify.channels.email_api import EmailAPIChannel
 from leads.notify.channels.smtp import SMTPChannel, SMTPServer

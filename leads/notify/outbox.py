@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from leads.core.vocabulary import MessageKind
 from leads.notify.channels import email_route, routes_for
 from leads.settings import Settings
 from leads.storage.models import OutboxMessage
@@ -22,7 +23,7 @@ def messages_for(
     """One message per configured channel; plus the visitor's autoreply for a new lead when
     enabled. Spam gets none (one row per flagged submission, no more): `leads spam release`
     writes a released lead's messages then, without the autoreply."""
-    kind = "lead.created" if enquiry_id is None else "lead.enquiry_added"
+    kind = MessageKind.LEAD_CREATED if enquiry_id is None else MessageKind.ENQUIRY_ADDED
     planned = [
         OutboxMessage(
             lead_id=lead_id,
@@ -41,7 +42,7 @@ def messages_for(
         planned.append(
             OutboxMessage(
                 lead_id=lead_id,
-                kind="autoreply",
+                kind=MessageKind.AUTOREPLY,
                 channel=autoreply.channel,
                 created_at=now,
                 scheduled_from=now,

@@ -9,7 +9,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TextIO
 
-from leads.intake.submission import ATTRIBUTION
+from leads.core.vocabulary import ATTRIBUTION
 from leads.settings import Settings
 from leads.storage.database import Database
 from leads.storage.leads import iter_leads

@@ -10,6 +10,7 @@ from sqlalchemy import delete, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from leads.core.vocabulary import LeadStatus
 from leads.storage.models import Enquiry, IdempotencyRecord, Lead
 
 
@@ -31,7 +32,7 @@ async def find_open_leads(
         return []
     query = (
         select(Lead)
-        .where(or_(*matches), col(Lead.status) == "new", col(Lead.spam).is_(False))
+        .where(or_(*matches), col(Lead.status) == LeadStatus.NEW, col(Lead.spam).is_(False))
         .where(col(Lead.last_enquiry_at) >= since)
         .with_for_update()
     )

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import Column, Index, Text
 from sqlmodel import Field, SQLModel
 
+from leads.core.vocabulary import LeadStatus, OutboxStatus
 from leads.storage.types import UTCDateTime, utcnow
 
 
@@ -50,7 +51,7 @@ class Lead(Attribution, table=True):
     updated_at: datetime = _at()
     last_enquiry_at: datetime = _at()
     form: str = Field(max_length=50)
-    status: str = Field(default="new", max_length=20)
+    status: str = Field(default=LeadStatus.NEW.value, max_length=20)  # a LeadStatus
     name: str = Field(max_length=100)
     email: str | None = Field(default=None, max_length=320)
     # The address lowercased whole: how a returning visitor is recognised, through an index.
@@ -122,10 +123,10 @@ class OutboxMessage(SQLModel, table=True):
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     lead_id: uuid.UUID = Field(foreign_key="leads.id", index=True, ondelete="CASCADE")
     enquiry_id: uuid.UUID | None = Field(default=None)
-    kind: str = Field(max_length=30)  # lead.created | lead.enquiry_added | autoreply
-    channel: str = Field(max_length=20)  # smtp | email_api | webhook | log
+    kind: str = Field(max_length=30)  # a MessageKind
+    channel: str = Field(max_length=20)  # a Channel
     target: str | None = Field(default=None, max_length=500)  # the webhook URL
-    status: str = Field(default="pending", max_length=10)  # pending|delivered|dead
+    status: str = Field(default=OutboxStatus.PENDING.value, max_length=10)  # an OutboxStatus
     attempts: int = Field(default=0)
     created_at: datetime = _at()
     # Start of the give-up horizon: creation, or the operator's last retry.

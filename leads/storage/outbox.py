@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
+from leads.core.vocabulary import Channel, OutboxStatus
 from leads.storage.models import DisabledWebhook, Enquiry, Lead, OutboxMessage
 
 NOTIFY_CHANNEL = "leads_outbox"
@@ -38,7 +39,7 @@ async def claim_due(
 ) -> list[OutboxMessage]:
     due = (
         select(OutboxMessage.id)
-        .where(col(OutboxMessage.status) == "pending")
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
         .where(col(OutboxMessage.next_attempt_at) <= now)
         .where(
             or_(
@@ -74,7 +75,7 @@ async def claim_due(
 
 def _still_free(now: datetime) -> tuple[ColumnElement[bool], ...]:
     return (
-        col(OutboxMessage.status) == "pending",
+        col(OutboxMessage.status) == OutboxStatus.PENDING,
         or_(
             col(OutboxMessage.claimed_until).is_(None),
             col(OutboxMessage.claimed_until) < now,
@@ -107,7 +108,7 @@ async def release_claims(*, session: AsyncSession, ids: Sequence[uuid.UUID], wor
         await session.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(list(ids)), col(OutboxMessage.claimed_by) == worker)
-            .where(col(OutboxMessage.status) == "pending")
+            .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
             .values(claimed_by=None, claimed_until=None, attempts=OutboxMessage.attempts - 1)
         )
 
@@ -118,7 +119,9 @@ async def mark_delivered(
     await session.execute(
         update(OutboxMessage)
         .where(*_ours(message_id, worker))
-        .values(status="delivered", delivered_at=now, claimed_by=None, claimed_until=None)
+        .values(
+            status=OutboxStatus.DELIVERED, delivered_at=now, claimed_by=None, claimed_until=None
+        )
     )
 
 
@@ -138,7 +141,9 @@ async def mark_dead(
     await session.execute(
         update(OutboxMessage)
         .where(*_ours(message_id, worker))
-        .values(status="dead", last_error=error[:500], claimed_by=None, claimed_until=None)
+        .values(
+            status=OutboxStatus.DEAD, last_error=error[:500], claimed_by=None, claimed_until=None
+        )
     )
 
 
@@ -156,7 +161,7 @@ async def next_due(*, session: AsyncSession) -> datetime | None:
     """When the earliest waiting message comes due (a retry, or an expired lease)."""
     waiting = (
         select(func.min(col(OutboxMessage.next_attempt_at)))
-        .where(col(OutboxMessage.status) == "pending")
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
         .where(col(OutboxMessage.claimed_until).is_(None))
     )
     return (await session.execute(waiting)).scalar_one_or_none()
@@ -182,19 +187,21 @@ async def retry_messages(
 ) -> list[OutboxMessage]:
     """An operator's retry: back to pending, due now, with a fresh give-up horizon. Retrying
     a message to a switched-off webhook switches that webhook on again."""
-    query = select(OutboxMessage).where(col(OutboxMessage.status).in_(["dead", "pending"]))
+    query = select(OutboxMessage).where(
+        col(OutboxMessage.status).in_([OutboxStatus.DEAD, OutboxStatus.PENDING])
+    )
     if all_dead:
-        query = query.where(col(OutboxMessage.status) == "dead")
+        query = query.where(col(OutboxMessage.status) == OutboxStatus.DEAD)
     else:
         query = query.where(col(OutboxMessage.id).in_(list(ids)))
     messages = list((await session.scalars(query)).all())
     for message in messages:
-        message.status = "pending"
+        message.status = OutboxStatus.PENDING
         message.next_attempt_at = now
         message.scheduled_from = now
         message.claimed_by = None
         message.claimed_until = None
-    urls = {m.target for m in messages if m.channel == "webhook" and m.target}
+    urls = {m.target for m in messages if m.channel == Channel.WEBHOOK and m.target}
     if urls:
         await session.execute(delete(DisabledWebhook).where(col(DisabledWebhook.url).in_(urls)))
     await wake_dispatchers(session=session)
