@@ -1,4 +1,4 @@
-"""The flood-resilience benchmark (issue 5): while one client floods ``POST /api/leads``
+"""The flood-resilience benchmark: while one client floods ``POST /api/leads``
 with submissions that are refused (rate-limited) or flagged (honeypot) as fast as it can,
 do real submissions from another client still get 201, quickly? What does a rejected
 submission cost the server, and what reaches the inbox and the database?
@@ -558,7 +558,7 @@ def verdicts(meds: dict[str, float]) -> list[str]:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description="leads flood-resilience benchmark (issue 5)")
+    parser = argparse.ArgumentParser(description="leads flood-resilience benchmark")
     parser.add_argument("--quick", action="store_true", help="3 s phases, one repeat")
     parser.add_argument("--repeat", type=int, default=None, help="repeats (default 3; quick 1)")
     parser.add_argument("--duration", type=int, default=None, help="seconds per phase")

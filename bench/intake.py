@@ -1,4 +1,4 @@
-"""The intake benchmark (issue 4): the same unique submissions against a bare Starlette app
+"""The intake benchmark: the same unique submissions against a bare Starlette app
 and against ``leads serve`` on SQLite and on PostgreSQL, in one run.
 
 Per repeat, for the bare app and then for each engine (a fresh database each time):
@@ -259,7 +259,7 @@ def machine() -> dict[str, Any]:
 
 
 async def main() -> int:
-    parser = argparse.ArgumentParser(description="leads intake benchmark (issue 4)")
+    parser = argparse.ArgumentParser(description="leads intake benchmark")
     parser.add_argument("--quick", action="store_true", help="5 s phases, one repeat")
     parser.add_argument("--engines", default="sqlite,postgresql")
     parser.add_argument("--repeat", type=int, default=None, help="repeats (default 3; quick 1)")

@@ -1,4 +1,4 @@
-"""Medians across repeats, the targets of issue 4, and the markdown summary of a run."""
+"""Medians across repeats, the intake targets, and the markdown summary of a run."""
 
 from __future__ import annotations
 

@@ -2,9 +2,8 @@
 cluster, and the SMTP sink, each a subprocess on a free 127.0.0.1 port; plus the
 measurements taken on a process (cold start, RSS).
 
-PostgreSQL is started as tests/servers.py starts it (initdb refuses to run as root, so as
-user ``postgres`` via runuser), but with fsync left on: SQLite runs with synchronous=FULL,
-so both engines make every acknowledged lead durable.
+PostgreSQL is started by the same code as the tests' (tests/pgcluster.py), with fsync left
+on: SQLite runs with synchronous=FULL, so both engines make every acknowledged lead durable.
 """
 
 from __future__ import annotations
@@ -13,16 +12,17 @@ import asyncio
 import contextlib
 import glob
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # the repository, for tests/
+from tests import pgcluster
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -178,43 +178,17 @@ def read_inbox(record: Path) -> dict[str, float]:
 
 
 def postgres_bin() -> Path | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
-    for candidate in reversed(candidates):
-        if (Path(candidate) / "initdb").exists():
-            return Path(candidate)
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
+    return pgcluster.postgres_bin()
 
 
 @contextlib.contextmanager
 def postgres_cluster() -> Iterator[str]:
     """A throwaway cluster (fsync on); yields its base URL, postgresql://postgres@host:port."""
-    bindir = postgres_bin()
+    bindir = pgcluster.postgres_bin()
     if bindir is None:
         raise RuntimeError("PostgreSQL is not installed (apt-get install postgresql)")
-    workdir = Path(tempfile.mkdtemp(prefix="leads-bench-pg-"))
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(workdir, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port, data = free_port(), workdir / "data"
-
-    def run(*args: str) -> None:
-        subprocess.run([*as_postgres, *args], check=True, capture_output=True, timeout=120)
-
-    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
-    run(*initdb, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
-    options = f"-p {port} -h {HOST} -k {workdir} -c max_connections=200"
-    log = str(workdir / "log")
-    run(
-        str(bindir / "pg_ctl"), "-D", str(data), "-l", log, "-w", "-t", "60", "-o", options, "start"
-    )
-    try:
-        yield f"postgresql://postgres@{HOST}:{port}"
-    finally:
-        with contextlib.suppress(subprocess.SubprocessError):
-            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(workdir, ignore_errors=True)
+    with pgcluster.postgres_cluster(bindir, fsync=True) as url:
+        yield url
 
 
 def create_database(base_url: str, name: str) -> str:

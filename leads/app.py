@@ -24,6 +24,7 @@ from leads.intake.defence import Defences
 from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
 from leads.notify.dispatcher import Dispatcher
+from leads.services import Services, Site
 from leads.settings import Settings
 from leads.storage.database import Database
 from leads.web import health
@@ -49,6 +50,14 @@ def create_app(
     for tests of providers that cannot be reached from here."""
     settings = with_secret_key(settings or Settings())
     forms = load_forms(settings.forms_file)
+    templates = Jinja2Templates(
+        env=jinja2.Environment(
+            loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
+            autoescape=True,
+            undefined=jinja2.StrictUndefined,
+        )
+    )
+    site = Site(settings, forms, templates)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -71,10 +80,7 @@ def create_app(
             intake = IntakeWriter(database, settings)
             intake.start()
             stack.push_async_callback(intake.stop)
-            app.state.database = database
-            app.state.intake = intake
-            app.state.defences = defences
-            app.state.dispatcher = dispatcher
+            app.state.services = Services(site, database, intake, defences, dispatcher)
             yield
 
     middleware = [
@@ -104,15 +110,7 @@ def create_app(
         },
         lifespan=lifespan,
     )
-    app.state.settings = settings
-    app.state.forms = forms
-    app.state.templates = Jinja2Templates(
-        env=jinja2.Environment(
-            loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-        )
-    )
+    app.state.site = site
     return app
 
 

@@ -7,15 +7,20 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
-from typing import cast
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from pydantic import ValidationError
 
-from leads.errors import ConfigurationError, LeadsError
+from leads.errors import LeadsError, UsageError
 from leads.settings import Settings
 
+if TYPE_CHECKING:
+    from leads.storage.database import Database
+
 Command = Callable[[argparse.Namespace, Settings], int]
+T = TypeVar("T")
 
 
 def configure_logging(level: str) -> None:
@@ -108,31 +113,55 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
     from leads.staff.export import export_leads
 
-    asyncio.run(export_leads(settings, args.format, sys.stdout))
+    async def export(database: Database) -> None:
+        async with database.reading() as session:
+            await export_leads(session=session, fmt=args.format, out=sys.stdout)
+
+    asyncio.run(_with_ready_database(settings, export))
     return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from leads.notify.operator import run_worker
 
+    asyncio.run(_with_ready_database(settings, _nothing))  # before announcing it delivers
     asyncio.run(run_worker(settings))
     return 0
 
 
 def cmd_outbox_list(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.core.vocabulary import OutboxStatus
     from leads.notify.operator import list_outbox
 
-    statuses = [s for s, wanted in (("dead", args.dead), ("pending", args.pending)) if wanted]
-    asyncio.run(list_outbox(settings, statuses, sys.stdout))
+    wanted = ((OutboxStatus.DEAD, args.dead), (OutboxStatus.PENDING, args.pending))
+    statuses: list[str] = [status for status, asked in wanted if asked]
+
+    async def listing(database: Database) -> None:
+        async with database.reading() as session:
+            await list_outbox(session=session, statuses=statuses, out=sys.stdout)
+
+    asyncio.run(_with_ready_database(settings, listing))
     return 0
 
 
 def cmd_outbox_retry(args: argparse.Namespace, settings: Settings) -> int:
     from leads.notify.operator import retry_outbox
+    from leads.storage.types import utcnow
 
     if not args.ids and not args.all_dead:
-        raise ConfigurationError("name message ids to retry, or use --all-dead")
-    count = asyncio.run(retry_outbox(settings, args.ids, args.all_dead))
+        raise UsageError("name message ids to retry, or use --all-dead")
+    try:
+        ids = [uuid.UUID(i) for i in args.ids]
+    except ValueError as exc:
+        raise UsageError(f"not a message id: {exc}") from exc
+
+    async def retry(database: Database) -> int:
+        async with database.writing() as session:
+            return await retry_outbox(
+                session=session, ids=ids, all_dead=args.all_dead, now=utcnow()
+            )
+
+    count = asyncio.run(_with_ready_database(settings, retry))
     print(f"{count} message(s) queued for delivery")
     return 0
 
@@ -145,8 +174,20 @@ def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
     from leads.staff.spam import release_lead
+    from leads.storage.types import utcnow
 
-    released = asyncio.run(release_lead(settings, args.id))
+    try:
+        lead_id = uuid.UUID(args.id)
+    except ValueError:
+        raise UsageError(f"{args.id!r} is not a lead id") from None
+
+    async def release(database: Database) -> int:
+        async with database.writing() as session:
+            return await release_lead(
+                session=session, settings=settings, lead_id=lead_id, now=utcnow()
+            )
+
+    released = asyncio.run(_with_ready_database(settings, release))
     print(f"lead {args.id} marked not spam; {released} notification(s) on their way")
     return 0
 
@@ -154,7 +195,6 @@ def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from leads.core.forms import load_forms
     from leads.keys import key_file_for, with_secret_key
-    from leads.storage.database import Database
     from leads.storage.migrations import pending_revisions
 
     view = settings.public_view()
@@ -183,7 +223,29 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_with_database(settings, probe))
 
 
-async def _with_database(settings: Settings, use: Callable[..., object]) -> int:
+async def _nothing(database: Database) -> None:
+    return None
+
+
+async def _with_ready_database(settings: Settings, use: Callable[[Database], Awaitable[T]]) -> T:
+    """Run ``use`` on a database that exists and is migrated; otherwise stop with one line
+    naming the database and the fix. Creates nothing: a missing SQLite file stays missing."""
+    from leads.settings import redact_url
+    from leads.storage.database import sqlite_path
+    from leads.storage.migrations import require_current, require_existing
+
+    path = sqlite_path(settings.database_url)
+    shown = str(path) if path else redact_url(settings.database_url).replace("+asyncpg", "")
+    require_existing(settings.database_url, shown)
+
+    async def checked(database: Database) -> T:
+        await require_current(database, shown)
+        return await use(database)
+
+    return await _with_database(settings, checked)
+
+
+async def _with_database(settings: Settings, use: Callable[[Database], Awaitable[T]]) -> T:
     from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
     from leads.errors import StorageUnavailable
@@ -191,7 +253,7 @@ async def _with_database(settings: Settings, use: Callable[..., object]) -> int:
 
     database = Database.from_settings(settings)
     try:
-        result = await use(database)  # type: ignore[misc]
+        return await use(database)
     except (OperationalError, InterfaceError, OSError) as exc:
         raise StorageUnavailable(f"the database cannot be reached ({type(exc).__name__})") from exc
     except SQLAlchemyError as exc:
@@ -200,7 +262,6 @@ async def _with_database(settings: Settings, use: Callable[..., object]) -> int:
         ) from exc
     finally:
         await database.close()
-    return int(result or 0)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -2,6 +2,12 @@
 
     LeadsError                      root: anything leads raises on purpose
     ├── ConfigurationError          a setting is missing or wrong (CLI: one line, exit 2)
+    ├── UsageError                  a command was given something it cannot use (an id that is none)
+    ├── DatabaseNotReady            no database there yet, or its schema is behind: `leads migrate`
+    ├── NotFound                    what was named by its id is not there
+    │   ├── LeadNotFound
+    │   └── MessageNotFound         (or it was delivered already: nothing to retry)
+    ├── LeadNotSpam                 a lead that is not flagged cannot be released
     ├── DeliveryError               a notification was not delivered this time
     │   ├── TransientDeliveryError  try again later (connection, timeout, SMTP 4xx, HTTP 5xx...)
     │   └── PermanentDeliveryError  dead letter at once (SMTP 5xx, other HTTP 4xx)
@@ -35,6 +41,30 @@ class LeadsError(Exception):
 
 class ConfigurationError(LeadsError):
     """A setting is missing or has a value that cannot work."""
+
+
+class UsageError(LeadsError):
+    """A command (or a staff action) was given a value it cannot use."""
+
+
+class DatabaseNotReady(LeadsError):
+    """The database is not there yet, or its schema is behind this version of leads."""
+
+
+class NotFound(LeadsError):
+    """What was named by its id does not exist."""
+
+
+class LeadNotFound(NotFound):
+    pass
+
+
+class MessageNotFound(NotFound):
+    pass
+
+
+class LeadNotSpam(LeadsError):
+    """Only a lead flagged as spam can be released."""
 
 
 class DeliveryError(LeadsError):

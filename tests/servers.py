@@ -4,7 +4,6 @@ service itself as a subprocess, each on a free loopback port."""
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
 import shutil
 import socket
@@ -20,13 +19,13 @@ from typing import IO
 import httpx
 import pytest
 
+from tests import pgcluster
+
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+free_port = pgcluster.free_port
+postgres_bin = pgcluster.postgres_bin
 
 
 def unavailable(what: str) -> None:
@@ -36,65 +35,15 @@ def unavailable(what: str) -> None:
     pytest.skip(f"{what} is not installed (bash .ci/run installs it)")
 
 
-def postgres_bin() -> Path | None:
-    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
-    for candidate in reversed(candidates):
-        if (Path(candidate) / "initdb").exists():
-            return Path(candidate)
-    found = shutil.which("initdb")
-    return Path(found).parent if found else None
-
-
 @contextlib.contextmanager
 def postgres_cluster() -> Iterator[str]:
-    """A throwaway cluster in a temporary directory; yields the server's base URL."""
+    """A throwaway cluster (fsync off) for the test run; yields the server's base URL."""
     bindir = postgres_bin()
     if bindir is None:
         unavailable("PostgreSQL")
         raise AssertionError("unreachable")
-    workdir = Path(tempfile.mkdtemp(prefix="leads-pg-"))
-    as_postgres: list[str] = []
-    if os.geteuid() == 0:  # initdb refuses to run as root
-        shutil.chown(workdir, "postgres", "postgres")
-        as_postgres = ["runuser", "-u", "postgres", "--"]
-    port = free_port()
-    data = workdir / "data"
-
-    def run(*args: str) -> None:
-        subprocess.run([*as_postgres, *args], check=True, capture_output=True, timeout=120)
-
-    run(
-        str(bindir / "initdb"),
-        "-D",
-        str(data),
-        "-U",
-        "postgres",
-        "-A",
-        "trust",
-        "-E",
-        "UTF8",
-        "--locale=C.UTF-8",
-        "--no-sync",
-    )
-    run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(data),
-        "-l",
-        str(workdir / "log"),
-        "-w",
-        "-t",
-        "60",
-        "-o",
-        f"-p {port} -h 127.0.0.1 -k {workdir} -c fsync=off -c max_connections=200",
-        "start",
-    )
-    try:
-        yield f"postgresql://postgres@127.0.0.1:{port}"
-    finally:
-        with contextlib.suppress(subprocess.SubprocessError):
-            run(str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop")
-        shutil.rmtree(workdir, ignore_errors=True)
+    with pgcluster.postgres_cluster(bindir, fsync=False) as url:
+        yield url
 
 
 @dataclass

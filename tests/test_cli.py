@@ -9,6 +9,7 @@ import io
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 import time
@@ -313,3 +314,50 @@ def test_serve_with_two_workers_answers(tmp_path: Path) -> None:
         assert form.status_code == 200
     # One key, made by `serve` before the workers started, kept beside the database.
     assert (tmp_path / "leads.db.secret").stat().st_mode & 0o777 == 0o600
+
+
+DATABASE_COMMANDS = [
+    ("export",),
+    ("export", "--format", "csv"),
+    ("outbox", "list"),
+    ("outbox", "retry", "--all-dead"),
+    ("spam", "release", "05e8203d-e103-48f9-b3a6-bf43fab20b18"),
+    ("worker",),
+]
+
+
+@pytest.mark.parametrize("command", DATABASE_COMMANDS, ids=" ".join)
+def test_a_command_on_a_missing_database_says_so_and_creates_nothing(
+    tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    path = tmp_path / "nowhere.db"
+    env = leads_env(database_url=f"sqlite:///{path}", secret_key=SECRET)
+    result = run_leads(*command, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result
+    assert result.stdout == ""
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"leads: error: there is no database at {path} yet")
+    assert "run `leads migrate`" in line
+    assert not path.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", DATABASE_COMMANDS, ids=" ".join)
+def test_a_command_on_an_unmigrated_database_names_the_fix(
+    database_url: str, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    url = plain(database_url)
+    if url.startswith("sqlite"):
+        sqlite3.connect(url.removeprefix("sqlite:///")).close()  # an empty file, no tables
+    env = leads_env(database_url=url, secret_key=SECRET)
+    result = run_leads(*command, env=env, cwd=tmp_path)
+    assert result.returncode == 2, result
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("leads: error: the database at ")
+    assert "migration(s) pending): run `leads migrate` first" in line
+    assert "Traceback" not in result.stderr
+
+
+def plain(url: str) -> str:
+    """The URL as an operator writes it (leads picks the async driver itself)."""
+    return url.replace("+aiosqlite", "").replace("+asyncpg", "")

@@ -139,7 +139,7 @@ async def _insert_marker(database_url: str) -> None:
     database = Database.from_settings(make_settings(database_url))
     try:
         async with database.writing() as session:
-            session.add(IdempotencyRecord(key="marker", lead_id=uuid.uuid4(), status_code=201))
+            session.add(IdempotencyRecord(key="marker", lead_id=uuid.uuid4()))
     finally:
         await database.close()
 

@@ -1,4 +1,5 @@
-"""receipts per submission, possible duplicates, scoped idempotency keys
+"""receipts per submission, possible duplicates, scoped idempotency keys (without the
+status code nothing read)
 
 Revision ID: 0004
 Revises: 0003
@@ -37,10 +38,14 @@ def upgrade() -> None:
         batch_op.add_column(
             sa.Column("fingerprint", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True)
         )
+        batch_op.drop_column("status_code")  # always 201; never read
 
 
 def downgrade() -> None:
     with op.batch_alter_table("idempotency_keys", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("status_code", sa.Integer(), nullable=False, server_default="201")
+        )
         batch_op.drop_column("fingerprint")
         batch_op.drop_column("receipt_id")
     with op.batch_alter_table("leads", schema=None) as batch_op:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from pathlib import Path
 
@@ -12,17 +11,10 @@ from starlette.routing import Route
 
 from leads.abuse.tokens import MAX_AGE_SECONDS, issue_form_token
 from leads.errors import InvalidIdempotencyKey, TooManySubmissions
-from leads.intake.capture import CaptureJob, IdempotencyKey, Receipt, RequestMeta, replay_of
-from leads.intake.defence import Defences
-from leads.intake.submission import parse_submission
+from leads.intake.capture import Receipt
+from leads.intake.pipeline import Arrival, take_submission
+from leads.services import services_of, site_of
 from leads.web.bodies import read_json_object
-
-log = logging.getLogger("leads.intake")
-
-
-def request_meta(request: Request, ip: str | None) -> RequestMeta:
-    agent = request.headers.get("user-agent")
-    return RequestMeta(client_ip=ip, user_agent=agent[:500] if agent else None)
 
 
 def idempotency_key(request: Request) -> str | None:
@@ -34,25 +26,9 @@ def idempotency_key(request: Request) -> str | None:
     return key
 
 
-def after_commit(request: Request, receipt: Receipt, form: str) -> None:
-    """Log the outcome (ids only: never names, contact details or messages) and wake the
-    in-process dispatcher, if this process runs one, to deliver the notifications now."""
-    log.info(
-        "lead %s %s (receipt=%s form=%s spam=%s)",
-        receipt.lead_id,
-        receipt.outcome,
-        receipt.id,
-        form,
-        receipt.spam,
-    )
-    dispatcher = getattr(request.app.state, "dispatcher", None)
-    if receipt.notify and dispatcher is not None:
-        dispatcher.wake()
-
-
 async def create_lead(request: Request) -> Response:
-    state = request.app.state
-    defences: Defences = state.defences
+    services = services_of(request)
+    defences = services.defences
     ip = defences.client_ip(request)
     key = idempotency_key(request)
     limited: TooManySubmissions | None = None
@@ -62,23 +38,10 @@ async def create_lead(request: Request) -> Response:
         if key is None:
             raise
         limited = exc  # a retry of a request that succeeded still gets its answer
-    raw = await read_json_object(request, state.settings.max_body_bytes)
-    submission = parse_submission(
-        raw, forms=state.forms, default_region=state.settings.default_region
+    raw = await read_json_object(request, services.settings.max_body_bytes)
+    receipt = await take_submission(
+        services, raw, Arrival.of(request, ip), idempotency_key=key, limited=limited
     )
-    scoped = None
-    if key is not None:
-        scoped = IdempotencyKey.of(
-            key, submission, client_ip=ip, origin=request.headers.get("origin")
-        )
-        if (replayed := await replay_of(state.database, scoped)) is not None:
-            return created(replayed)
-    if limited is not None:
-        raise limited
-    submission = await defences.screen(submission, ip=ip)
-    job = CaptureJob(submission, request_meta(request, ip), scoped)
-    receipt = await state.intake.capture(job)
-    after_commit(request, receipt, submission.form.slug)
     return created(receipt)
 
 
@@ -91,10 +54,11 @@ def created(receipt: Receipt) -> Response:
 
 async def form_token(request: Request) -> Response:
     """A time-trap token for a site's own form (``/embed.js`` fetches it)."""
-    settings = request.app.state.settings
-    slug = request.query_params.get("form") or request.app.state.forms.default_slug
-    form = request.app.state.forms.get(slug)
-    token = issue_form_token(settings.secret_key.get_secret_value(), form.slug, time.time())
+    site = site_of(request)
+    settings = site.settings
+    slug = request.query_params.get("form") or site.forms.default_slug
+    form = site.forms.get(slug)
+    token = issue_form_token(site.secret_key, form.slug, time.time())
     return JSONResponse(
         {
             "form": form.slug,

@@ -278,7 +278,6 @@ class _Batch:
                 lead_id=lead.id,
                 receipt_id=receipt_id,
                 fingerprint=key.fingerprint,
-                status_code=201,
             )
             self.records[key.digest] = record
             self.session.add(record)

@@ -29,11 +29,10 @@ from leads.errors import (
     StorageUnavailable,
     TooManySubmissions,
 )
-from leads.intake.api import after_commit, request_meta
-from leads.intake.capture import CaptureJob
-from leads.intake.defence import Defences
 from leads.intake.fields import Invalid, clean_text
-from leads.intake.submission import MAX_ATTRIBUTION, parse_submission
+from leads.intake.pipeline import Arrival, take_submission
+from leads.intake.submission import MAX_ATTRIBUTION
+from leads.services import services_of, site_of
 from leads.settings import Settings
 from leads.web.bodies import read_form_fields
 
@@ -104,7 +103,7 @@ def content_security_policy(form: Form, request: Request) -> str:
     if form.thank_you_url and form.thank_you_url.startswith("http"):
         parts = urlsplit(form.thank_you_url)
         form_targets.append(f"{parts.scheme}://{parts.netloc}")
-    settings = request.app.state.settings
+    settings = site_of(request).settings
     ancestors = ["'self'", *(o for o in settings.allowed_origins if o != "null")]
     sources: dict[str, list[str]] = {"style-src": ["'self'"], "img-src": ["'self'", "data:"]}
     # The captcha is the only third-party asset ever allowed, and only when configured.
@@ -144,7 +143,8 @@ def render_form(
     notice: HTTPProblem | None = None,
     status_code: int = 200,
 ) -> Response:
-    settings = request.app.state.settings
+    site = site_of(request)
+    settings = site.settings
     text_values = {k: v for k, v in values.items() if isinstance(v, str)}
     headers = {
         "Content-Security-Policy": content_security_policy(form, request),
@@ -154,9 +154,9 @@ def render_form(
     # Shown again after an error, the form keeps the token it was first served with: the
     # time trap measures from the first view, and fixing a typo is not "too fast".
     token = text_values.get("form_token") or issue_form_token(
-        settings.secret_key.get_secret_value(), form.slug, time.time()
+        site.secret_key, form.slug, time.time()
     )
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+    return site.templates.TemplateResponse(
         request,
         "form.html",
         {
@@ -184,7 +184,7 @@ class _Blank(dict[str, Any]):
 
 
 async def show_form(request: Request) -> Response:
-    form = request.app.state.forms.get(request.path_params["slug"])
+    form = site_of(request).forms.get(request.path_params["slug"])
     found = {
         "page_url": str(request.url),
         "referrer": request.headers.get("referer"),
@@ -195,17 +195,17 @@ async def show_form(request: Request) -> Response:
 
 
 async def submit_form(request: Request) -> Response:
-    state = request.app.state
-    form = state.forms.get(request.path_params["slug"])
-    defences: Defences = state.defences
+    services = services_of(request)
+    form = services.forms.get(request.path_params["slug"])
+    defences = services.defences
     ip = defences.client_ip(request)
     try:
         await defences.before_reading(request, ip)
     except TooManySubmissions as exc:
         # Read what they typed anyway (it is small and bounded): a person must get it back.
-        fields = await read_form_fields(request, state.settings.max_body_bytes)
+        fields = await read_form_fields(request, services.settings.max_body_bytes)
         return render_form(request, form, fields, notice=exc, status_code=exc.status)
-    fields = await read_form_fields(request, state.settings.max_body_bytes)
+    fields = await read_form_fields(request, services.settings.max_body_bytes)
     values = {**fields, "form": form.slug}
     for field in ATTRIBUTION:
         if field in values and (value := tracking_value(values[field])) != values[field]:
@@ -214,25 +214,20 @@ async def submit_form(request: Request) -> Response:
             else:
                 values[field] = value
     try:
-        submission = parse_submission(
-            values, forms=state.forms, default_region=state.settings.default_region
-        )
-        submission = await defences.screen(submission, ip=ip)
-        job = CaptureJob(submission, request_meta(request, ip))
-        receipt = await state.intake.capture(job)
+        await take_submission(services, values, Arrival.of(request, ip))
     except InvalidSubmission as exc:
         return render_form(request, form, values, errors=exc.by_field(), status_code=422)
     except (StorageUnavailable, IntakeBusy, TooManySubmissions) as exc:
         log.warning("POST %s: %s", request.url.path, exc.code)
         return render_form(request, form, values, notice=exc, status_code=exc.status)
-    after_commit(request, receipt, form.slug)
     target = form.thank_you_url or request.url_for("thanks", slug=form.slug).path
     return RedirectResponse(target, status_code=303)
 
 
 async def thanks(request: Request) -> Response:
-    form = request.app.state.forms.get(request.path_params["slug"])
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+    site = site_of(request)
+    form = site.forms.get(request.path_params["slug"])
+    return site.templates.TemplateResponse(
         request,
         "thanks.html",
         {"form": form},

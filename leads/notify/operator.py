@@ -6,12 +6,15 @@ import asyncio
 import signal
 import sys
 import uuid
+from datetime import datetime
 from typing import TextIO
 
 import httpx
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import load_forms
-from leads.errors import ConfigurationError, DeliveryError
+from leads.core.vocabulary import OutboxStatus
+from leads.errors import DeliveryError, MessageNotFound
 from leads.notify.channels import routes_for
 from leads.notify.channels.email_api import EmailAPIChannel
 from leads.notify.channels.smtp import SMTPChannel, SMTPServer
@@ -40,17 +43,14 @@ async def run_worker(settings: Settings) -> None:
     await database.close()
 
 
-async def list_outbox(settings: Settings, statuses: list[str], out: TextIO) -> int:
-    database = Database.from_settings(settings)
-    try:
-        async with database.reading() as session:
-            messages = await outbox.list_messages(session=session, statuses=statuses)
-    finally:
-        await database.close()
+async def list_outbox(*, session: AsyncSession, statuses: list[str], out: TextIO) -> int:
+    """Write the outbox (all of it, or the messages in ``statuses``) as a table."""
+    messages = await outbox.list_messages(session=session, statuses=statuses)
     out.write("id\tlead\tkind\tchannel\tstatus\tattempts\tnext_attempt\tlast_error\n")
     for m in messages:
         channel = f"{m.channel}:{redact_url(m.target)}" if m.target else m.channel
-        next_at = m.next_attempt_at.isoformat(timespec="seconds") if m.status == "pending" else ""
+        pending = m.status == OutboxStatus.PENDING
+        next_at = m.next_attempt_at.isoformat(timespec="seconds") if pending else ""
         out.write(
             f"{m.id}\t{m.lead_id}\t{m.kind}\t{channel}\t{m.status}\t{m.attempts}\t"
             f"{next_at}\t{m.last_error or ''}\n"
@@ -58,22 +58,15 @@ async def list_outbox(settings: Settings, statuses: list[str], out: TextIO) -> i
     return len(messages)
 
 
-async def retry_outbox(settings: Settings, ids: list[str], all_dead: bool) -> int:
-    try:
-        parsed = [uuid.UUID(i) for i in ids]
-    except ValueError as exc:
-        raise ConfigurationError(f"not a message id: {exc}") from exc
-    database = Database.from_settings(settings)
-    try:
-        async with database.writing() as session:
-            retried = await outbox.retry_messages(
-                session=session, now=utcnow(), ids=parsed, all_dead=all_dead
-            )
-    finally:
-        await database.close()
-    missing = set(parsed) - {m.id for m in retried}
+async def retry_outbox(
+    *, session: AsyncSession, ids: list[uuid.UUID], all_dead: bool, now: datetime
+) -> int:
+    """Send dead letters (or pending messages) again now; how many were queued. Raises
+    :class:`MessageNotFound` naming the ids that are not there or delivered already."""
+    retried = await outbox.retry_messages(session=session, now=now, ids=ids, all_dead=all_dead)
+    missing = set(ids) - {m.id for m in retried}
     if missing:
-        raise ConfigurationError(
+        raise MessageNotFound(
             "not found or already delivered: " + ", ".join(sorted(str(m) for m in missing))
         )
     return len(retried)

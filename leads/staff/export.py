@@ -1,4 +1,4 @@
-"""`leads export`: every stored lead, as JSON lines or CSV, oldest first, streamed."""
+"""Exporting every stored lead, as JSON lines or CSV, oldest first, streamed (`leads export`)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from sqlalchemy.ext.asyncio import AsyncSession
+
 from leads.core.vocabulary import ATTRIBUTION
-from leads.settings import Settings
-from leads.storage.database import Database
 from leads.storage.leads import iter_leads
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 from leads.storage.outbox import list_messages
@@ -93,26 +93,22 @@ def _csv_cell(value: Any) -> str:
     return text
 
 
-async def export_leads(settings: Settings, fmt: str, out: TextIO) -> None:
-    database = Database.from_settings(settings)
-    try:
-        writer = csv.writer(out, quoting=csv.QUOTE_ALL) if fmt == "csv" else None
+async def export_leads(*, session: AsyncSession, fmt: str, out: TextIO) -> None:
+    """Write every lead to ``out``, streamed from the caller's (reading) session."""
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL) if fmt == "csv" else None
+    if writer is not None:
+        writer.writerow((*CSV_COLUMNS, "enquiry_ids", "duplicate_of", "notifications"))
+    async for lead, enquiries in iter_leads(session=session):
+        notes = await list_messages(session=session, lead_ids=[lead.id])
+        record = lead_record(lead, enquiries, notes)
         if writer is not None:
-            writer.writerow((*CSV_COLUMNS, "enquiry_ids", "duplicate_of", "notifications"))
-        async with database.reading() as session:
-            async for lead, enquiries in iter_leads(session=session):
-                notes = await list_messages(session=session, lead_ids=[lead.id])
-                record = lead_record(lead, enquiries, notes)
-                if writer is not None:
-                    # CSV: the notifications' states counted, e.g. "delivered:2 dead:1".
-                    counts = Counter(n.status for n in notes)
-                    summary = " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
-                    writer.writerow(
-                        [_csv_cell(record[c]) for c in CSV_COLUMNS]
-                        + [" ".join(record["enquiry_ids"]), _csv_cell(record["duplicate_of"])]
-                        + [summary]
-                    )
-                else:
-                    out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    finally:
-        await database.close()
+            # CSV: the notifications' states counted, e.g. "delivered:2 dead:1".
+            counts = Counter(n.status for n in notes)
+            summary = " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
+            writer.writerow(
+                [_csv_cell(record[c]) for c in CSV_COLUMNS]
+                + [" ".join(record["enquiry_ids"]), _csv_cell(record["duplicate_of"])]
+                + [summary]
+            )
+        else:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")

@@ -17,7 +17,8 @@ from sqlalchemy import Connection, text
 
 import leads
 from alembic import command
-from leads.storage.database import Database
+from leads.errors import DatabaseNotReady
+from leads.storage.database import Database, sqlite_path
 
 # An arbitrary constant naming "leads schema migration" among advisory locks.
 MIGRATION_LOCK_ID = 0x1EAD5
@@ -77,3 +78,22 @@ async def pending_revisions(database: Database) -> list[str]:
     if heads <= set(current):
         return []
     return [rev.revision for rev in script.iterate_revisions("heads", current or "base")]
+
+
+def require_existing(url: str, shown: str) -> None:
+    """Refuse before connecting when a SQLite file is missing: connecting would create it."""
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        raise DatabaseNotReady(
+            f"there is no database at {shown} yet: run `leads migrate` (or `leads serve`) first"
+        )
+
+
+async def require_current(database: Database, shown: str) -> None:
+    """Refuse to work on a database whose schema is behind: say so, and what fixes it."""
+    pending = await pending_revisions(database)
+    if pending:
+        raise DatabaseNotReady(
+            f"the database at {shown} is not set up for this version of leads "
+            f"({len(pending)} migration(s) pending): run `leads migrate` first"
+        )

@@ -107,7 +107,6 @@ class IdempotencyRecord(SQLModel, table=True):
     key: str = Field(primary_key=True, max_length=255)
     created_at: datetime = _at(index=True)
     lead_id: uuid.UUID
-    status_code: int
     receipt_id: uuid.UUID | None = Field(default=None)
     fingerprint: str | None = Field(default=None, max_length=64)
 

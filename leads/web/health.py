@@ -6,6 +6,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from leads.storage.database import Database
+
 
 async def healthz(request: Request) -> Response:
     """The process answers."""
@@ -14,7 +16,9 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """The database answers; otherwise 503 so traffic goes elsewhere."""
-    if await request.app.state.database.ping():
+    database = request.app.state.services.database  # leads.services.Services
+    assert isinstance(database, Database)
+    if await database.ping():
         return JSONResponse({"status": "ready", "database": "ok"})
     return JSONResponse(
         {"status": "unavailable", "database": "unreachable"},

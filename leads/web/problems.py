@@ -8,6 +8,7 @@ import traceback
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from leads.errors import HTTPProblem
@@ -32,8 +33,9 @@ def wants_html(request: Request) -> bool:
 
 def render_problem(request: Request, problem: HTTPProblem) -> Response:
     if wants_html(request):
-        templates = request.app.state.templates
-        return templates.TemplateResponse(  # type: ignore[no-any-return]
+        templates = request.app.state.site.templates  # leads.services.Site, set by create_app
+        assert isinstance(templates, Jinja2Templates)
+        return templates.TemplateResponse(
             request,
             "error.html",
             {"problem": problem},

@@ -1,0 +1,75 @@
+"""One intake pipeline behind both doors (``POST /api/leads`` and ``POST /f/{slug}``): from
+the raw fields a door has read to a committed receipt. The doors differ only in how they
+read the body and how they word an error for their reader.
+
+    parse -> (replay a known Idempotency-Key) -> screen -> capture -> log and wake
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from starlette.requests import Request
+
+from leads.errors import TooManySubmissions
+from leads.intake.capture import CaptureJob, IdempotencyKey, Receipt, RequestMeta, replay_of
+from leads.intake.submission import parse_submission
+from leads.services import Services
+
+log = logging.getLogger("leads.intake")
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """What the request says besides its fields: who sent it, and from which page."""
+
+    client_ip: str | None
+    user_agent: str | None
+    origin: str | None
+
+    @classmethod
+    def of(cls, request: Request, client_ip: str | None) -> Arrival:
+        agent = request.headers.get("user-agent")
+        return cls(client_ip, agent[:500] if agent else None, request.headers.get("origin"))
+
+
+async def take_submission(
+    services: Services,
+    raw: Mapping[str, object],
+    arrival: Arrival,
+    *,
+    idempotency_key: str | None = None,
+    limited: TooManySubmissions | None = None,
+) -> Receipt:
+    """Parse, replay, screen and store one submission; return its receipt once committed.
+
+    ``limited`` is a refusal the door met before reading (the per-IP test): a retry of a
+    request that succeeded still gets its answer, anything else gets the refusal."""
+    settings = services.settings
+    submission = parse_submission(raw, forms=services.forms, default_region=settings.default_region)
+    scoped = None
+    if idempotency_key is not None:
+        scoped = IdempotencyKey.of(
+            idempotency_key, submission, client_ip=arrival.client_ip, origin=arrival.origin
+        )
+        if (replayed := await replay_of(services.database, scoped)) is not None:
+            return replayed
+    if limited is not None:
+        raise limited
+    submission = await services.defences.screen(submission, ip=arrival.client_ip)
+    meta = RequestMeta(client_ip=arrival.client_ip, user_agent=arrival.user_agent)
+    receipt = await services.intake.capture(CaptureJob(submission, meta, scoped))
+    # Ids only: never names, contact details or messages.
+    log.info(
+        "lead %s %s (receipt=%s form=%s spam=%s)",
+        receipt.lead_id,
+        receipt.outcome,
+        receipt.id,
+        submission.form.slug,
+        receipt.spam,
+    )
+    if receipt.notify and services.dispatcher is not None:
+        services.dispatcher.wake()  # this process delivers: now, not at the next poll
+    return receipt

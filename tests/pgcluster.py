@@ -1,0 +1,66 @@
+"""A throwaway PostgreSQL cluster from Debian's packages, for the tests and the benchmark
+alike. Plain Python (no pytest), so bench/ can import it too.
+
+initdb refuses to run as root, so as root the cluster runs as user ``postgres`` (runuser),
+in a temporary directory that user can enter. The tests run it with fsync off (they need
+no durability and run faster); the benchmark keeps fsync on, so that both engines it
+compares make every acknowledged lead durable (SQLite runs with synchronous=FULL)."""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return int(sock.getsockname()[1])
+
+
+def postgres_bin() -> Path | None:
+    """The newest installed server's bin directory, or None."""
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=lambda p: int(p.split("/")[-2]))
+    for candidate in reversed(candidates):
+        if (Path(candidate) / "initdb").exists():
+            return Path(candidate)
+    found = shutil.which("initdb")
+    return Path(found).parent if found else None
+
+
+@contextlib.contextmanager
+def postgres_cluster(bindir: Path, *, fsync: bool) -> Iterator[str]:
+    """Start a cluster; yield its base URL, ``postgresql://postgres@127.0.0.1:PORT``."""
+    workdir = Path(tempfile.mkdtemp(prefix="leads-pg-"))
+    as_postgres: list[str] = []
+    if os.geteuid() == 0:
+        shutil.chown(workdir, "postgres", "postgres")
+        as_postgres = ["runuser", "-u", "postgres", "--"]
+    port, data = free_port(), workdir / "data"
+
+    def run(*args: str) -> None:
+        subprocess.run([*as_postgres, *args], check=True, capture_output=True, timeout=120)
+
+    initdb = [str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust"]
+    run(*initdb, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+    options = f"-p {port} -h {HOST} -k {workdir} -c max_connections=200"
+    if not fsync:
+        options += " -c fsync=off"
+    log = str(workdir / "log")
+    pg_ctl = str(bindir / "pg_ctl")
+    run(pg_ctl, "-D", str(data), "-l", log, "-w", "-t", "60", "-o", options, "start")
+    try:
+        yield f"postgresql://postgres@{HOST}:{port}"
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError):
+            run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
+        shutil.rmtree(workdir, ignore_errors=True)
