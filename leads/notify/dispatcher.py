@@ -45,6 +45,10 @@ CONCURRENCY = 8
 
 
 class Dispatcher:
+    """Delivers due messages through the channels the settings configure; ``channels``
+    stands in for some of them (see :class:`leads.notify.delivery.Delivery`), and ``clock``
+    says what time it is."""
+
     def __init__(
         self,
         settings: Settings,

@@ -10,7 +10,7 @@ check its settings at start and how to build it. The registry is keyed by
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -102,12 +102,6 @@ class ChannelRegistry:
         if channel in self._entries:
             raise ValueError(f"channel {channel} is registered already")
         self._entries[channel] = entry
-
-    def __getitem__(self, channel: Channel) -> ChannelEntry:
-        return self._entries[channel]
-
-    def __iter__(self) -> Iterator[Channel]:
-        return iter(self._entries)
 
     def configured(self, settings: Settings) -> list[Channel]:
         """The channels these settings ask for, not counting a fallback."""

@@ -17,7 +17,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterable
 
-from leads.notify.channels.base import NotificationChannel, Notice
+from leads.notify.channels.base import Notice, NotificationChannel
 
 
 class RecordingChannel:
