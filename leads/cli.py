@@ -40,16 +40,18 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from leads.core.forms import load_forms
     from leads.keys import with_secret_key
-    from leads.notify.channels import Route, routes_for
+    from leads.notify.channels import builtin_channels
     from leads.storage.migrations import upgrade_to_head
     from leads.web.connections import protocol_factory
 
     settings = with_secret_key(settings)  # before the workers start: one key for all
     load_forms(settings.forms_file)  # a broken forms file fails here, in one line
+    channels = builtin_channels()
+    channels.check(settings)  # so does a channel's setting that cannot work
     asyncio.run(_with_database(settings, upgrade_to_head))
     base = f"http://{args.host}:{args.port}"
     logger = logging.getLogger("leads")
-    if routes_for(settings) == [Route("log")]:
+    if not channels.configured(settings):
         logger.warning(
             "no inbox is set: new leads are announced in this log only. Set LEADS_INBOX and "
             "LEADS_SMTP_URL (or LEADS_EMAIL_API, LEADS_WEBHOOK_URLS); see docs/notifications.md"
@@ -195,6 +197,7 @@ def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from leads.core.forms import load_forms
     from leads.keys import key_file_for, with_secret_key
+    from leads.notify.channels import builtin_channels
     from leads.storage.migrations import pending_revisions
 
     view = settings.public_view()
@@ -206,6 +209,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     # What `serve` would refuse at start, said here too (raises: one line, exit 2).
     if settings.secret_key is None and not settings.is_sqlite:
         with_secret_key(settings)
+    builtin_channels().check(settings)
     forms = load_forms(settings.forms_file)
     print(f"forms: {', '.join(sorted(forms.forms))}")
 

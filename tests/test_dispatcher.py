@@ -1,21 +1,32 @@
-"""The dispatcher's promises, with real processes: at least once across a crash (same
-Message-ID), graceful shutdown, and several dispatchers on one PostgreSQL delivering each
-message exactly once."""
+"""The dispatcher's promises. In one process, through a recording channel standing in for
+SMTP: retries, dead letters, a bug retried rather than lost, and stopping with a delivery
+in flight. With real processes and a real SMTP server (the one thing both sides of a
+process boundary can see): at least once across a crash (same Message-ID), graceful
+shutdown on SIGTERM, and several dispatchers on one PostgreSQL delivering each message
+exactly once."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import signal
 import threading
 import time
 import uuid
+from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import Any
 
 import httpx
 import pytest
 
+from leads.core.forms import load_forms
+from leads.core.vocabulary import Channel
+from leads.errors import PermanentDeliveryError, TransientDeliveryError
+from leads.notify.channels.recording import RecordingChannel
+from leads.notify.dispatcher import Dispatcher
 from leads.storage.database import Database
 from leads.storage.outbox import claim_due
 from leads.storage.types import utcnow
@@ -49,6 +60,133 @@ async def wait_outbox(query: Query, predicate, within: float = 30) -> list[dict]
         if time.monotonic() > deadline:
             raise AssertionError(f"outbox did not settle: {rows}")
         await asyncio.sleep(0.05)
+
+
+@contextlib.asynccontextmanager
+async def dispatching(
+    database_url: str, channel: RecordingChannel, **overrides: Any
+) -> AsyncIterator[tuple[httpx.AsyncClient, Dispatcher]]:
+    """The app (which writes SMTP messages to the outbox), and a dispatcher of our own that
+    delivers them through ``channel`` instead; stopped when the block ends."""
+    settings = make_settings(
+        database_url,
+        dispatcher="worker",
+        smtp_url="smtp://127.0.0.1:9?starttls=off",  # never dialled: the channel stands in
+        inbox="desk@clinic.example",
+        retry_base_seconds=0.05,
+        **overrides,
+    )
+    async with serving_app(settings) as client, httpx.AsyncClient() as http:
+        database = Database.from_settings(settings)
+        forms = load_forms(settings.forms_file)
+        dispatcher = Dispatcher(settings, database, forms, http, channels={Channel.SMTP: channel})
+        dispatcher.start()
+        try:
+            yield client, dispatcher
+        finally:
+            await dispatcher.stop()
+            await database.close()
+
+
+async def submit(client: httpx.AsyncClient, dispatcher: Dispatcher, body: dict) -> None:
+    assert (await client.post("/api/leads", json=body)).status_code == 201
+    dispatcher.wake()  # as the app wakes its own dispatcher
+
+
+async def test_a_transient_failure_is_retried_with_the_same_message(
+    database_url: str, lead, query: Query
+) -> None:
+    channel = RecordingChannel([TransientDeliveryError("busy"), TransientDeliveryError("busy")])
+    async with dispatching(database_url, channel) as (client, dispatcher):
+        await submit(client, dispatcher, lead())
+        async with asyncio.timeout(20):
+            await channel.wait_until(delivered=1)
+        rows = await wait_outbox(query, lambda rows: rows[0]["status"] == "delivered")
+    assert len(channel.attempted) == 3
+    assert {n.message.id for n in channel.attempted} == {uuid.UUID(str(rows[0]["id"]))}
+    assert [(r["channel"], r["kind"], r["attempts"]) for r in rows] == [("smtp", "lead.created", 3)]
+    assert rows[0]["last_error"] == "busy"
+
+
+async def test_a_permanent_failure_is_a_dead_letter_and_never_sent_again(
+    database_url: str, lead, query: Query
+) -> None:
+    channel = RecordingChannel([PermanentDeliveryError("mailbox unavailable")])
+    async with dispatching(database_url, channel) as (client, dispatcher):
+        await submit(client, dispatcher, lead())
+        await wait_outbox(query, lambda rows: rows[0]["status"] == "dead")
+        # Another lead, delivered: the dispatcher has gone round since the dead letter.
+        await submit(client, dispatcher, lead())
+        await wait_outbox(
+            query, lambda rows: sorted(r["status"] for r in rows) == ["dead", "delivered"]
+        )
+        rows = await query("SELECT status, attempts, last_error FROM outbox ORDER BY created_at")
+    assert rows == [
+        {"status": "dead", "attempts": 1, "last_error": "mailbox unavailable"},
+        {"status": "delivered", "attempts": 1, "last_error": None},
+    ]
+    assert len(channel.attempted) == 2
+
+
+async def test_an_unexpected_error_is_retried_not_lost(
+    database_url: str, lead, query: Query
+) -> None:
+    channel = RecordingChannel([RuntimeError("a bug")])
+    async with dispatching(database_url, channel) as (client, dispatcher):
+        await submit(client, dispatcher, lead())
+        rows = await wait_outbox(query, lambda rows: rows[0]["status"] == "delivered")
+    assert rows[0]["attempts"] == 2
+    assert rows[0]["last_error"] == "unexpected RuntimeError"
+
+
+async def test_the_autoreply_goes_through_the_email_channel_after_the_clinic_email(
+    database_url: str, lead, query: Query
+) -> None:
+    channel = RecordingChannel()
+    async with dispatching(database_url, channel, autoreply=True) as (client, dispatcher):
+        await submit(client, dispatcher, lead())
+        async with asyncio.timeout(20):
+            await channel.wait_until(delivered=2)
+    kinds = sorted((n.message.channel, n.message.kind) for n in channel.delivered)
+    assert kinds == [("smtp", "autoreply"), ("smtp", "lead.created")]
+
+
+async def test_stopping_waits_for_a_delivery_in_flight(
+    database_url: str, lead, query: Query
+) -> None:
+    hold = asyncio.Event()
+    channel = RecordingChannel(hold=hold)
+    async with dispatching(database_url, channel, shutdown_grace_seconds=10) as (
+        client,
+        dispatcher,
+    ):
+        await submit(client, dispatcher, lead())
+        async with asyncio.timeout(20):
+            await channel.wait_until(attempted=1)
+        stopping = asyncio.create_task(dispatcher.stop())
+        await asyncio.sleep(0.2)
+        assert not stopping.done()  # still waiting for the delivery
+        hold.set()
+        await stopping
+    rows = await query("SELECT status, attempts FROM outbox")
+    assert rows == [{"status": "delivered", "attempts": 1}]
+
+
+async def test_stopping_past_the_grace_period_gives_the_claim_back(
+    database_url: str, lead, query: Query
+) -> None:
+    channel = RecordingChannel(hold=asyncio.Event())  # never released
+    async with dispatching(database_url, channel, shutdown_grace_seconds=0.1) as (
+        client,
+        dispatcher,
+    ):
+        await submit(client, dispatcher, lead())
+        async with asyncio.timeout(20):
+            await channel.wait_until(attempted=1)
+        async with asyncio.timeout(5):
+            await dispatcher.stop()
+    rows = await query("SELECT status, attempts, claimed_by, claimed_until FROM outbox")
+    assert rows == [{"status": "pending", "attempts": 0, "claimed_by": None, "claimed_until": None}]
 
 
 async def test_killed_after_sending_before_recording_sends_again_with_the_same_message_id(

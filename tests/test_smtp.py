@@ -340,3 +340,30 @@ async def test_someone_else_on_the_same_phone_gets_a_lead_of_their_own(
     assert f"/staff/leads/{mary_lead}" in plain
     marys = next(m for m in mails if m.message["Subject"].endswith("from Mary"))
     assert "same person" not in marys.part("plain")
+
+
+@pytest.mark.parametrize("command", ["check", "serve"])
+def test_an_smtp_url_that_cannot_work_stops_the_start_in_one_line(
+    tmp_path: Path, command: str
+) -> None:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEADS_")}
+    env = {
+        **clean,
+        "LEADS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}",
+        "LEADS_SECRET_KEY": SECRET,
+        "LEADS_SMTP_URL": "smtp://mail.clinic.example:587?starttls=sometimes",
+        "LEADS_INBOX": INBOX,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "leads", command],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "leads: error: LEADS_SMTP_URL: starttls must be require, auto or off"
+    ]

@@ -411,7 +411,7 @@ async def test_a_honeypot_lead_sends_no_webhook(
     while len(receiver.deliveries) < 2:
         assert time.monotonic() < deadline, receiver.deliveries
         await asyncio.sleep(0.02)
-    rows = await messages(query)
+    rows = await settled(query, 2)  # received, and (a moment later) recorded
     assert {(r["lead_id"], r["status"]) for r in rows} == {(real, "delivered")}
     assert spam not in {r["lead_id"] for r in rows}  # nothing was even queued for it
     assert len(rows) == 2
@@ -431,3 +431,35 @@ async def test_two_messages_meeting_410_at_once_are_both_dead_letters(
     rows = await settled(query, 2, within=20)  # < the 31 s lease a regression would wait out
     assert [(r["status"], r["attempts"]) for r in rows] == [("dead", 1), ("dead", 1)]
     assert await query("SELECT url FROM disabled_webhooks") == [{"url": receiver.url("/a")}]
+
+
+async def test_notify_test_signs_a_test_to_each_url_and_reports_each(
+    receiver, database_url: str
+) -> None:
+    receiver.script["/b"] = [500]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEADS_")}
+    env = {
+        **clean,
+        "LEADS_DATABASE_URL": database_url,
+        "LEADS_SECRET_KEY": SECRET,
+        "LEADS_WEBHOOK_URLS": f"{receiver.url('/a?token=t0ps3cret')},{receiver.url('/b')}",
+        "LEADS_WEBHOOK_SECRET": WEBHOOK_SECRET,
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "leads", "notify-test"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done.stderr
+    assert done.stdout.splitlines() == [
+        f"webhook {receiver.url('/a')}?...: delivered",
+        f"webhook {receiver.url('/b')}: FAILED (webhook: HTTP 500; would retry)",
+    ]
+    (test,) = [d for d in receiver.deliveries if d.path.startswith("/a")]
+    payload = verify(test)
+    assert payload["type"] == "test"
+    assert payload["data"] == {}
+    assert test.headers["webhook-id"].startswith("test-")

@@ -18,12 +18,16 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import FormCatalog
+from leads.core.vocabulary import Channel
 from leads.errors import EndpointGone, PermanentDeliveryError, TransientDeliveryError
-from leads.notify.channels.email_api import EmailAPIChannel
-from leads.notify.channels.log import LogChannel
-from leads.notify.channels.smtp import SMTPChannel, SMTPServer
-from leads.notify.channels.webhook import WebhookChannel
-from leads.notify.content import autoreply_email, clinic_email, webhook_payload
+from leads.notify.channels import (
+    ChannelRegistry,
+    Clock,
+    Notice,
+    NotificationChannel,
+    builtin_channels,
+)
+from leads.notify.channels.base import ChannelsOverride
 from leads.notify.retry import RetryPolicy
 from leads.settings import Settings, redact_url
 from leads.storage import outbox
@@ -42,34 +46,37 @@ class Claimed:
     message: OutboxMessage
     lead: Lead | None
     enquiry: Enquiry | None
-    webhook_disabled: bool
+    target_disabled: bool  # its target (a webhook URL) answered 410 Gone
 
 
 class Delivery:
+    """Sends claimed messages through the channels these settings build.
+
+    ``channels`` stands in for some of them (tests: a
+    :class:`leads.notify.channels.recording.RecordingChannel`), as ``http_transport`` does
+    for the network in :func:`leads.app.create_app`."""
+
     def __init__(
-        self, settings: Settings, forms: FormCatalog, http: httpx.AsyncClient, *, worker: str
+        self,
+        settings: Settings,
+        forms: FormCatalog,
+        http: httpx.AsyncClient,
+        *,
+        worker: str,
+        registry: ChannelRegistry | None = None,
+        channels: ChannelsOverride | None = None,
+        clock: Clock = utcnow,
     ):
         self.settings = settings
         self.forms = forms
         self.worker = worker
+        self.clock = clock
         self.retry = RetryPolicy(
             settings.retry_base_seconds, timedelta(hours=settings.retry_give_up_hours)
         )
-        self._log_channel = LogChannel()
-        self._smtp = (
-            SMTPChannel(
-                SMTPServer.from_url(settings.smtp_url.get_secret_value()),
-                timeout=settings.delivery_timeout_seconds,
-            )
-            if settings.smtp_url is not None
-            else None
-        )
-        self._email_api = EmailAPIChannel(settings, http) if settings.email_api else None
-        self._webhook = (
-            WebhookChannel(settings.webhook_secret.get_secret_value(), http)
-            if settings.webhook_secret is not None
-            else None
-        )
+        self.registry = registry or builtin_channels()
+        built = self.registry.build(settings, http, clock)
+        self.channels: dict[Channel, NotificationChannel] = {**built, **(channels or {})}
 
     async def attempt(self, claim: Claimed) -> Outcome:
         message = claim.message
@@ -97,36 +104,27 @@ class Delivery:
         return self._delivered(message)
 
     async def _send(self, claim: Claimed) -> None:
-        message, lead, enquiry = claim.message, claim.lead, claim.enquiry
+        message, lead = claim.message, claim.lead
         if lead is None:
             raise PermanentDeliveryError("the lead no longer exists")
-        form = self.forms.forms.get(lead.form)
-        if message.channel == "log":
-            await self._log_channel.announce(message, lead)
-            return
-        if message.channel == "webhook":
-            if self._webhook is None or message.target not in self.settings.webhook_urls:
-                raise PermanentDeliveryError("this webhook URL is no longer configured")
-            if claim.webhook_disabled:
-                raise PermanentDeliveryError("webhook switched off after 410 Gone")
-            payload = webhook_payload(message, lead, enquiry, form, self.settings)
-            await self._webhook.post(message.target, str(message.id), payload)
-            return
-        channel = self._smtp if message.channel == "smtp" else self._email_api
+        channel = self._channel(message.channel)
         if channel is None:
-            raise PermanentDeliveryError(f"channel {message.channel} is no longer configured")
-        if message.kind == "autoreply":
-            if lead.email is None:
-                raise PermanentDeliveryError("the visitor gave no email address")
-            email = autoreply_email(message, lead, form, self.settings)
-        else:
-            email = clinic_email(message, lead, enquiry, form, self.settings)
-        await channel.send(email)
+            raise PermanentDeliveryError(self.registry.gone(message.channel))
+        form = self.forms.forms.get(lead.form)
+        await channel.deliver(
+            Notice(message, lead, claim.enquiry, form, target_disabled=claim.target_disabled)
+        )
+
+    def _channel(self, name: str) -> NotificationChannel | None:
+        try:
+            return self.channels.get(Channel(name))
+        except ValueError:  # a name no release of leads knows
+            return None
 
     def _failed(self, message: OutboxMessage, error: str, retry_after: float | None) -> Outcome:
         at = self.retry.next_attempt(
             attempts=message.attempts,
-            now=utcnow(),
+            now=self.clock(),
             scheduled_from=message.scheduled_from,
             retry_after=retry_after,
         )

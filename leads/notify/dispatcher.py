@@ -26,9 +26,9 @@ from sqlalchemy.engine import make_url
 
 from leads.core.forms import FormCatalog
 from leads.core.vocabulary import REPLAY_WINDOW
-from leads.errors import (
-    StorageUnavailable,
-)
+from leads.errors import StorageUnavailable
+from leads.notify.channels import Clock
+from leads.notify.channels.base import ChannelsOverride
 from leads.notify.delivery import Claimed, Delivery, Outcome
 from leads.settings import Settings
 from leads.storage import outbox
@@ -45,6 +45,10 @@ CONCURRENCY = 8
 
 
 class Dispatcher:
+    """Delivers due messages through the channels the settings configure; ``channels``
+    stands in for some of them (see :class:`leads.notify.delivery.Delivery`), and ``clock``
+    says what time it is."""
+
     def __init__(
         self,
         settings: Settings,
@@ -54,6 +58,8 @@ class Dispatcher:
         *,
         poll_seconds: float = POLL_SECONDS,
         concurrency: int = CONCURRENCY,
+        channels: ChannelsOverride | None = None,
+        clock: Clock = utcnow,
     ):
         self.settings = settings
         self.database = database
@@ -68,7 +74,10 @@ class Dispatcher:
         self._runner: asyncio.Task[None] | None = None
         self._next_housekeeping = 0.0
         self._outcomes: list[Outcome] = []
-        self._delivery = Delivery(settings, forms, http, worker=self.name)
+        self.clock = clock
+        self._delivery = Delivery(
+            settings, forms, http, worker=self.name, channels=channels, clock=clock
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -150,7 +159,7 @@ class Dispatcher:
             return self.poll_seconds
         if due is None:
             return self.poll_seconds
-        return min(self.poll_seconds, max(0.05, (due - utcnow()).total_seconds()))
+        return min(self.poll_seconds, max(0.05, (due - self.clock()).total_seconds()))
 
     async def _housekeeping(self) -> None:
         """Hourly chores that belong to no request: forget expired Idempotency-Keys."""
@@ -160,7 +169,7 @@ class Dispatcher:
         try:
             async with self.database.writing() as session:
                 await delete_expired_idempotency_keys(
-                    session=session, before=utcnow() - REPLAY_WINDOW
+                    session=session, before=self.clock() - REPLAY_WINDOW
                 )
         except StorageUnavailable:
             log.warning("housekeeping: database unavailable; will try again")
@@ -178,7 +187,7 @@ class Dispatcher:
 
     async def _claim(self, limit: int) -> list[Claimed]:
         """Due messages, with the leads they announce, in one transaction."""
-        now = utcnow()
+        now = self.clock()
         try:
             async with self.database.writing() as session:
                 messages = await outbox.claim_due(
@@ -191,9 +200,10 @@ class Dispatcher:
                 if not messages:
                     return []
                 leads, enquiries = await outbox.load_subjects(session=session, messages=messages)
+                # Only messages with a target (a webhook URL) can have been switched off.
                 disabled = (
                     await outbox.disabled_webhooks(session=session)
-                    if any(m.channel == "webhook" for m in messages)
+                    if any(m.target is not None for m in messages)
                     else set()
                 )
         except StorageUnavailable:
@@ -217,7 +227,7 @@ class Dispatcher:
         changes, self._outcomes = self._outcomes, []
         try:
             async with self.database.writing() as session:
-                now = utcnow()
+                now = self.clock()
                 for change in changes:
                     await change(session, now)
         except Exception as exc:  # kept and tried again next turn; leases cover a crash

@@ -14,12 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import load_forms
 from leads.core.vocabulary import OutboxStatus
-from leads.errors import DeliveryError, MessageNotFound
-from leads.notify.channels import routes_for
-from leads.notify.channels.email_api import EmailAPIChannel
-from leads.notify.channels.smtp import SMTPChannel, SMTPServer
-from leads.notify.channels.webhook import WebhookChannel
-from leads.notify.content import Email, iso_utc
+from leads.errors import DeliveryError, MessageNotFound, TransientDeliveryError
+from leads.notify.channels import builtin_channels
 from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings, redact_url
 from leads.storage import outbox
@@ -72,52 +68,24 @@ async def retry_outbox(
     return len(retried)
 
 
-TEST_EMAIL_TEXT = (
-    "This is a test from leads. If you can read it, new leads will reach this inbox.\n"
-)
-
-
 async def notify_test(settings: Settings, out: TextIO) -> bool:
     """Send a test through every configured channel now; print one line per outcome."""
+    registry = builtin_channels()
     ok = True
     async with httpx.AsyncClient(timeout=settings.delivery_timeout_seconds) as http:
-        for route in routes_for(settings):
+        channels = registry.build(settings, http, utcnow)
+        for route in registry.routes_for(settings):
             label = f"{route.channel} {redact_url(route.target)}" if route.target else route.channel
             try:
-                await _send_test(settings, http, route.channel, route.target)
+                await channels[route.channel].send_test(route.target, uuid.uuid4())
             except DeliveryError as exc:
-                kind = "would retry" if type(exc).__name__.startswith("Transient") else "permanent"
+                kind = "would retry" if isinstance(exc, TransientDeliveryError) else "permanent"
                 out.write(f"{label}: FAILED ({exc}; {kind})\n")
                 ok = False
             else:
-                note = (
-                    " (no inbox configured: see docs/notifications.md)"
-                    if route.channel == "log"
-                    else ""
-                )
+                note = "" if registry.configured(settings) else NO_INBOX_NOTE
                 out.write(f"{label}: delivered{note}\n")
     return ok
 
 
-async def _send_test(
-    settings: Settings, http: httpx.AsyncClient, channel: str, target: str | None
-) -> None:
-    test_id = uuid.uuid4()
-    email = Email(
-        sender=settings.mail_from,
-        to=settings.inbox,
-        subject="leads: test notification",
-        text=TEST_EMAIL_TEXT,
-        html=f"<p>{TEST_EMAIL_TEXT}</p>",
-        message_id=f"<test-{test_id}@leads.invalid>",
-        headers={"X-Leads-Notification-Id": f"test-{test_id}"},
-    )
-    if channel == "smtp" and settings.smtp_url is not None:
-        server = SMTPServer.from_url(settings.smtp_url.get_secret_value())
-        await SMTPChannel(server, timeout=settings.delivery_timeout_seconds).send(email)
-    elif channel == "email_api":
-        await EmailAPIChannel(settings, http).send(email)
-    elif channel == "webhook" and target and settings.webhook_secret is not None:
-        payload = {"type": "test", "timestamp": iso_utc(utcnow()), "data": {}}
-        webhook = WebhookChannel(settings.webhook_secret.get_secret_value(), http)
-        await webhook.post(target, f"test-{test_id}", payload)
+NO_INBOX_NOTE = " (no inbox configured: see docs/notifications.md)"

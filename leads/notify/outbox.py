@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 
 from leads.core.vocabulary import MessageKind
-from leads.notify.channels import email_route, routes_for
+from leads.notify.channels import builtin_channels
 from leads.settings import Settings
 from leads.storage.models import OutboxMessage
 
@@ -24,6 +24,7 @@ def messages_for(
     enabled. Spam gets none (one row per flagged submission, no more): `leads spam release`
     writes a released lead's messages then, without the autoreply."""
     kind = MessageKind.LEAD_CREATED if enquiry_id is None else MessageKind.ENQUIRY_ADDED
+    channels = builtin_channels()
     planned = [
         OutboxMessage(
             lead_id=lead_id,
@@ -35,9 +36,9 @@ def messages_for(
             scheduled_from=now,
             next_attempt_at=now,
         )
-        for route in routes_for(settings)
+        for route in channels.routes_for(settings)
     ]
-    autoreply = email_route(settings)
+    autoreply = channels.autoreply_route(settings)
     if settings.autoreply and autoreply and visitor_email and enquiry_id is None:
         planned.append(
             OutboxMessage(

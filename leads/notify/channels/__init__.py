@@ -1,41 +1,45 @@
-"""Channels carry a notification somewhere. Each raises only our own DeliveryError types:
-third-party errors are translated here, at the boundary, so the retry policy decides on
-one vocabulary.
+"""Channels carry a notification somewhere: one module per way out, each behind the one
+interface of :mod:`leads.notify.channels.base` and registered under its
+:class:`leads.core.vocabulary.Channel`, the name in the outbox row: ``smtp``,
+``email_api``, ``webhook`` (one row per URL, the URL in ``target``) or ``log`` (used only
+when no other channel is configured).
 
-A channel is named in the outbox row: ``smtp``, ``email_api``, ``webhook`` (one row per URL,
-the URL in ``target``) or ``log`` (no channel configured).
+Each raises only our own DeliveryError types: third-party errors are translated in its
+module, at the boundary, so the retry policy decides on one vocabulary.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from functools import cache
 
-from leads.settings import Settings
+from leads.notify.channels import email_api, log, smtp, webhook
+from leads.notify.channels.base import (
+    ChannelEntry,
+    ChannelRegistry,
+    Clock,
+    Notice,
+    NotificationChannel,
+    Route,
+)
+
+__all__ = [
+    "ChannelEntry",
+    "ChannelRegistry",
+    "Clock",
+    "Notice",
+    "NotificationChannel",
+    "Route",
+    "builtin_channels",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class Route:
-    """One place a new lead's notification goes."""
-
-    channel: str
-    target: str | None = None
-
-
-def routes_for(settings: Settings) -> list[Route]:
-    """Where notifications go with these settings; the log when nothing is configured."""
-    routes: list[Route] = []
-    if settings.smtp_url is not None:
-        routes.append(Route("smtp"))
-    if settings.email_api is not None:
-        routes.append(Route("email_api"))
-    routes += [Route("webhook", url) for url in settings.webhook_urls]
-    return routes or [Route("log")]
-
-
-def email_route(settings: Settings) -> Route | None:
-    """The channel for an autoreply: SMTP if configured, else the email API."""
-    if settings.smtp_url is not None:
-        return Route("smtp")
-    if settings.email_api is not None:
-        return Route("email_api")
-    return None
+@cache
+def builtin_channels() -> ChannelRegistry:
+    """The channels leads ships, in the order a lead's outbox rows are written (and of
+    preference for the autoreply: SMTP, then the email API)."""
+    registry = ChannelRegistry()
+    smtp.register(registry)
+    email_api.register(registry)
+    webhook.register(registry)
+    log.register(registry)
+    return registry

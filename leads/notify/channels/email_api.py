@@ -11,16 +11,19 @@ made safe here first (:func:`build_request`).
 from __future__ import annotations
 
 import base64
+from datetime import datetime
 from typing import Any
 
 import httpx
 
+from leads.core.vocabulary import Channel
 from leads.errors import PermanentDeliveryError, TransientDeliveryError
+from leads.notify.channels.base import ChannelEntry, ChannelRegistry, Clock
+from leads.notify.channels.mail import EmailChannel
 from leads.notify.content import Email
 from leads.notify.mime import clean_header_text, mailbox, one_line_mailbox, one_line_text
 from leads.notify.retry import parse_retry_after
 from leads.settings import Settings
-from leads.storage.types import utcnow
 
 BASE_URLS = {
     "postmark": "https://api.postmarkapp.com",
@@ -122,14 +125,13 @@ def build_request(provider: str, email: Email, settings: Settings) -> httpx.Requ
     raise ValueError(f"unknown email API {provider!r}")
 
 
-class EmailAPIChannel:
-    name = "email_api"
-
-    def __init__(self, settings: Settings, client: httpx.AsyncClient):
+class EmailAPIChannel(EmailChannel):
+    def __init__(self, settings: Settings, client: httpx.AsyncClient, clock: Clock):
+        super().__init__(settings)
         assert settings.email_api is not None
         self.provider = settings.email_api
-        self.settings = settings
         self.client = client
+        self.clock = clock
 
     async def send(self, email: Email) -> None:
         request = build_request(self.provider, email, self.settings)
@@ -137,10 +139,10 @@ class EmailAPIChannel:
             response = await self.client.send(request)
         except httpx.HTTPError as exc:
             raise TransientDeliveryError(f"{self.provider}: {type(exc).__name__}") from exc
-        check_answer(self.provider, response)
+        check_answer(self.provider, response, now=self.clock())
 
 
-def check_answer(provider: str, response: httpx.Response) -> None:
+def check_answer(provider: str, response: httpx.Response, *, now: datetime) -> None:
     status = response.status_code
     if provider == "postmark" and status == 200:
         # Postmark can answer 200 with a non-zero ErrorCode in the body.
@@ -154,7 +156,7 @@ def check_answer(provider: str, response: httpx.Response) -> None:
     if provider == "postmark" and (code := _json(response).get("ErrorCode")):
         detail += f" ErrorCode {code}"
     if status in (408, 429) or status >= 500:
-        after = parse_retry_after(response.headers.get("retry-after"), now=utcnow())
+        after = parse_retry_after(response.headers.get("retry-after"), now=now)
         raise TransientDeliveryError(detail, retry_after=after)
     raise PermanentDeliveryError(detail)
 
@@ -165,3 +167,14 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
+
+
+def register(registry: ChannelRegistry) -> None:
+    registry.register(
+        Channel.EMAIL_API,
+        ChannelEntry(
+            configured=lambda settings: settings.email_api is not None,
+            build=EmailAPIChannel,
+            carries_autoreply=True,
+        ),
+    )

@@ -17,10 +17,15 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
+import httpx
 
+from leads.core.vocabulary import Channel
 from leads.errors import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
+from leads.notify.channels.base import ChannelEntry, ChannelRegistry, Clock
+from leads.notify.channels.mail import EmailChannel
 from leads.notify.content import Email
 from leads.notify.mime import to_outgoing
+from leads.settings import Settings
 
 log = logging.getLogger("leads.notify")
 
@@ -53,10 +58,9 @@ class SMTPServer:
         )
 
 
-class SMTPChannel:
-    name = "smtp"
-
-    def __init__(self, server: SMTPServer, *, timeout: float):
+class SMTPChannel(EmailChannel):
+    def __init__(self, settings: Settings, server: SMTPServer, *, timeout: float):
+        super().__init__(settings)
         self.server = server
         self.timeout = timeout
 
@@ -118,3 +122,24 @@ async def _greet(client: aiosmtplib.SMTP) -> None:
             await client.ehlo()
         except aiosmtplib.SMTPHeloError:
             await client.helo()
+
+
+def _server(settings: Settings) -> SMTPServer:
+    assert settings.smtp_url is not None
+    return SMTPServer.from_url(settings.smtp_url.get_secret_value())
+
+
+def _build(settings: Settings, http: httpx.AsyncClient, clock: Clock) -> SMTPChannel:
+    return SMTPChannel(settings, _server(settings), timeout=settings.delivery_timeout_seconds)
+
+
+def register(registry: ChannelRegistry) -> None:
+    registry.register(
+        Channel.SMTP,
+        ChannelEntry(
+            configured=lambda settings: settings.smtp_url is not None,
+            build=_build,
+            check=_server,  # LEADS_SMTP_URL must parse
+            carries_autoreply=True,
+        ),
+    )

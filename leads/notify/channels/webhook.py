@@ -8,27 +8,55 @@ repeats. Redirects are not followed: configure the final URL.
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
 
 from leads import __version__
+from leads.core.vocabulary import Channel
 from leads.errors import EndpointGone, PermanentDeliveryError, TransientDeliveryError
+from leads.notify.channels.base import ChannelEntry, ChannelRegistry, Clock, Notice, Route
+from leads.notify.content import iso_utc, webhook_payload
 from leads.notify.retry import parse_retry_after
+from leads.settings import Settings
 from leads.storage.types import utcnow
+
+NOT_CONFIGURED = "this webhook URL is no longer configured"
 
 
 class WebhookChannel:
-    name = "webhook"
-
-    def __init__(self, secret: str, client: httpx.AsyncClient):
+    def __init__(
+        self,
+        secret: str,
+        client: httpx.AsyncClient,
+        *,
+        settings: Settings | None = None,
+        clock: Clock = utcnow,
+    ):
         self.signer = Webhook(secret)
         self.client = client
+        self.settings = settings
+        self.clock = clock
+
+    async def deliver(self, notice: Notice) -> None:
+        message, settings = notice.message, self.settings
+        if settings is None or message.target not in settings.webhook_urls:
+            raise PermanentDeliveryError(NOT_CONFIGURED)
+        if notice.target_disabled:
+            raise PermanentDeliveryError("webhook switched off after 410 Gone")
+        payload = webhook_payload(message, notice.lead, notice.enquiry, notice.form, settings)
+        await self.post(message.target, str(message.id), payload)
+
+    async def send_test(self, target: str | None, test_id: uuid.UUID) -> None:
+        assert target is not None
+        payload = {"type": "test", "timestamp": iso_utc(self.clock()), "data": {}}
+        await self.post(target, f"test-{test_id}", payload)
 
     def signed_request(self, url: str, message_id: str, payload: dict[str, Any]) -> httpx.Request:
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        now = utcnow()
+        now = self.clock()
         return httpx.Request(
             "POST",
             url,
@@ -54,6 +82,25 @@ class WebhookChannel:
         if status == 410:
             raise EndpointGone("webhook: HTTP 410 Gone")
         if status in (408, 429) or status >= 500:
-            after = parse_retry_after(response.headers.get("retry-after"), now=utcnow())
+            after = parse_retry_after(response.headers.get("retry-after"), now=self.clock())
             raise TransientDeliveryError(f"webhook: HTTP {status}", retry_after=after)
         raise PermanentDeliveryError(f"webhook: HTTP {status}")
+
+
+def _build(settings: Settings, http: httpx.AsyncClient, clock: Clock) -> WebhookChannel:
+    assert settings.webhook_secret is not None  # Settings require it with webhook URLs
+    return WebhookChannel(
+        settings.webhook_secret.get_secret_value(), http, settings=settings, clock=clock
+    )
+
+
+def register(registry: ChannelRegistry) -> None:
+    registry.register(
+        Channel.WEBHOOK,
+        ChannelEntry(
+            configured=lambda settings: bool(settings.webhook_urls),
+            build=_build,
+            routes=lambda channel, settings: [Route(channel, url) for url in settings.webhook_urls],
+            gone=NOT_CONFIGURED,
+        ),
+    )

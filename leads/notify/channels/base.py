@@ -1,0 +1,153 @@
+"""The one interface every channel implements, and the registry that names them.
+
+A *channel* carries one outbox message out (:class:`NotificationChannel`); a registry entry
+(:class:`ChannelEntry`) says what the settings mean for it: whether they configure it, where
+a new lead's messages go (its routes), whether it can carry the visitor's autoreply, how to
+check its settings at start and how to build it. The registry is keyed by
+:class:`leads.core.vocabulary.Channel`, the value stored in the outbox row's ``channel``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+import httpx
+
+from leads.core.forms import Form
+from leads.core.vocabulary import Channel
+from leads.settings import Settings
+from leads.storage.models import Enquiry, Lead, OutboxMessage
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One place a new lead's notification goes: a channel, and for some a target (a URL)."""
+
+    channel: Channel
+    target: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    """One claimed outbox message with what it announces: what a channel delivers."""
+
+    message: OutboxMessage
+    lead: Lead
+    enquiry: Enquiry | None
+    form: Form | None
+    target_disabled: bool = False  # its target answered 410 Gone (see disabled_webhooks)
+
+
+class NotificationChannel(Protocol):
+    """A way out. Each method raises only :class:`leads.errors.DeliveryError` types:
+    third-party errors are translated in the channel's module, so the retry policy decides
+    on one vocabulary."""
+
+    async def deliver(self, notice: Notice) -> None:
+        """Deliver one outbox message (its content comes from :mod:`leads.notify.content`)."""
+
+    async def send_test(self, target: str | None, test_id: uuid.UUID) -> None:
+        """Send `leads notify-test`'s message to ``target`` (the route's), now."""
+
+
+Build = Callable[[Settings, httpx.AsyncClient, Clock], NotificationChannel]
+
+
+def one_route(channel: Channel, settings: Settings) -> list[Route]:
+    return [Route(channel)]
+
+
+def nothing_to_check(settings: Settings) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelEntry:
+    """What the registry knows about one channel.
+
+    - ``configured``: whether these settings ask for it;
+    - ``build``: the channel, from the settings, the shared HTTP client and a clock;
+    - ``check``: raise :class:`leads.errors.ConfigurationError` (one line naming the
+      setting) if its settings cannot work; run at start by `leads serve` and `leads check`;
+    - ``routes``: a new lead's routes through it (one, or one per target);
+    - ``carries_autoreply``: it is an email channel, so it can send the visitor's autoreply;
+    - ``fallback``: used only when no other channel is configured (the log);
+    - ``gone``: the dead letter's reason for its messages once the settings no longer
+      configure it.
+    """
+
+    configured: Callable[[Settings], bool]
+    build: Build
+    check: Callable[[Settings], object] = nothing_to_check
+    routes: Callable[[Channel, Settings], list[Route]] = one_route
+    carries_autoreply: bool = False
+    fallback: bool = False
+    gone: str | None = None
+
+
+@dataclass(slots=True)
+class ChannelRegistry:
+    """The channels, in the order they are registered: the order of a lead's outbox rows,
+    and of preference for the autoreply."""
+
+    _entries: dict[Channel, ChannelEntry] = field(default_factory=dict)
+
+    def register(self, channel: Channel, entry: ChannelEntry) -> None:
+        if channel in self._entries:
+            raise ValueError(f"channel {channel} is registered already")
+        self._entries[channel] = entry
+
+    def configured(self, settings: Settings) -> list[Channel]:
+        """The channels these settings ask for, not counting a fallback."""
+        return [
+            channel
+            for channel, entry in self._entries.items()
+            if not entry.fallback and entry.configured(settings)
+        ]
+
+    def routes_for(self, settings: Settings) -> list[Route]:
+        """Where a new lead's notifications go; the fallback (the log) when nothing is
+        configured."""
+        chosen = self.configured(settings) or [
+            channel for channel, entry in self._entries.items() if entry.fallback
+        ]
+        return [route for c in chosen for route in self._entries[c].routes(c, settings)]
+
+    def autoreply_route(self, settings: Settings) -> Route | None:
+        """The first configured channel that carries email, if any."""
+        for channel in self.configured(settings):
+            if self._entries[channel].carries_autoreply:
+                return Route(channel)
+        return None
+
+    def check(self, settings: Settings) -> None:
+        for channel in self.configured(settings):
+            self._entries[channel].check(settings)
+
+    def build(
+        self, settings: Settings, http: httpx.AsyncClient, clock: Clock
+    ) -> dict[Channel, NotificationChannel]:
+        """Every channel that can deliver with these settings: the configured ones and the
+        fallback (which delivers what was written while nothing was configured)."""
+        return {
+            channel: entry.build(settings, http, clock)
+            for channel, entry in self._entries.items()
+            if entry.fallback or entry.configured(settings)
+        }
+
+    def gone(self, channel: str) -> str:
+        """Why a message for a channel that is not built cannot be delivered."""
+        try:
+            gone = self._entries[Channel(channel)].gone
+        except (ValueError, KeyError):
+            gone = None
+        return gone or f"channel {channel} is no longer configured"
+
+
+ChannelsOverride = Mapping[Channel, NotificationChannel]

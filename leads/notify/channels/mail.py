@@ -1,0 +1,55 @@
+"""What the email channels (SMTP, the email APIs) share: which email an outbox message is.
+
+Each email channel only says how one :class:`leads.notify.content.Email` is sent
+(:meth:`EmailChannel.send`); what it says comes from :mod:`leads.notify.content`.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from leads.core.vocabulary import MessageKind
+from leads.errors import PermanentDeliveryError
+from leads.notify.channels.base import Notice
+from leads.notify.content import Email, autoreply_email, clinic_email
+from leads.settings import Settings
+
+TEST_EMAIL_TEXT = (
+    "This is a test from leads. If you can read it, new leads will reach this inbox.\n"
+)
+
+
+def notify_test_email(settings: Settings, test_id: uuid.UUID) -> Email:
+    """`leads notify-test`'s email to the clinic's inbox."""
+    return Email(
+        sender=settings.mail_from,
+        to=settings.inbox,
+        subject="leads: test notification",
+        text=TEST_EMAIL_TEXT,
+        html=f"<p>{TEST_EMAIL_TEXT}</p>",
+        message_id=f"<test-{test_id}@leads.invalid>",
+        headers={"X-Leads-Notification-Id": f"test-{test_id}"},
+    )
+
+
+class EmailChannel:
+    """A channel that sends email: the clinic's notification, or the visitor's autoreply."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+
+    async def send(self, email: Email) -> None:
+        raise NotImplementedError
+
+    async def deliver(self, notice: Notice) -> None:
+        message, lead = notice.message, notice.lead
+        if message.kind == MessageKind.AUTOREPLY:
+            if lead.email is None:
+                raise PermanentDeliveryError("the visitor gave no email address")
+            email = autoreply_email(message, lead, notice.form, self.settings)
+        else:
+            email = clinic_email(message, lead, notice.enquiry, notice.form, self.settings)
+        await self.send(email)
+
+    async def send_test(self, target: str | None, test_id: uuid.UUID) -> None:
+        await self.send(notify_test_email(self.settings, test_id))
