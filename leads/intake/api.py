@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from leads.abuse.tokens import MAX_AGE_SECONDS, issue_form_token
+from leads.abuse.tokens import MAX_AGE_SECONDS
 from leads.errors import InvalidIdempotencyKey, TooManySubmissions
 from leads.intake.capture import CaptureJob, IdempotencyKey, Receipt, RequestMeta, replay_of
 from leads.intake.defence import Defences
@@ -94,7 +93,7 @@ async def form_token(request: Request) -> Response:
     settings = request.app.state.settings
     slug = request.query_params.get("form") or request.app.state.forms.default_slug
     form = request.app.state.forms.get(slug)
-    token = issue_form_token(settings.secret_key.get_secret_value(), form.slug, time.time())
+    token = request.app.state.defences.form_token(form.slug)
     return JSONResponse(
         {
             "form": form.slug,
