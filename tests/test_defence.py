@@ -370,6 +370,20 @@ async def test_turnstile_widget_only_when_enabled_and_its_verdict_flags(
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "field",
+    ["captcha_token", "cf-turnstile-response", "h-captcha-response", "g-recaptcha-response"],
+)
+async def test_the_captcha_answer_is_read_from_each_widgets_field(
+    database_url: str, query: Query, field: str
+) -> None:
+    async with turnstile_app(database_url) as client:
+        for answer in ("human", "robot"):
+            data = visitor(email=f"{answer}@example.com", **{field: answer})
+            assert (await client.post(FORM, data=data)).status_code == 303
+    assert await spam_of(query) == [(False, None), (True, "captcha_failed")]
+
+
 # -- content rules -----------------------------------------------------------------------
 
 
