@@ -17,6 +17,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
+from leads.abuse.clock import SYSTEM_CLOCK, Clock
 from leads.core.forms import load_forms
 from leads.errors import HTTPProblem
 from leads.intake import api, pages
@@ -40,14 +41,18 @@ PACKAGE = Path(__file__).parent
 
 
 def create_app(
-    settings: Settings | None = None, *, http_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings | None = None,
+    *,
+    http_transport: httpx.AsyncBaseTransport | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Starlette:
     """Build the service. Nothing touches the network or the disk until the lifespan starts,
     except reading the forms file, so that a bad one fails at once and says why.
 
     The lifespan owns the database engine, the HTTP client and the dispatcher.
     ``http_transport`` replaces the network under the HTTP client (email APIs, webhooks):
-    for tests of providers that cannot be reached from here."""
+    for tests of providers that cannot be reached from here. ``clock`` is the time the
+    defences measure with (form tokens, rate windows, the tarpit): for tests that move it."""
     settings = with_secret_key(settings or Settings())
     forms = load_forms(settings.forms_file)
     templates = Jinja2Templates(
@@ -70,7 +75,7 @@ def create_app(
                 timeout=settings.delivery_timeout_seconds, transport=http_transport
             )
             stack.push_async_callback(http.aclose)
-            defences = Defences.from_settings(settings, http)
+            defences = Defences.from_settings(settings, http, clock=clock)
             stack.push_async_callback(defences.close)
             dispatcher = None
             if settings.dispatcher == "inline":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
@@ -103,8 +103,8 @@ def test_the_client_behind_a_chain_of_trusted_proxies_is_found(
     proxies = [str(n.network_address) for n in trusted]
     result = client_ip(proxies[0], ", ".join(["6.6.6.6", str(client), *proxies]), trusted)
     expected = client.ipv4_mapped if client.version == 6 and client.ipv4_mapped else client
-    if not in_any(str(expected), trusted):
-        assert result == str(expected)
+    assume(not in_any(str(expected), trusted))  # a client inside a proxy's network is skipped
+    assert result == str(expected)
 
 
 def test_the_setting_takes_addresses_and_cidrs() -> None:

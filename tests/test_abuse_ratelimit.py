@@ -8,6 +8,7 @@ import random
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -15,6 +16,7 @@ from pydantic import ValidationError
 from leads.abuse.ratelimit import SubmissionLimiter, storage_uri, submission_keys
 from leads.abuse.windows import MemoryWindows
 from leads.settings import Settings
+from tests.clock import FakeClock
 from tests.servers import free_port, redis_server
 
 
@@ -34,7 +36,7 @@ async def limiters() -> AsyncIterator[list[SubmissionLimiter]]:
 
 
 def make(
-    made: list[SubmissionLimiter], rate: str, storage: str = "memory://", **kw: float
+    made: list[SubmissionLimiter], rate: str, storage: str = "memory://", **kw: Any
 ) -> SubmissionLimiter:
     # A generous storage timeout: a busy CI machine can take over a second to connect.
     limiter = SubmissionLimiter(rate, storage, **{"storage_timeout": 5.0, **kw})
@@ -52,6 +54,23 @@ async def test_allows_up_to_the_limit_then_says_how_long_to_wait(
     assert isinstance(retry_after, int)
     assert 59 <= retry_after <= 60
     assert await limiter.hit(["ip:198.51.100.1"]) is None  # another client is not affected
+
+
+async def test_retry_after_is_when_the_oldest_hit_leaves_the_window(
+    limiters: list[SubmissionLimiter],
+) -> None:
+    clock = FakeClock()
+    limiter = make(limiters, "2/minute", clock=clock)
+    assert await limiter.hit(["ip:a"]) is None
+    clock.advance(20)
+    assert await limiter.hit(["ip:a"]) is None
+    clock.advance(10)
+    assert await limiter.hit(["ip:a"]) == 30  # the first hit is 30 s from leaving
+    clock.advance(30)
+    assert await limiter.test(["ip:a"]) == 1  # exactly a minute old is still within it
+    clock.advance(0.5)
+    assert await limiter.hit(["ip:a"]) is None  # the window has moved on
+    assert await limiter.hit(["ip:a"]) == 20
 
 
 async def test_a_refused_request_consumes_nothing(limiters: list[SubmissionLimiter]) -> None:
@@ -83,11 +102,11 @@ async def test_the_same_key_twice_counts_once(limiters: list[SubmissionLimiter])
 
 async def test_off_and_no_keys(limiters: list[SubmissionLimiter]) -> None:
     off = make(limiters, "off")
-    assert not off.enabled
+    assert off.limits == ()
     assert [await off.hit(["ip:a"]) for _ in range(10)] == [None] * 10
     on = make(limiters, "1/day")
-    assert on.enabled
     assert await on.hit([]) is None
+    assert await on.hit(["ip:a"]) is None  # nothing was counted: the one unit is still there
 
 
 def test_keys_are_normalised() -> None:
@@ -123,7 +142,6 @@ async def test_two_instances_share_limits_through_redis(
 ) -> None:
     first = make(limiters, "3/minute", redis_url)
     second = make(limiters, "3/minute", redis_url)
-    assert await first.check()
     key = f"ip:shared-{time.time_ns()}"
     assert await first.hit([key]) is None
     assert await second.hit([key]) is None
@@ -148,12 +166,21 @@ async def test_redis_refusal_consumes_nothing_either(
 async def test_redis_down_allows_and_warns_once_a_minute(
     limiters: list[SubmissionLimiter], caplog: pytest.LogCaptureFixture
 ) -> None:
-    limiter = make(limiters, "1/minute", f"redis://127.0.0.1:{free_port()}")
+    clock = FakeClock()
+    limiter = make(limiters, "1/minute", f"redis://127.0.0.1:{free_port()}", clock=clock)
+
+    def warnings() -> int:
+        return sum("rate-limit storage unavailable" in r.message for r in caplog.records)
+
     with caplog.at_level(logging.WARNING, logger="leads.abuse.ratelimit"):
         assert [await limiter.hit(["ip:a"]) for _ in range(3)] == [None, None, None]
-    warnings = [r for r in caplog.records if "rate-limit storage unavailable" in r.message]
-    assert len(warnings) == 1
-    assert not await limiter.check()
+        assert warnings() == 1
+        clock.advance(59)
+        assert await limiter.test(["ip:a"]) is None
+        assert warnings() == 1
+        clock.advance(1)
+        assert await limiter.hit(["ip:a"]) is None
+        assert warnings() == 2
 
 
 async def test_redis_that_does_not_answer_times_out_and_allows(
@@ -185,8 +212,7 @@ async def test_redis_going_away_and_coming_back(limiters: list[SubmissionLimiter
 def test_the_storage_setting_is_checked_and_the_defaults_build_a_limiter() -> None:
     settings = Settings(_env_file=None)  # type: ignore[call-arg]
     limiter = SubmissionLimiter(settings.rate_limit, settings.rate_limit_storage)
-    assert limiter.enabled
-    assert len(limiter.limits) == 2
+    assert [str(item) for item in limiter.limits] == ["5 per 1 minute", "30 per 1 day"]
     for good in ("redis://cache:6379/0", "rediss://:pw@cache:6380", "memory://"):
         assert Settings(_env_file=None, rate_limit_storage=good).rate_limit_storage == good  # type: ignore[call-arg]
     with pytest.raises(ValidationError, match="memory:// or redis://"):
@@ -222,12 +248,13 @@ async def test_memory_windows_count_exactly_as_a_list_of_every_hit() -> None:
     ``amount`` is allowed while the hits at most ``expiry`` seconds old, plus it, are within
     ``limit``; the window starts at the oldest of those. Edges exactly ``expiry`` old,
     amounts above one, and the once-a-minute sweep are all crossed."""
-    now = 1_000_000.0
-    store = MemoryWindows(clock=lambda: now)
+    clock = FakeClock(1_000_000.0)
+    store = MemoryWindows(clock)
     hits: dict[str, list[float]] = {}
     pick = random.Random(20261125)
     for _ in range(3000):
-        now += pick.choice([0.0, 0.5, 1.0, 3.0, 9.5, 10.0, 10.5, 61.0])
+        clock.advance(pick.choice([0.0, 0.5, 1.0, 3.0, 9.5, 10.0, 10.5, 61.0]))
+        now = clock.now()
         key, amount = f"key{pick.randrange(4)}", pick.choice([1, 1, 1, 2, 4])
         recent = [t for t in hits.get(key, []) if t >= now - 10]
         allowed = len(recent) + amount <= 3

@@ -65,8 +65,8 @@ def test_plus_and_slash_are_not_accepted_for_dash_and_underscore() -> None:
     # Python's urlsafe decoder would read "+" as "-": the token must be rejected, not equal.
     token = issue_form_token(SECRET, "contact", T0)
     swapped = token.replace("-", "+").replace("_", "/")
-    if swapped != token:
-        assert check(swapped) == "token_forged"
+    assert swapped != token  # this token has a "-" or a "_" to swap
+    assert check(swapped) == "token_forged"
     assert check(token + "=") == "token_forged"
     assert check(" " + token) == "token_forged"
 

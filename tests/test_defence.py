@@ -8,15 +8,17 @@ import asyncio
 import contextlib
 import html
 import re
-import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from leads.abuse.tokens import issue_form_token
-from tests.conftest import SECRET, Query, make_settings, serving_app
+from leads.app import create_app
+from leads.intake.defence import Defences
+from tests.clock import FakeClock, until
+from tests.conftest import SECRET, Query, make_settings, migrate, serving_app
 from tests.mail import mail_server
 from tests.servers import free_port, redis_server
 from tests.test_operator import leads_cli
@@ -40,25 +42,58 @@ async def spam_of(query: Query) -> list[tuple[bool, str | None]]:
     return [(bool(r["spam"]), r["spam_reason"]) for r in rows]
 
 
+class Clocked:
+    """An app whose defences run on a clock the test moves: a client, and the defences."""
+
+    def __init__(self, client: httpx.AsyncClient, defences: Defences, clock: FakeClock):
+        self.client, self.defences, self.clock = client, defences, clock
+
+
+ClockedApp = Callable[..., Any]
+
+
+@pytest.fixture
+async def clocked(database_url: str) -> AsyncIterator[ClockedApp]:
+    """``await clocked(**settings)``: an app on the test's database and a FakeClock."""
+    async with contextlib.AsyncExitStack() as stack:
+
+        async def build(**overrides: Any) -> Clocked:
+            settings = make_settings(database_url, **overrides)
+            await migrate(settings)
+            clock = FakeClock()
+            app = create_app(settings, clock=clock)
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 50000)),
+                    base_url="http://testserver",
+                )
+            )
+            return Clocked(client, app.state.defences, clock)
+
+        yield build
+
+
 # -- time trap ---------------------------------------------------------------------------
 
 
 async def test_a_form_sent_too_fast_is_kept_flagged_and_not_announced(
-    make_client, query: Query
+    clocked, query: Query
 ) -> None:
-    client = await make_client(min_fill_seconds=3)
-    page = await client.get(FORM)
-    sent = await client.post(FORM, data={**visitor(), "form_token": token_of(page)})
+    app = await clocked(min_fill_seconds=3)
+    page = await app.client.get(FORM)
+    app.clock.advance(2.999)
+    sent = await app.client.post(FORM, data={**visitor(), "form_token": token_of(page)})
     assert sent.status_code == 303  # the bot learns nothing
     assert await spam_of(query) == [(True, "too_fast")]
     assert await query("SELECT status FROM outbox") == []  # no notification is even queued
 
 
-async def test_a_form_filled_at_human_speed_is_a_lead(make_client, query: Query) -> None:
-    client = await make_client(min_fill_seconds=0.3)
-    page = await client.get(FORM)
-    await asyncio.sleep(0.35)  # the time a person takes, compressed
-    sent = await client.post(FORM, data={**visitor(), "form_token": token_of(page)})
+async def test_a_form_filled_at_human_speed_is_a_lead(clocked, query: Query) -> None:
+    app = await clocked(min_fill_seconds=3)
+    page = await app.client.get(FORM)
+    app.clock.advance(3)  # the time a person takes, at the least
+    sent = await app.client.post(FORM, data={**visitor(), "form_token": token_of(page)})
     assert sent.status_code == 303
     assert await spam_of(query) == [(False, None)]
     assert len(await query("SELECT status FROM outbox")) == 1  # its notification
@@ -78,10 +113,10 @@ async def test_a_form_filled_at_human_speed_is_a_lead(make_client, query: Query)
     ],
 )
 async def test_forged_expired_or_foreign_tokens_are_flagged(
-    make_client, lead, query: Query, token, reason
+    clocked, lead, query: Query, token, reason
 ) -> None:
-    client = await make_client(min_fill_seconds=0)
-    response = await client.post("/api/leads", json=lead(form_token=token(time.time())))
+    app = await clocked(min_fill_seconds=0)
+    response = await app.client.post("/api/leads", json=lead(form_token=token(app.clock.now())))
     assert response.status_code == 201
     assert await spam_of(query) == [(True, reason)]
 
@@ -97,9 +132,10 @@ async def test_json_without_a_token_is_accepted_unless_required(
 
 
 async def test_sites_with_their_own_form_get_a_token_and_the_embed_script(
-    make_client, lead, query: Query
+    clocked, lead, query: Query
 ) -> None:
-    client = await make_client(min_fill_seconds=0.2, allowed_origins="https://clinic.example")
+    app = await clocked(min_fill_seconds=2, allowed_origins="https://clinic.example")
+    client = app.client
     answer = await client.get(
         "/api/form-token?form=dry-needling", headers={"Origin": "https://clinic.example"}
     )
@@ -108,23 +144,28 @@ async def test_sites_with_their_own_form_get_a_token_and_the_embed_script(
     assert answer.headers["cache-control"] == "no-store"
     body = answer.json()
     assert body["form"] == "dry-needling"
-    assert body["min_fill_seconds"] == 0.2
+    assert body["min_fill_seconds"] == 2
+    assert body["expires_in"] == 86400
     foreign = await client.get(
         "/api/form-token?form=dry-needling", headers={"Origin": "https://evil.example"}
     )
     assert "access-control-allow-origin" not in foreign.headers
     assert (await client.get("/api/form-token?form=nope")).status_code == 404
 
-    await asyncio.sleep(0.25)
+    early = await client.post("/api/leads", json=lead(form_token=body["form_token"]))
+    app.clock.advance(2)
     sent = await client.post("/api/leads", json=lead(form_token=body["form_token"]))
-    assert sent.status_code == 201
-    assert await spam_of(query) == [(False, None)]
+    assert (early.status_code, sent.status_code) == (201, 201)
+    assert await spam_of(query) == [(True, "too_fast"), (False, None)]  # timed from the token
 
     script = await client.get("/embed.js")
     assert script.status_code == 200
     assert script.headers["content-type"].startswith("text/javascript")
     assert "/api/form-token?form=" in script.text
-    assert 'name="form_token"' in script.text or "form_token" in script.text
+    # It puts the fetched token in the form's form_token input, adding one if need be.
+    assert 'input[name="form_token"]' in script.text
+    assert 'input.name = "form_token"' in script.text
+    assert "input.value = data.form_token" in script.text
 
 
 # -- rate limits -------------------------------------------------------------------------
@@ -329,6 +370,20 @@ async def test_turnstile_widget_only_when_enabled_and_its_verdict_flags(
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize(
+    "field",
+    ["captcha_token", "cf-turnstile-response", "h-captcha-response", "g-recaptcha-response"],
+)
+async def test_the_captcha_answer_is_read_from_each_widgets_field(
+    database_url: str, query: Query, field: str
+) -> None:
+    async with turnstile_app(database_url) as client:
+        for answer in ("human", "robot"):
+            data = visitor(email=f"{answer}@example.com", **{field: answer})
+            assert (await client.post(FORM, data=data)).status_code == 303
+    assert await spam_of(query) == [(False, None), (True, "captcha_failed")]
+
+
 # -- content rules -----------------------------------------------------------------------
 
 
@@ -454,69 +509,78 @@ async def test_a_retry_of_a_request_that_succeeded_gets_its_answer_even_at_the_l
     assert again.headers["idempotent-replayed"] == "true"
 
 
-# -- tarpit ------------------------------------------------------------------------------
-
-
-async def timed(request: Any) -> tuple[httpx.Response, float]:
-    started = time.monotonic()
-    response = await request
-    return response, time.monotonic() - started
+# -- tarpit (on a clock the test moves: a held answer waits for the clock, nothing else) ---
 
 
 async def test_refused_and_flagged_submissions_wait_in_the_tarpit_real_ones_do_not(
-    make_client, lead, query: Query
+    clocked, lead, query: Query
 ) -> None:
     hold = 1.0
-    client = await make_client(
+    app = await clocked(
         rate_limit="1/minute", tarpit_seconds=hold, trusted_proxies="203.0.113.7/32"
     )
+    tarpit, clock = app.defences.tarpit, app.clock
 
-    def post(ip: str, **fields: Any):
-        return client.post("/api/leads", json=lead(**fields), headers={"X-Forwarded-For": ip})
+    def post(ip: str, **fields: Any) -> asyncio.Future[httpx.Response]:
+        return asyncio.ensure_future(
+            app.client.post("/api/leads", json=lead(**fields), headers={"X-Forwarded-For": ip})
+        )
 
-    accepted, accepted_took = await timed(post("198.51.100.1"))
-    refused, refused_took = await timed(post("198.51.100.1"))
-    assert (accepted.status_code, refused.status_code) == (201, 429)
-    assert accepted_took < hold <= refused_took + 0.05  # the event loop may fire a hair early
-    assert "connection" not in refused.headers  # held, so the connection may stay open
+    accepted = await post("198.51.100.1")  # answered while the clock stands still
+    assert accepted.status_code == 201
+    held_at = clock.now()
+    refused = post("198.51.100.1")
+    await until(lambda: tarpit.held == 1)
+    # Due one to two intervals from now, at a tick (a tenth of an interval).
+    (wake,) = clock.wakes
+    assert held_at + hold - 1e-6 <= wake <= held_at + 2 * hold + hold / 10 + 1e-6
+    clock.advance(hold - 0.001)
+    assert not refused.done()  # its tick lies ahead: it cannot be out
+    assert tarpit.held == 1
+    clock.advance(hold * 1.2)
+    assert (await refused).status_code == 429
+    assert "connection" not in refused.result().headers  # held, so the connection stays open
+
     # Eight bots at once, each from its own address: each held 1-2 x hold, and kept.
-    bots = await asyncio.gather(
-        *(timed(post(f"198.51.100.{10 + n}", website="http://spam.example")) for n in range(8))
-    )
-    assert [r.status_code for r, _ in bots] == [201] * 8
-    assert min(took for _, took in bots) >= hold - 0.05
-    assert max(took for _, took in bots) < 2 * hold + 3.0
+    held_at = clock.now()
+    bots = [post(f"198.51.100.{10 + n}", website="http://spam.example") for n in range(8)]
+    await until(lambda: tarpit.held == 8)
+    assert all(held_at + hold - 1e-6 <= at <= held_at + 2.1 * hold + 1e-6 for at in clock.wakes)
+    clock.advance(2.2 * hold)
+    assert [(await bot).status_code for bot in bots] == [201] * 8
+    assert tarpit.held == 0
     assert len(await query("SELECT id FROM leads WHERE spam")) == 8
 
 
 async def test_a_full_tarpit_answers_429_at_once_and_still_keeps_flagged_submissions(
-    make_client, lead, query: Query
+    clocked, lead, query: Query
 ) -> None:
-    client = await make_client(
+    app = await clocked(
         rate_limit="1/minute",
         tarpit_seconds=3.0,
         tarpit_capacity=1,
         trusted_proxies="203.0.113.7/32",
     )
 
-    def post(ip: str, **fields: Any):
-        return client.post("/api/leads", json=lead(**fields), headers={"X-Forwarded-For": ip})
+    def post(ip: str, **fields: Any) -> Any:
+        return app.client.post("/api/leads", json=lead(**fields), headers={"X-Forwarded-For": ip})
 
     assert (await post("198.51.100.1")).status_code == 201
-    first = asyncio.ensure_future(timed(post("198.51.100.1")))
-    await asyncio.sleep(0.5)  # it is held now: the tarpit is full
-    refused, refused_took = await timed(post("198.51.100.1"))
-    bot, bot_took = await timed(post("198.51.100.2", website="http://spam.example"))
-    held, held_took = await first
-    assert (held.status_code, refused.status_code, bot.status_code) == (429, 429, 201)
-    assert held_took >= 3.0 - 0.05
-    assert "connection" not in held.headers
-    assert refused_took < 2.0
+    first = asyncio.ensure_future(post("198.51.100.1"))
+    await until(lambda: app.defences.tarpit.held == 1)  # the tarpit is full now
+    # Both answered with the clock standing still: neither waited.
+    refused = await post("198.51.100.1")
+    bot = await post("198.51.100.2", website="http://spam.example")
+    assert (refused.status_code, bot.status_code) == (429, 201)
     assert refused.headers["connection"] == "close"
     assert refused.json()["code"] == "rate_limited"
     assert "retry-after" in refused.headers
     # Someone else's flood filled the tarpit: a submission judged to be spam (it may be a
     # person) is stored at once, flagged, rather than refused.
-    assert bot_took < 2.0
     assert "connection" not in bot.headers
+    assert not first.done()
+    app.clock.advance(6.5)  # past two intervals and a tick: the held one is out
+    held = await first
+    assert held.status_code == 429
+    assert "connection" not in held.headers
     assert await spam_of(query) == [(False, None), (True, "honeypot")]

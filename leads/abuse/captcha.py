@@ -3,18 +3,12 @@ reCAPTCHA v3, checked server-side through the provider's ``siteverify`` endpoint
 
     verifier = CaptchaVerifier("turnstile", secret, min_score=0.5, timeout=5,
                                fail_open=True, client=http_client)
-    reason = await verifier.verify(form_data.get(PROVIDERS["turnstile"].response_field), ip)
+    reason = await verifier.verify(submission.captcha_token, ip)
 
-``verify`` answers ``None`` (human enough) or one reason to flag the lead as spam:
-
-    captcha_missing      the form carried no captcha answer
-    captcha_failed       the provider says the answer is invalid, expired or reused
-                         (or, with ``expected_action``, was made for another action)
-    captcha_low_score    reCAPTCHA v3 score below ``min_score``; hCaptcha Enterprise risk
-                         score above ``1 - min_score`` (hCaptcha's score grows with risk)
-    captcha_unavailable  the provider could not be asked (timeout, network, HTTP error,
-                         unreadable answer, or it rejects *our* secret or request); only
-                         when fail-closed. Fail-open answers ``None`` and logs a warning.
+``verify`` answers ``None`` (human enough) or one :class:`CaptchaReason` to flag the lead as
+spam. Fail-open (the default), a provider that cannot be asked answers ``None`` and logs a
+warning. :class:`Captcha` is that check as a spam rule (leads/abuse/rules.py), on only when
+a provider and its secret are configured.
 
 The request is form-encoded ``secret``, ``response`` and (when known) ``remoteip``; the
 answer is JSON ``{"success": bool, "error-codes": [...], "score": float, "action",
@@ -22,9 +16,10 @@ answer is JSON ``{"success": bool, "error-codes": [...], "score": float, "action
 are treated as "unavailable", not as the visitor's fault, and logged as errors.
 
 For the page template, ``PROVIDERS[provider]`` gives the widget's script URL
-(``script_url(site_key)``; reCAPTCHA v3 needs the site key in it), the form field the
-widget fills in (``response_field``), and the Content-Security-Policy sources it needs
-(``csp``: directive -> sources), as each provider documents them:
+(``script_url(site_key)``; reCAPTCHA v3 needs the site key in it) and the
+Content-Security-Policy sources it needs (``csp``: directive -> sources), as each provider
+documents them. The field each widget fills in is read by the parser
+(leads/intake/submission.py, ``CAPTCHA_FIELDS``):
 
 - Turnstile: script ``https://challenges.cloudflare.com/turnstile/v0/api.js``, field
   ``cf-turnstile-response``; CSP script-src and frame-src ``https://challenges.cloudflare.com``.
@@ -41,12 +36,14 @@ widget fills in (``response_field``), and the Content-Security-Policy sources it
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
 import httpx
+
+from leads.abuse.rules import Reason, RuleSetup, Screened, Visit
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +54,6 @@ Provider = Literal["turnstile", "hcaptcha", "recaptcha"]
 class ProviderInfo:
     verify_url: str
     script: str
-    response_field: str
     csp: Mapping[str, tuple[str, ...]]
 
     def script_url(self, site_key: str) -> str:
@@ -69,7 +65,6 @@ PROVIDERS: Mapping[Provider, ProviderInfo] = {
     "turnstile": ProviderInfo(
         verify_url="https://challenges.cloudflare.com/turnstile/v0/siteverify",
         script="https://challenges.cloudflare.com/turnstile/v0/api.js",
-        response_field="cf-turnstile-response",
         csp={
             "script-src": ("https://challenges.cloudflare.com",),
             "frame-src": ("https://challenges.cloudflare.com",),
@@ -78,7 +73,6 @@ PROVIDERS: Mapping[Provider, ProviderInfo] = {
     "hcaptcha": ProviderInfo(
         verify_url="https://api.hcaptcha.com/siteverify",
         script="https://js.hcaptcha.com/1/api.js",
-        response_field="h-captcha-response",
         csp={
             "script-src": _HCAPTCHA_HOSTS,
             "frame-src": _HCAPTCHA_HOSTS,
@@ -89,7 +83,6 @@ PROVIDERS: Mapping[Provider, ProviderInfo] = {
     "recaptcha": ProviderInfo(
         verify_url="https://www.google.com/recaptcha/api/siteverify",
         script="https://www.google.com/recaptcha/api.js?render={site_key}",
-        response_field="g-recaptcha-response",
         csp={
             "script-src": (
                 "https://www.google.com/recaptcha/",
@@ -116,6 +109,28 @@ _OUR_FAULT = frozenset(
 )
 
 
+class CaptchaReason(Reason):
+    MISSING = (
+        "captcha_missing",
+        "A captcha is configured and the submission carried no answer.",
+    )
+    FAILED = (
+        "captcha_failed",
+        "The provider says the answer is wrong, expired or already used.",
+    )
+    # hCaptcha Enterprise's risk score grows with risk: there, above 1 - min_score.
+    LOW_SCORE = (
+        "captcha_low_score",
+        "The reCAPTCHA v3 (or hCaptcha Enterprise) score is below `LEADS_CAPTCHA_MIN_SCORE`.",
+    )
+    # Timeout, network or HTTP error, an unreadable answer, or it rejects *our* secret or
+    # request (then also logged as an error): never the visitor's fault.
+    UNAVAILABLE = (
+        "captcha_unavailable",
+        "The provider could not be asked, and `LEADS_CAPTCHA_FAIL_OPEN=false`.",
+    )
+
+
 class CaptchaUnavailable(Exception):
     """Internal: the provider could not give a verdict."""
 
@@ -130,7 +145,6 @@ class CaptchaVerifier:
         timeout: float,
         fail_open: bool,
         client: httpx.AsyncClient,
-        expected_action: str | None = None,
     ) -> None:
         self.provider = provider
         self.info = PROVIDERS[provider]
@@ -138,13 +152,12 @@ class CaptchaVerifier:
         self.min_score = min_score
         self.timeout = timeout
         self.fail_open = fail_open
-        self.expected_action = expected_action
         self._client = client
 
-    async def verify(self, token: str | None, remote_ip: str | None) -> str | None:
+    async def verify(self, token: str | None, remote_ip: str | None) -> CaptchaReason | None:
         """``None`` if the visitor passed, else a reason (see the module docstring)."""
         if not token or not token.strip():
-            return "captcha_missing"
+            return CaptchaReason.MISSING
         try:
             answer = await self._siteverify(token.strip(), remote_ip)
         except CaptchaUnavailable as exc:
@@ -152,7 +165,7 @@ class CaptchaVerifier:
                 log.warning("%s unavailable, accepting the submission: %s", self.provider, exc)
                 return None
             log.warning("%s unavailable, flagging the submission: %s", self.provider, exc)
-            return "captcha_unavailable"
+            return CaptchaReason.UNAVAILABLE
         return self._judge(answer)
 
     async def _siteverify(self, token: str, remote_ip: str | None) -> dict[str, Any]:
@@ -178,13 +191,41 @@ class CaptchaVerifier:
             raise CaptchaUnavailable(f"configuration rejected: {', '.join(ours)}")
         return answer
 
-    def _judge(self, answer: dict[str, Any]) -> str | None:
+    def _judge(self, answer: dict[str, Any]) -> CaptchaReason | None:
         if not answer["success"]:
-            return "captcha_failed"
-        if self.expected_action is not None and answer.get("action") != self.expected_action:
-            return "captcha_failed"
+            return CaptchaReason.FAILED
         score = answer.get("score")
         if isinstance(score, bool) or not isinstance(score, int | float):
             return None  # Turnstile, plain hCaptcha and reCAPTCHA v2 keys have no score
         human = 1.0 - score if self.provider == "hcaptcha" else float(score)
-        return "captcha_low_score" if human < self.min_score else None
+        return CaptchaReason.LOW_SCORE if human < self.min_score else None
+
+
+class Captcha:
+    """The spam rule: the captcha answer, checked with the configured provider."""
+
+    name: ClassVar[str] = "captcha"
+    reasons: ClassVar[type[Reason]] = CaptchaReason
+
+    def __init__(self, verifier: CaptchaVerifier) -> None:
+        self.verifier = verifier
+
+    @classmethod
+    def from_settings(cls, setup: RuleSetup) -> Captcha | None:
+        settings = setup.settings
+        if settings.captcha_provider is None or settings.captcha_secret is None:
+            return None
+        return cls(
+            CaptchaVerifier(
+                settings.captcha_provider,
+                settings.captcha_secret.get_secret_value(),
+                min_score=settings.captcha_min_score,
+                timeout=settings.captcha_timeout_seconds,
+                fail_open=settings.captcha_fail_open,
+                client=setup.http,
+            )
+        )
+
+    async def check(self, submission: Screened, visit: Visit) -> Sequence[Reason]:
+        reason = await self.verifier.verify(submission.captcha_token, visit.client_ip)
+        return [reason] if reason else []

@@ -1,11 +1,8 @@
 """Content rules: what a submission says that marks it as spam.
 
 ``spam_reasons(name=..., message=..., blocked_terms=..., max_links=...)`` returns a list of
-reasons, in this order, each at most once (empty = nothing found):
-
-    too_many_links  the message holds more than ``max_links`` links
-    blocked_term    the name or message contains one of ``blocked_terms``
-    name_is_url     the name is (or contains) a web address
+:class:`ContentReason`, in their order, each at most once (empty = nothing found);
+:class:`ContentRules` is that check as a spam rule (leads/abuse/rules.py).
 
 Text is compared after NFKC normalisation and case folding, with invisible format
 characters (zero-width spaces and joiners, soft hyphens) removed, so fullwidth or
@@ -23,6 +20,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Sequence
+from typing import ClassVar
+
+from leads.abuse.rules import Reason, RuleSetup, Screened, Visit
 
 _LINK = re.compile(
     r"""(?:https?://|www\.)\S+                    # scheme or www. and everything after
@@ -43,20 +43,54 @@ _SPAM_TLDS = frozenset(
 )  # fmt: skip
 
 
+class ContentReason(Reason):
+    TOO_MANY_LINKS = "too_many_links", "The message has more links than `LEADS_MAX_LINKS`."
+    BLOCKED_TERM = (
+        "blocked_term",
+        "The name or message contains one of `LEADS_BLOCKED_TERMS`.",
+    )
+    NAME_IS_URL = "name_is_url", "The name is, or contains, a web address."
+
+
 def spam_reasons(
     *, name: str, message: str | None, blocked_terms: Sequence[str], max_links: int
-) -> list[str]:
+) -> list[ContentReason]:
     """Reasons to flag this submission as spam, or an empty list."""
     name_text = _normalise(name)
     message_text = _normalise(message or "")
-    reasons: list[str] = []
+    reasons: list[ContentReason] = []
     if len(_LINK.findall(message_text)) > max_links:
-        reasons.append("too_many_links")
+        reasons.append(ContentReason.TOO_MANY_LINKS)
     if _contains_term(f"{name_text}\n{message_text}", blocked_terms):
-        reasons.append("blocked_term")
+        reasons.append(ContentReason.BLOCKED_TERM)
     if _is_url(name_text):
-        reasons.append("name_is_url")
+        reasons.append(ContentReason.NAME_IS_URL)
     return reasons
+
+
+class ContentRules:
+    """The spam rule: what the name and message say (``LEADS_BLOCKED_TERMS``,
+    ``LEADS_MAX_LINKS``)."""
+
+    name: ClassVar[str] = "content"
+    reasons: ClassVar[type[Reason]] = ContentReason
+
+    def __init__(self, *, blocked_terms: Sequence[str], max_links: int) -> None:
+        self.blocked_terms = tuple(blocked_terms)
+        self.max_links = max_links
+
+    @classmethod
+    def from_settings(cls, setup: RuleSetup) -> ContentRules:
+        settings = setup.settings
+        return cls(blocked_terms=settings.blocked_terms, max_links=settings.max_links)
+
+    async def check(self, submission: Screened, visit: Visit) -> Sequence[Reason]:
+        return spam_reasons(
+            name=submission.name,
+            message=submission.message,
+            blocked_terms=self.blocked_terms,
+            max_links=self.max_links,
+        )
 
 
 def _normalise(text: str) -> str:

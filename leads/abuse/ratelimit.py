@@ -1,6 +1,6 @@
 """Submission rate limits (``LEADS_RATE_LIMIT``), per client IP and per email and phone.
 
-    limiter = SubmissionLimiter(settings.rate_limit, settings.rate_limit_storage)
+    limiter = SubmissionLimiter(settings.rate_limit, settings.rate_limit_storage, clock=clock)
     keys = submission_keys(client_ip=ip, email=submission.email, phone=submission.phone)
     retry_after = await limiter.hit(keys)   # None: go on; N: answer 429, Retry-After: N
     ...
@@ -22,10 +22,12 @@ sooner the request would be refused again). It stores one timestamp per hit, whi
 cheap at submission rates (30/day = 30 entries per key).
 
 Storage: ``memory://`` (default; per process; our own ``MemoryWindows``, see its module for
-why) or ``redis://`` / ``rediss://`` (shared by
-every instance; translated to ``limits``' ``async+redis://``, client: ``coredis``). If the
-storage fails or does not answer within ``storage_timeout`` seconds the request is
-*allowed* (fail-open) and a warning is logged at most once a minute: losing a real
+why) or ``redis://`` / ``rediss://`` (shared by every instance; translated to ``limits``'
+``async+redis://``, client: ``coredis``). The clock is the memory storage's time; ``limits``'
+Redis storage reads ``time.time()`` itself, so there ``Retry-After`` is measured by the
+system clock. If the storage fails or does not answer within ``storage_timeout`` seconds
+the request is *allowed* (fail-open) and a warning is logged at most once a minute (by the
+clock): losing a real
 patient's enquiry because Redis is down costs more than letting a burst of spam in, and
 spam is still flagged by the other checks.
 
@@ -39,7 +41,6 @@ import asyncio
 import ipaddress
 import logging
 import math
-import time
 from collections.abc import Sequence
 
 from limits import RateLimitItem, parse_many
@@ -48,6 +49,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.errors import StorageError
 from limits.storage import storage_from_string
 
+from leads.abuse.clock import SYSTEM_CLOCK, Clock
 from leads.abuse.windows import MemoryWindows
 
 log = logging.getLogger(__name__)
@@ -98,20 +100,20 @@ class SubmissionLimiter:
         rate_limit: str,
         storage: str = "memory://",
         *,
+        clock: Clock = SYSTEM_CLOCK,
         storage_timeout: float = 1.0,
     ) -> None:
         self.limits: tuple[RateLimitItem, ...] = (
             () if rate_limit.strip().lower() == "off" else tuple(parse_many(rate_limit))
         )
         self._uri = storage_uri(storage)
+        self._clock = clock
+        memory = self._uri.startswith("async+memory://")
+        self._storage_clock = clock if memory else SYSTEM_CLOCK  # the windows' own time
         self._timeout = storage_timeout
         self._storage: Storage | None = None
         self._limiter: MovingWindowRateLimiter | None = None
         self._last_warning = -math.inf
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.limits)
 
     async def hit(self, keys: Sequence[str]) -> int | None:
         """Consume one unit of every limit for each key. ``None`` if allowed, else the
@@ -135,15 +137,6 @@ class SubmissionLimiter:
         except (StorageError, OSError, TimeoutError) as exc:
             self._warn(exc)
             return None
-
-    async def check(self) -> bool:
-        """Whether the storage answers (for a health check or ``leads check``)."""
-        try:
-            async with asyncio.timeout(self._timeout):
-                return await self._get_storage().check()
-        except (StorageError, OSError, TimeoutError) as exc:
-            log.warning("rate-limit storage check failed: %s: %s", type(exc).__name__, exc)
-            return False
 
     async def aclose(self) -> None:
         """Forget the storage (and its connections); a later ``hit`` starts afresh."""
@@ -173,7 +166,7 @@ class SubmissionLimiter:
                     break
             else:
                 return None
-        now = time.time()
+        now = self._storage_clock.now()
         waits = [
             (await limiter.get_window_stats(item, NAMESPACE, key)).reset_time - now
             for item, key in refused
@@ -183,7 +176,7 @@ class SubmissionLimiter:
     def _get_storage(self) -> Storage:
         if self._storage is None:
             if self._uri.startswith("async+memory://"):
-                storage: Storage = MemoryWindows()  # see leads/abuse/windows.py for why
+                storage: Storage = MemoryWindows(self._clock)  # see its module for why
             else:
                 found = storage_from_string(self._uri, wrap_exceptions=True)
                 assert isinstance(found, Storage)
@@ -197,7 +190,7 @@ class SubmissionLimiter:
         return self._limiter
 
     def _warn(self, exc: BaseException) -> None:
-        now = time.monotonic()
+        now = self._clock.now()
         if now - self._last_warning >= WARNING_INTERVAL_SECONDS:
             self._last_warning = now
             log.warning(

@@ -2,14 +2,8 @@
 
 The hosted form (and ``GET /api/form-token``) puts ``issue_form_token(secret, form, now)``
 in a hidden field; the submission is judged with ``check_form_token(...)``, which answers
-``None`` when all is well or one reason for flagging the lead as spam:
-
-    token_missing     no token (or an empty one)
-    token_forged      not a token we signed: bad encoding, length, version or signature
-    token_wrong_form  signed by us, but for another form
-    too_fast          submitted sooner than ``min_fill_seconds`` after the form was served
-                      (also when "served" lies in the future, e.g. clocks apart)
-    token_expired     older than ``max_age_seconds`` (default ``MAX_AGE_SECONDS``, 24 h)
+``None`` when all is well or one :class:`TokenReason` for flagging the lead as spam.
+:class:`TimeTrap` is that check as a spam rule (leads/abuse/rules.py).
 
 Format: 27 bytes, base64url without padding = 36 characters from ``[A-Za-z0-9_-]``::
 
@@ -31,6 +25,10 @@ import binascii
 import hashlib
 import hmac
 import re
+from collections.abc import Sequence
+from typing import ClassVar
+
+from leads.abuse.rules import Reason, RuleSetup, Screened, Visit
 
 MAX_AGE_SECONDS = 24 * 60 * 60
 """A form left open longer than a day is submitted as spam-flagged (not lost)."""
@@ -42,8 +40,21 @@ _TOKEN_BYTES = 1 + 6 + 4 + _MAC_BYTES
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{36}")
 
 
+class TokenReason(Reason):
+    # Also when "served" lies in the future (clocks apart, or a token made up).
+    TOO_FAST = "too_fast", "Sent sooner than `LEADS_MIN_FILL_SECONDS` after the form was served."
+    EXPIRED = "token_expired", "The form was served more than 24 hours ago."
+    # Bad encoding, length, version or signature.
+    FORGED = (
+        "token_forged",
+        "The `form_token` is not one leads signed (or was signed with another secret key).",
+    )
+    WRONG_FORM = "token_wrong_form", "The `form_token` belongs to another form."
+    MISSING = "token_missing", "No `form_token`, with `LEADS_REQUIRE_FORM_TOKEN=true`."
+
+
 def issue_form_token(secret: str, form: str, now: float) -> str:
-    """A token for ``form`` issued at ``now`` (seconds since the epoch, ``time.time()``)."""
+    """A token for ``form`` issued at ``now`` (seconds since the epoch, from a clock)."""
     key = _subkey(secret)
     body = bytes([_VERSION]) + int(now * 1000).to_bytes(6, "big") + _form_tag(key, form)
     return _b64(body + _mac(key, body))
@@ -57,30 +68,66 @@ def check_form_token(
     now: float,
     min_fill_seconds: float,
     max_age_seconds: float = MAX_AGE_SECONDS,
-) -> str | None:
+) -> TokenReason | None:
     """``None`` if ``token`` was issued by us for ``form`` long enough ago, else a reason."""
     if not token:
-        return "token_missing"
+        return TokenReason.MISSING
     if _TOKEN_RE.fullmatch(token) is None:
-        return "token_forged"
+        return TokenReason.FORGED
     try:
         raw = base64.urlsafe_b64decode(token)
     except (binascii.Error, ValueError):
-        return "token_forged"
+        return TokenReason.FORGED
     body, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
     key = _subkey(secret)
     if len(raw) != _TOKEN_BYTES or not hmac.compare_digest(mac, _mac(key, body)):
-        return "token_forged"
+        return TokenReason.FORGED
     if body[0] != _VERSION:
-        return "token_forged"
+        return TokenReason.FORGED
     if not hmac.compare_digest(body[7:11], _form_tag(key, form)):
-        return "token_wrong_form"
+        return TokenReason.WRONG_FORM
     elapsed = now - int.from_bytes(body[1:7], "big") / 1000
     if elapsed < min_fill_seconds:
-        return "too_fast"
+        return TokenReason.TOO_FAST
     if elapsed > max_age_seconds:
-        return "token_expired"
+        return TokenReason.EXPIRED
     return None
+
+
+class TimeTrap:
+    """The spam rule: a submission's form token, checked when it has one or one is required
+    (``LEADS_REQUIRE_FORM_TOKEN``). The hosted form always sends one; a site's own form
+    (JSON, or plain HTML without /embed.js) may not, and is then judged by the other rules."""
+
+    name: ClassVar[str] = "time trap"
+    reasons: ClassVar[type[Reason]] = TokenReason
+
+    def __init__(self, *, secret: str, min_fill_seconds: float, required: bool) -> None:
+        self._secret = secret
+        self.min_fill_seconds = min_fill_seconds
+        self.required = required
+
+    @classmethod
+    def from_settings(cls, setup: RuleSetup) -> TimeTrap:
+        settings = setup.settings
+        assert settings.secret_key is not None  # create_app makes sure there is one
+        return cls(
+            secret=settings.secret_key.get_secret_value(),
+            min_fill_seconds=settings.min_fill_seconds,
+            required=settings.require_form_token,
+        )
+
+    async def check(self, submission: Screened, visit: Visit) -> Sequence[Reason]:
+        if submission.form_token is None and not self.required:
+            return []
+        reason = check_form_token(
+            submission.form_token,
+            secret=self._secret,
+            form=submission.form.slug,
+            now=visit.now,
+            min_fill_seconds=self.min_fill_seconds,
+        )
+        return [reason] if reason else []
 
 
 def _subkey(secret: str) -> bytes:

@@ -3,24 +3,24 @@
 Why not ``limits``' own async memory storage: after every hit it sweeps *every* key it
 holds, with one thread-pool round trip per key. Our keys are per visitor (address, email,
 phone) and live a day under ``30/day``, so the sweep grows with the day's visitors and
-runs whenever the loop is otherwise idle: ~2.2 ms of CPU per submission against ~0.2 ms
-here, at one submission every 2 ms (``bench/ratelimit.py``; docs/performance.md), and
-under a flood from many addresses it was most of the server's work.
+runs whenever the loop is otherwise idle; under a flood from many addresses it was most of
+the server's work. What each costs is measured by ``bench/ratelimit.py``
+(docs/performance.md).
 
 Here each key keeps at most ``limit`` timestamps in a plain list (the oldest first),
 expired ones are dropped whenever the key is used, and a sweep of the whole table, in the
 event loop and without threads, runs at most once per ``SWEEP_SECONDS`` to forget visitors
 who never came back. Same answers as ``limits``' storages: a hit is allowed while fewer
-than ``limit`` entries are at most ``expiry`` seconds old.
+than ``limit`` entries are at most ``expiry`` seconds old. Time is the given clock's.
 """
 
 from __future__ import annotations
 
 import bisect
-import time
-from collections.abc import Callable
 
 from limits.aio.storage import MovingWindowSupport, Storage
+
+from leads.abuse.clock import Clock
 
 SWEEP_SECONDS = 60.0
 
@@ -28,12 +28,12 @@ SWEEP_SECONDS = 60.0
 class MemoryWindows(Storage, MovingWindowSupport):
     STORAGE_SCHEME = None  # built directly by SubmissionLimiter; never by a URI
 
-    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, clock: Clock) -> None:
         super().__init__()
-        self._clock = clock
+        self._clock = clock.now
         self._windows: dict[str, tuple[float, list[float]]] = {}  # key -> (expiry, times)
         self._counters: dict[str, tuple[float, int]] = {}  # key -> (expires at, count)
-        self._next_sweep = clock() + SWEEP_SECONDS
+        self._next_sweep = clock.now() + SWEEP_SECONDS
 
     @property
     def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from leads.abuse.tokens import MAX_AGE_SECONDS, issue_form_token
+from leads.abuse.tokens import MAX_AGE_SECONDS
 from leads.errors import InvalidIdempotencyKey, TooManySubmissions
 from leads.intake.capture import Receipt
 from leads.intake.pipeline import Arrival, take_submission
@@ -58,7 +57,7 @@ async def form_token(request: Request) -> Response:
     settings = site.settings
     slug = request.query_params.get("form") or site.forms.default_slug
     form = site.forms.get(slug)
-    token = issue_form_token(site.secret_key, form.slug, time.time())
+    token = services_of(request).defences.form_token(form.slug)
     return JSONResponse(
         {
             "form": form.slug,

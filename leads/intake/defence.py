@@ -5,8 +5,9 @@ flood of rejected requests stays cheap):
 2. rate limit, per client IP, tested before the body is even read (429, nothing stored);
 3. (the body is parsed and validated: 422)
 4. rate limit per IP, email and phone, tested now that the submission is valid (429);
-5. time trap, captcha and content rules: a submission that fails them is *kept*, flagged as
-   spam with its reasons and not announced; staff can release it (`leads spam release`);
+5. the spam rules (leads/abuse/rules.py; honeypot, time trap, captcha and content rules, in
+   that order): a submission they find reasons in is *kept*, flagged as spam with its
+   reasons and not announced; staff can release it (`leads spam release`);
 6. the limits are consumed: the IP's always, the email's and phone's only when the
    submission is not flagged. A bot typing someone else's address into its spam must not
    use up that person's allowance (three honeypot posts from three addresses would lock
@@ -17,23 +18,26 @@ patient misjudged as a bot must not lose what they wrote. Refused (429) and flag
 submissions wait in the tarpit (``leads/abuse/tarpit.py``) before they are answered or
 written, so a client flooding us with them is slowed to one request per connection per
 ``LEADS_TARPIT_SECONDS``, and the flagged ones released together share a transaction.
+
+Time (form tokens, rate windows, the tarpit) is read from one clock, the real one unless
+``from_settings`` is given another.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 from starlette.requests import Request
 
-from leads.abuse.captcha import CaptchaVerifier
 from leads.abuse.clientip import IPNetwork, client_ip, parse_networks
-from leads.abuse.content import spam_reasons
+from leads.abuse.clock import SYSTEM_CLOCK, Clock
+from leads.abuse.defaults import built_in_rules
 from leads.abuse.ratelimit import SubmissionLimiter, submission_keys
+from leads.abuse.rules import RuleSetup, SpamRule, SpamRules, Visit
 from leads.abuse.tarpit import Tarpit
-from leads.abuse.tokens import check_form_token
+from leads.abuse.tokens import issue_form_token
 from leads.errors import OriginNotAllowed, TooManySubmissions
 from leads.intake.submission import Submission
 from leads.settings import Settings
@@ -43,29 +47,39 @@ from leads.settings import Settings
 class Defences:
     settings: Settings
     limiter: SubmissionLimiter
-    captcha: CaptchaVerifier | None
+    rules: list[SpamRule]  # in the order they run
     trusted_proxies: tuple[IPNetwork, ...]
     tarpit: Tarpit
+    clock: Clock
 
     @classmethod
-    def from_settings(cls, settings: Settings, http: httpx.AsyncClient) -> Defences:
-        captcha = None
-        if settings.captcha_provider is not None and settings.captcha_secret is not None:
-            captcha = CaptchaVerifier(
-                settings.captcha_provider,
-                settings.captcha_secret.get_secret_value(),
-                min_score=settings.captcha_min_score,
-                timeout=settings.captcha_timeout_seconds,
-                fail_open=settings.captcha_fail_open,
-                client=http,
-            )
+    def from_settings(
+        cls,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+        rules: SpamRules | None = None,
+    ) -> Defences:
+        """The defences for these settings; ``rules`` defaults to the built-in ones."""
+        rules = built_in_rules() if rules is None else rules
         return cls(
             settings=settings,
-            limiter=SubmissionLimiter(settings.rate_limit, settings.rate_limit_storage),
-            captcha=captcha,
+            limiter=SubmissionLimiter(
+                settings.rate_limit, settings.rate_limit_storage, clock=clock
+            ),
+            rules=rules.build(RuleSetup(settings, http)),
             trusted_proxies=parse_networks(settings.trusted_proxies),
-            tarpit=Tarpit(seconds=settings.tarpit_seconds, capacity=settings.tarpit_capacity),
+            tarpit=Tarpit(
+                seconds=settings.tarpit_seconds, capacity=settings.tarpit_capacity, clock=clock
+            ),
+            clock=clock,
         )
+
+    def form_token(self, form: str) -> str:
+        """A time-trap token for ``form``, issued now."""
+        assert self.settings.secret_key is not None  # create_app makes sure there is one
+        return issue_form_token(self.settings.secret_key.get_secret_value(), form, self.clock.now())
 
     def client_ip(self, request: Request) -> str | None:
         peer = request.client.host if request.client else None
@@ -120,33 +134,11 @@ class Defences:
         return judged
 
     async def _judge(self, submission: Submission, *, ip: str | None) -> Submission:
-        """The time trap, the captcha and the content rules: reasons to flag, never raise."""
-        reasons: list[str] = []
-        settings = self.settings
-        # The hosted form always carries a token. A site's own form (JSON, or plain HTML
-        # without /embed.js) may not: a missing token counts only when it is required.
-        if submission.form_token is not None or settings.require_form_token:
-            assert settings.secret_key is not None
-            reason = check_form_token(
-                submission.form_token,
-                secret=settings.secret_key.get_secret_value(),
-                form=submission.form.slug,
-                now=time.time(),
-                min_fill_seconds=settings.min_fill_seconds,
-            )
-            if reason:
-                reasons.append(reason)
-        if self.captcha is not None:
-            reason = await self.captcha.verify(submission.captcha_token, ip)
-            if reason:
-                reasons.append(reason)
-        reasons += spam_reasons(
-            name=submission.name,
-            message=submission.message,
-            blocked_terms=settings.blocked_terms,
-            max_links=settings.max_links,
-        )
-        return submission.flagged(*reasons)
+        """Every spam rule, in order: reasons to flag, never a refusal."""
+        visit = Visit(client_ip=ip, now=self.clock.now())
+        for rule in self.rules:
+            submission = submission.flagged(*await rule.check(submission, visit))
+        return submission
 
     async def close(self) -> None:
         await self.limiter.aclose()

@@ -8,7 +8,6 @@ briefly unavailable the page also comes back (503) with their input, so nothing 
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,7 +17,6 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from leads.abuse.captcha import PROVIDERS
-from leads.abuse.tokens import issue_form_token
 from leads.core.forms import Form
 from leads.core.vocabulary import ATTRIBUTION
 from leads.errors import (
@@ -153,9 +151,7 @@ def render_form(
     }
     # Shown again after an error, the form keeps the token it was first served with: the
     # time trap measures from the first view, and fixing a typo is not "too fast".
-    token = text_values.get("form_token") or issue_form_token(
-        site.secret_key, form.slug, time.time()
-    )
+    token = text_values.get("form_token") or services_of(request).defences.form_token(form.slug)
     return site.templates.TemplateResponse(
         request,
         "form.html",

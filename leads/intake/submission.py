@@ -63,7 +63,7 @@ class Submission:
     message: str | None
     interest: str | None
     attribution: dict[str, str | None]
-    honeypot: bool
+    honeypot: bool  # the hidden `website` field held something (leads/abuse/honeypot.py)
     # Why it looks like spam: kept (stored, flagged, not announced), never refused.
     spam_reasons: tuple[str, ...] = ()
     # Proofs of a human, checked by the edge after parsing; not stored.
@@ -190,7 +190,6 @@ def parse_submission(
         interest=interest,
         attribution=attribution,
         honeypot=honeypot,
-        spam_reasons=("honeypot",) if honeypot else (),
         form_token=_token(raw.get("form_token")),
         captcha_token=next(
             (t for t in (_token(raw.get(f)) for f in CAPTCHA_FIELDS) if t is not None), None
