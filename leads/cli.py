@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from pydantic import ValidationError
 
 from leads.errors import LeadsError, UsageError
-from leads.settings import Settings
+from leads.settings import Settings, error_lines
 
 if TYPE_CHECKING:
     from leads.storage.database import Database
@@ -323,11 +323,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run: Command = args.run
         return run(args, settings)
     except ValidationError as exc:
-        for error in exc.errors():
-            message = str(error["msg"]).removeprefix("Value error, ")
-            if error["loc"]:
-                message = f"LEADS_{str(error['loc'][0]).upper()}: {message}"
-            print(f"leads: error: {message}", file=sys.stderr)
+        for line in error_lines(exc):
+            print(f"leads: error: {line}", file=sys.stderr)
         return 2
     except LeadsError as exc:
         print(f"leads: error: {exc}", file=sys.stderr)

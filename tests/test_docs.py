@@ -1,5 +1,5 @@
-"""Keep the docs true: the README's two commands, the settings and error codes they name,
-and the example forms files they show."""
+"""Keep the docs true: the README's two commands and its configuration tables, the settings
+and error codes the docs name, and the example forms files they show."""
 
 from __future__ import annotations
 
@@ -17,7 +17,12 @@ from leads.abuse.defaults import built_in_rules
 from leads.core.forms import load_forms
 from leads.notify.channels.webhook import WebhookChannel
 from leads.notify.content import webhook_payload
-from leads.settings import Settings
+from leads.settings import GROUPS, Settings
+from leads.settings.abuse import AbuseSettings
+from leads.settings.intake import IntakeSettings
+from leads.settings.notifications import NotificationSettings
+from leads.settings.server import ServerSettings
+from leads.settings.storage import StorageSettings
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -64,6 +69,81 @@ def test_every_setting_named_in_the_docs_exists(path: Path) -> None:
     real = {f"LEADS_{name.upper()}" for name in Settings.model_fields}
     named = set(re.findall(r"\bLEADS_[A-Z][A-Z0-9_]*", path.read_text(encoding="utf-8")))
     assert named - real == set(), f"{path.name} names settings that do not exist"
+
+
+# README.md's configuration: one table per group of settings, built from the fields.
+
+# The README's heading for each group of settings, in the order of leads.settings.GROUPS.
+GROUP_HEADINGS = {
+    StorageSettings: "Storage",
+    IntakeSettings: "Intake",
+    ServerSettings: "Server and connections",
+    AbuseSettings: "Spam and abuse",
+    NotificationSettings: "Notifications",
+}
+
+
+def default_text(value: object) -> str:
+    if value is None:
+        return "(not set)"
+    if value == ():
+        return "(empty)"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    return f"`{value}`"
+
+
+def configuration_markdown() -> str:
+    """The README's configuration tables, as the settings' fields describe them."""
+    parts = []
+    for group in GROUPS:
+        rows = [f"### {GROUP_HEADINGS[group]}", "", "| Setting | Default | Description |"]
+        rows.append("| --- | --- | --- |")
+        for name, field in group.model_fields.items():
+            default = default_text(field.default)
+            rows.append(f"| `LEADS_{name.upper()}` | {default} | {field.description} |")
+        parts.append("\n".join(rows))
+    return "\n\n".join(parts) + "\n"
+
+
+def configuration_tables(readme: str) -> str:
+    """The text of the README's configuration section from its first ``###`` heading up to
+    the first line after that which is neither a heading, a table row nor blank."""
+    section = readme.split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    lines = section.splitlines()
+    first = next(i for i, line in enumerate(lines) if line.startswith("### "))
+    kept: list[str] = []
+    for line in lines[first:]:
+        if not (line.startswith(("### ", "|")) or line == ""):
+            break
+        kept.append(line)
+    return "\n".join(kept).strip() + "\n"
+
+
+def test_the_readme_configuration_is_the_settings_descriptions() -> None:
+    assert list(GROUP_HEADINGS) == list(GROUPS)
+    expected = configuration_markdown()
+    found = configuration_tables(README.read_text(encoding="utf-8"))
+    assert found == expected, f"README.md's configuration tables should read:\n\n{expected}"
+
+
+def test_the_configuration_tables_cover_every_setting_once() -> None:
+    names = re.findall(r"^\| `(LEADS_[A-Z0-9_]+)` \|", configuration_markdown(), re.MULTILINE)
+    assert sorted(names) == sorted(f"LEADS_{name.upper()}" for name in Settings.model_fields)
+    assert len(names) == len(set(names))
+
+
+def test_the_table_reader_stops_where_the_tables_end() -> None:
+    readme = (
+        "# leads\n\n## Configuration\n\nSome words.\n\n### A\n\n"
+        "| Setting | Default | Description |\n| --- | --- | --- |\n| `LEADS_A` | x | a |\n\n"
+        "### B\n\n| `LEADS_B_C` | | b |\n\nNotes.\n\n| `LEADS_NOT_HERE` | | |\n"
+        "\n## Deployment\n"
+    )
+    assert configuration_tables(readme) == (
+        "### A\n\n| Setting | Default | Description |\n| --- | --- | --- |\n"
+        "| `LEADS_A` | x | a |\n\n### B\n\n| `LEADS_B_C` | | b |\n"
+    )
 
 
 def documented_error_codes() -> set[str]:
@@ -118,8 +198,7 @@ NOTIFICATIONS = ROOT / "docs/notifications.md"
 
 
 def test_every_notification_setting_is_in_notifications_md() -> None:
-    names = list(Settings.model_fields)
-    notification_settings = names[names.index("smtp_url") :]
+    notification_settings = list(NotificationSettings.model_fields)
     text = NOTIFICATIONS.read_text(encoding="utf-8")
     missing = [
         f"LEADS_{name.upper()}"

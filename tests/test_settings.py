@@ -1,20 +1,25 @@
-"""Settings from LEADS_* variables and .env, the secret key, and the README's table of them."""
+"""Settings from LEADS_* variables and .env: every value checked as they load (a bad one
+stops `leads` with one line naming it), secrets hidden, and the secret key."""
 
 from __future__ import annotations
 
 import logging
 import os
-import re
+import subprocess
+import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
+from leads.cli import main
 from leads.errors import ConfigurationError
 from leads.keys import key_file_for, with_secret_key
-from leads.settings import Settings
+from leads.settings import GROUPS, Settings, error_lines
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -45,15 +50,17 @@ def test_defaults_work_on_a_laptop(environ: pytest.MonkeyPatch) -> None:
     assert s.forms_file is None
 
 
-def test_variables_need_the_prefix(environ: pytest.MonkeyPatch) -> None:
+def test_variables_need_the_prefix(environ: pytest.MonkeyPatch, tmp_path: Path) -> None:
     environ.setenv("LEADS_DEFAULT_REGION", "gb")
     environ.setenv("LEADS_MAX_BODY_BYTES", "2048")
-    environ.setenv("LEADS_FORMS_FILE", "/etc/leads/forms.toml")
+    forms = tmp_path / "forms.toml"
+    forms.write_text("[forms]\n", encoding="utf-8")
+    environ.setenv("LEADS_FORMS_FILE", str(forms))
     environ.setenv("MAX_BODY_BYTES", "1")
     s = Settings()
     assert s.default_region == "GB"
     assert s.max_body_bytes == 2048
-    assert s.forms_file == Path("/etc/leads/forms.toml")
+    assert s.forms_file == forms
 
 
 def test_dot_env_in_the_working_directory(environ: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -250,8 +257,12 @@ def test_a_set_key_is_used_as_given(tmp_path: Path) -> None:
 
 
 def test_a_short_key_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"secret_key\n.*too short"):
+        settings(secret_key="short")
+    # And by with_secret_key too, for settings built without validation.
+    unchecked = settings().model_copy(update={"secret_key": SecretStr("short")})
     with pytest.raises(ConfigurationError, match="LEADS_SECRET_KEY is too short"):
-        with_secret_key(settings(secret_key="short"))
+        with_secret_key(unchecked)
 
 
 def test_in_memory_sqlite_gets_a_key_for_this_process_only(tmp_path: Path) -> None:
@@ -268,56 +279,6 @@ def test_postgres_requires_a_key_and_says_how_to_set_it() -> None:
     assert "PostgreSQL" in message
     assert "token_urlsafe" in message
     assert "\n" not in message
-
-
-# --- docs --------------------------------------------------------------------------------
-
-
-def configuration_table(readme: str) -> list[list[str]] | None:
-    """Rows of the first markdown table under a heading containing "Configuration"."""
-    lines = readme.splitlines()
-    for index, line in enumerate(lines):
-        heading = re.match(r"^(#+)\s+(.*)", line)
-        if heading and "configuration" in heading.group(2).lower():
-            level = len(heading.group(1))
-            rows: list[list[str]] = []
-            for later in lines[index + 1 :]:
-                deeper = re.match(r"^(#+)\s", later)
-                if deeper and len(deeper.group(1)) <= level:
-                    break
-                if later.lstrip().startswith("|"):
-                    rows.append([cell.strip() for cell in later.strip().strip("|").split("|")])
-                elif rows:
-                    break  # the table has ended
-            return rows or None
-    return None
-
-
-def test_every_setting_is_in_the_readme_configuration_table() -> None:
-    rows = configuration_table((ROOT / "README.md").read_text(encoding="utf-8"))
-    assert rows is not None, (
-        "README.md needs a markdown table under a heading containing 'Configuration', "
-        "one row per LEADS_* setting"
-    )
-    documented = {name for row in rows for name in re.findall(r"LEADS_[A-Z0-9_]+", row[0])}
-    expected = {f"LEADS_{name.upper()}" for name in Settings.model_fields}
-    undocumented = sorted(expected - documented)
-    assert not undocumented, f"settings missing from README.md's table: {', '.join(undocumented)}"
-    unknown = sorted(documented - expected)
-    assert not unknown, f"README.md's table names settings that do not exist: {', '.join(unknown)}"
-
-
-def test_the_table_reader_finds_names_and_stops_at_the_next_section() -> None:
-    readme = (
-        "# leads\n\n## Configuration\n\nSome words.\n\n"
-        "| Variable | Default | Meaning |\n|---|---|---|\n"
-        "| `LEADS_A` | x | a |\n| `LEADS_B_C` | | b |\n\n"
-        "## Deployment\n\n| `LEADS_NOT_HERE` | | |\n"
-    )
-    rows = configuration_table(readme)
-    assert rows is not None
-    assert [row[0] for row in rows] == ["Variable", "---", "`LEADS_A`", "`LEADS_B_C`"]
-    assert configuration_table("# leads\n\n## Configuration\n\nNo table.\n") is None
 
 
 def test_connection_limits_default_to_a_safe_server(environ: pytest.MonkeyPatch) -> None:
@@ -354,3 +315,250 @@ def test_connection_limits_are_read_from_the_environment(environ: pytest.MonkeyP
 def test_connection_limits_out_of_range_are_refused(name: str, value: float) -> None:
     with pytest.raises(ValidationError, match=name):
         settings(**{name: value})
+
+
+# --- every setting refuses a bad value, in one line naming it ----------------------------
+
+# One bad value per setting, as it would be written in the environment. A new setting
+# fails test_every_setting_has_a_bad_value until it gets one here.
+BAD_VALUES = {
+    "database_url": "mysql://x",
+    "secret_key": "tiny-secret-x",  # under 16 characters
+    "database_timeout_seconds": "0",
+    "default_region": "XX",
+    "allowed_origins": "clinic.example",
+    "max_body_bytes": "0",
+    "forms_file": "/nonexistent/forms.toml",
+    "intake_queue_size": "0",
+    "log_level": "loud",
+    "header_timeout_seconds": "0",
+    "body_timeout_seconds": "3601",
+    "max_header_bytes": "1023",
+    "max_headers": "9",
+    "max_connections": "0",
+    "rate_limit": "lots",
+    "min_fill_seconds": "-1",
+    "require_form_token": "maybe",
+    "rate_limit_storage": "redis://",
+    "trusted_proxies": "10.0.0.0/33",
+    "captcha_provider": "recaptcha2",
+    "captcha_site_key": "two words",
+    "captcha_secret": "two words",
+    "captcha_min_score": "2",
+    "captcha_fail_open": "maybe",
+    "captcha_timeout_seconds": "nan",
+    "blocked_terms": "casino;pills",
+    "max_links": "-1",
+    "tarpit_seconds": "6",
+    "tarpit_capacity": "0",
+    "smtp_url": "smtpx://user:pw-do-not-print@mail.example",
+    "inbox": "not-an-address",
+    "mail_from": "nobody",
+    "email_api": "mailchimp",
+    "email_api_key": "two words",
+    "mailgun_domain": "not a domain",
+    "email_api_base_url": "api.mailgun.net",
+    "webhook_urls": "ftp://hooks.example/?token=do-not-print",
+    "webhook_secret": "abc",
+    "public_url": "clinic.example",
+    "notify_detail": "everything",
+    "autoreply": "maybe",
+    "retry_base_seconds": "0",
+    "retry_give_up_hours": "inf",
+    "dispatcher": "cron",
+    "delivery_timeout_seconds": "0",
+    "shutdown_grace_seconds": "-1",
+}
+SECRET_FIELDS = {
+    name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
+}
+
+
+def test_every_setting_has_a_bad_value() -> None:
+    assert sorted(BAD_VALUES) == sorted(Settings.model_fields)
+
+
+def env_name(name: str) -> str:
+    return f"LEADS_{name.upper()}"
+
+
+@pytest.mark.parametrize("name", sorted(BAD_VALUES))
+def test_a_bad_value_stops_leads_in_one_line_naming_it(
+    environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
+) -> None:
+    """`leads check` through main(), in this process: the path every command takes first."""
+    environ.setenv(env_name(name), BAD_VALUES[name])
+    assert main(["check"]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    [line] = err.splitlines()
+    assert line.startswith(f"leads: error: {env_name(name)}: "), line
+    assert len(line) > len(f"leads: error: {env_name(name)}: ") + 5  # it says what is wrong
+    for secret in ("pw-do-not-print", "do-not-print"):
+        assert secret not in line
+    if name in SECRET_FIELDS:
+        assert BAD_VALUES[name] not in line
+
+
+def leads_process(command: list[str], env: dict[str, str], cwd: Path) -> tuple[int, str, str]:
+    result = subprocess.run(
+        [sys.executable, "-m", "leads", *command],
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("LEADS_")}, **env},
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, result.stdout, result.stderr
+
+
+def test_check_and_serve_refuse_every_bad_value_before_serving(tmp_path: Path) -> None:
+    """Real processes: `check` and `serve` given every bad value at once name each setting on
+    a line of its own; and the SMTP URL alone (which once got as far as a traceback)."""
+    every = {env_name(name): value for name, value in BAD_VALUES.items()}
+    smtp = {env_name("smtp_url"): "smtpx://mail.example", env_name("inbox"): "a@b.example"}
+    runs = {
+        ("check", "every"): (["check"], every),
+        ("serve", "every"): (["serve", "--port", str(free_port())], every),
+        ("check", "smtp"): (["check"], smtp),
+        ("serve", "smtp"): (["serve", "--port", str(free_port())], smtp),
+    }
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        futures = {key: pool.submit(leads_process, *run, tmp_path) for key, run in runs.items()}
+        results = {key: future.result() for key, future in futures.items()}
+    for (command, case), (status, out, err) in results.items():
+        assert status == 2, (command, case, out, err)
+        assert "Traceback" not in out + err
+        assert "do-not-print" not in out + err
+        assert out == "", (command, out)  # nothing printed, nothing served
+        lines = err.splitlines()
+        assert all(line.startswith("leads: error: LEADS_") for line in lines), err
+        named = [line.split(":")[2].strip() for line in lines]
+        if case == "every":
+            assert sorted(named) == sorted(every), (command, err)
+        else:
+            assert named == ["LEADS_SMTP_URL"], (command, err)
+
+
+# --- what the checks accept and refuse ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "smtp://mail.example",
+        "smtp://user:p%40ss@mail.example:587",
+        "smtps://user:pass@mail.example:465",
+        "smtp://mail.example:2525/?starttls=require",
+        "smtp://mail.example?starttls=off",
+        "smtp://[2001:db8::1]:25",
+    ],
+)
+def test_smtp_urls_accepted(url: str) -> None:
+    s = settings(smtp_url=url, inbox="desk@clinic.example")
+    assert s.smtp_url is not None
+    assert s.smtp_url.get_secret_value() == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("smtpx://mail.example", "smtp:// or smtps://"),
+        ("mail.example:587", "smtp:// or smtps://"),
+        ("smtp://", "no host"),
+        ("smtp://user:pass@:587", "no host"),
+        ("smtp://mail.example:70000", "port"),
+        ("smtp://mail.example:0", "port"),
+        ("smtp://mail.example:abc", "port"),
+        ("smtp://mail.example?starttls=yes", "starttls must be require, auto or off"),
+        ("smtp://mail.example?starttls=", "starttls must be require, auto or off"),
+        ("smtp://mail.example?tls=on", "unknown option 'tls'"),
+        ("smtp://mail.example/inbox", "path"),
+        ("smtp://mail example", "spaces"),
+    ],
+)
+def test_smtp_urls_refused(url: str, reason: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        settings(smtp_url=url, inbox="desk@clinic.example")
+    [line] = error_lines(caught.value)
+    assert line.startswith("LEADS_SMTP_URL: ")
+    assert reason in line
+
+
+@pytest.mark.parametrize(
+    ("name", "good", "kept"),
+    [
+        ("rate_limit_storage", "redis://cache:6379/0", "redis://cache:6379/0"),
+        ("rate_limit_storage", "rediss://u:p@cache", "rediss://u:p@cache"),
+        ("rate_limit_storage", "memory://", "memory://"),
+        ("public_url", "https://leads.clinic.example/", "https://leads.clinic.example"),
+        ("public_url", "http://10.0.0.5:8000/leads", "http://10.0.0.5:8000/leads"),
+        ("email_api_base_url", "https://api.eu.mailgun.net", "https://api.eu.mailgun.net"),
+        ("mailgun_domain", "mg.clinic.example", "mg.clinic.example"),
+        ("mail_from", "Clinic <desk@clinic.example>", "Clinic <desk@clinic.example>"),
+        ("captcha_site_key", "0x4AAAAAAA-_bc", "0x4AAAAAAA-_bc"),
+        ("allowed_origins", "HTTP://LOCALHOST:3000/,null", ("http://localhost:3000", "null")),
+        (
+            "trusted_proxies",
+            "127.0.0.1, ::1, 10.0.0.0/8",
+            ("127.0.0.1/32", "::1/128", "10.0.0.0/8"),
+        ),
+        ("blocked_terms", "casino, cheap pills", ("casino", "cheap pills")),
+        ("inbox", "a@b.example, Desk <c@d.example>", ("a@b.example", "Desk <c@d.example>")),
+    ],
+)
+def test_good_values_are_kept(
+    environ: pytest.MonkeyPatch, name: str, good: str, kept: object
+) -> None:
+    environ.setenv(env_name(name), good)
+    assert getattr(Settings(_env_file=None), name) == kept
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [
+        ("rate_limit_storage", "mysql://cache"),
+        ("rate_limit_storage", "redis://cache:99999"),
+        ("rate_limit_storage", "redis://cache/zero"),
+        ("public_url", "ftp://leads.clinic.example"),
+        ("public_url", "https://leads.clinic.example/?a=1"),
+        ("public_url", "https://"),
+        ("webhook_urls", "https://ok.example/hook,http:///nohost"),
+        ("database_url", "postgresql://u@db:99999/leads"),
+        ("allowed_origins", "https://clinic.example/contact"),
+        ("allowed_origins", "https://"),
+        ("inbox", "desk@clinic.example; other@clinic.example"),
+        ("inbox", "desk@.example"),
+        ("mail_from", "desk @clinic.example"),
+        ("rate_limit", "0/minute"),
+        ("webhook_secret", "whsec_!!!!"),
+        ("webhook_secret", "whsec_"),
+        ("blocked_terms", "!!!"),
+        ("max_body_bytes", "1e12"),
+        ("delivery_timeout_seconds", "inf"),
+    ],
+)
+def test_other_bad_values_are_refused(environ: pytest.MonkeyPatch, name: str, bad: str) -> None:
+    environ.setenv(env_name(name), bad)
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)
+    [line] = error_lines(caught.value)
+    assert line.startswith(f"{env_name(name)}: ")
+    assert "do-not-print" not in line
+
+
+def test_the_settings_are_declared_by_subsystem() -> None:
+    """One flat object, its fields the groups' fields, in the groups' order."""
+    declared = [name for group in GROUPS for name in group.model_fields]
+    assert declared == list(Settings.model_fields)
+    assert all(issubclass(Settings, group) for group in GROUPS)
+    # Validators are inherited by name: one group's must not hide another's.
+    checks = Settings.__pydantic_decorators__
+    for group in GROUPS:
+        mine = group.__pydantic_decorators__
+        assert set(mine.field_validators) <= set(checks.field_validators)
+        assert set(mine.model_validators) <= set(checks.model_validators)
+    assert len(checks.field_validators) == sum(
+        len(group.__pydantic_decorators__.field_validators) for group in GROUPS
+    )

@@ -1,0 +1,46 @@
+"""The server process: its log, and what one connection may cost (leads/web/connections.py)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field, field_validator
+
+from leads.settings import values
+
+
+class ServerSettings(BaseModel):
+    log_level: str = Field("info", description="Log level: debug, info, warning or error.")
+    header_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=300,
+        description="A connection must send a complete request head within this long of "
+        "opening or of its previous answer; else 408 (or closed, if it sent nothing).",
+    )
+    body_timeout_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="Time allowed for a request body after its head; also how long a client "
+        "may leave its answers unread. Else 408 and close.",
+    )
+    max_header_bytes: int = Field(
+        16384,
+        ge=1024,
+        le=1048576,
+        description="Largest request head (request line and headers), in bytes; beyond it: 431.",
+    )
+    max_headers: int = Field(
+        100, ge=10, le=1000, description="Most headers in one request; beyond it: 431."
+    )
+    max_connections: int = Field(
+        1000,
+        ge=1,
+        le=1000000,
+        description="Open connections per process, at most; beyond it the longest-idle one is "
+        "closed, or (none idle) the newcomer gets 503.",
+    )
+
+    @field_validator("log_level")
+    @classmethod
+    def _log_level(cls, value: str) -> str:
+        return values.log_level(value)
