@@ -562,3 +562,10 @@ def test_the_settings_are_declared_by_subsystem() -> None:
     assert len(checks.field_validators) == sum(
         len(group.__pydantic_decorators__.field_validators) for group in GROUPS
     )
+
+
+def test_leads_check_lists_every_setting_in_its_established_order() -> None:
+    from leads.settings.display import CHECK_ORDER
+
+    assert sorted(CHECK_ORDER) == sorted(Settings.model_fields), "add a new setting at the end"
+    assert list(settings().public_view()) == [f"LEADS_{name.upper()}" for name in CHECK_ORDER]

@@ -29,8 +29,25 @@ def shown(name: str, value: object) -> str:
     return str(value)
 
 
+# The order `leads check` prints the settings in: the order they were added in, kept as it
+# was when the settings were grouped (scripts may read the output). A new setting goes last.
+CHECK_ORDER = (
+    "database_url", "secret_key", "default_region", "allowed_origins", "max_body_bytes",
+    "rate_limit", "forms_file", "database_timeout_seconds", "log_level", "intake_queue_size",
+    "header_timeout_seconds", "body_timeout_seconds", "max_header_bytes", "max_headers",
+    "max_connections", "min_fill_seconds", "require_form_token", "rate_limit_storage",
+    "trusted_proxies", "captcha_provider", "captcha_site_key", "captcha_secret",
+    "captcha_min_score", "captcha_fail_open", "captcha_timeout_seconds", "blocked_terms",
+    "max_links", "tarpit_seconds", "tarpit_capacity", "smtp_url", "inbox", "mail_from",
+    "email_api", "email_api_key", "mailgun_domain", "email_api_base_url", "webhook_urls",
+    "webhook_secret", "public_url", "notify_detail", "autoreply", "retry_base_seconds",
+    "retry_give_up_hours", "dispatcher", "delivery_timeout_seconds", "shutdown_grace_seconds",
+)  # fmt: skip
+
+
 def public_view(settings: BaseModel) -> dict[str, str]:
-    """Every setting as text, secrets hidden, in the order the settings are declared."""
-    return {
-        env_name(name): shown(name, getattr(settings, name)) for name in type(settings).model_fields
-    }
+    """Every setting as text, secrets hidden, in :data:`CHECK_ORDER` (any setting missing
+    from it after the rest)."""
+    fields = type(settings).model_fields
+    order = [*CHECK_ORDER, *(name for name in fields if name not in CHECK_ORDER)]
+    return {env_name(name): shown(name, getattr(settings, name)) for name in order}
