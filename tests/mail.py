@@ -143,3 +143,17 @@ def mail_server(
         yield server
     finally:
         controller.stop()
+
+
+INBOX = "desk@clinic.example,owner@clinic.example"
+
+
+def smtp_settings(server: MailServer, **extra: object) -> dict[str, object]:
+    """Settings that send the clinic's email to ``server`` (plain SMTP, two inboxes)."""
+    return {
+        "smtp_url": f"smtp://127.0.0.1:{server.port}?starttls=off",
+        "inbox": INBOX,
+        "mail_from": "Clinic leads <leads@clinic.example>",
+        "retry_base_seconds": 0.05,
+        **extra,
+    }

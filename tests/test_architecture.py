@@ -46,3 +46,15 @@ def test_the_shared_vocabulary_depends_on_nothing_else() -> None:
     assert {"intake", "notify", "staff"}.isdisjoint(imported_parts("storage"))
     assert "intake" not in imported_parts("notify")
     assert "intake" not in imported_parts("staff")
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared helpers live in conftest.py, support.py, servers.py, mail.py, clock.py and
+    pgcluster.py; a test module importing another would run its tests twice or tie them."""
+    here = Path(__file__).parent
+    offenders = []
+    for path in sorted(here.glob("test_*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.test_"):
+                offenders.append(f"{path.name} imports {node.module}")
+    assert offenders == []

@@ -18,7 +18,7 @@ from playwright.async_api import Browser, BrowserContext, Page, Request, async_p
 from tests.conftest import SECRET
 from tests.servers import running_service, unavailable
 
-pytestmark = [pytest.mark.browser]
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [

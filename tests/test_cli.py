@@ -7,7 +7,6 @@ import contextlib
 import csv
 import io
 import json
-import os
 import re
 import sqlite3
 import subprocess
@@ -22,8 +21,8 @@ import pytest
 
 from tests.conftest import SECRET
 from tests.servers import free_port
+from tests.support import LEADS, leads_env, run_leads
 
-LEADS = (sys.executable, "-m", "leads")
 CONSOLE_SCRIPT = Path(sys.executable).parent / "leads"
 EXPORT_KEYS = {
     "id",
@@ -39,29 +38,6 @@ EXPORT_KEYS = {
     "status",
     "spam",
 }
-
-
-def leads_env(**settings: str) -> dict[str, str]:
-    """A subprocess environment: ours without any LEADS_* variable, plus ``settings``
-    (``database_url="..."`` becomes ``LEADS_DATABASE_URL``)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LEADS_")}
-    env.update({f"LEADS_{name.upper()}": value for name, value in settings.items()})
-    return env
-
-
-def run_leads(
-    *args: str, env: dict[str, str], cwd: Path, command: tuple[str, ...] = LEADS
-) -> subprocess.CompletedProcess[str]:
-    """Run the command to completion in ``cwd`` (a directory with no ``.env`` of ours)."""
-    return subprocess.run(
-        [*command, *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
 
 
 @contextlib.contextmanager
@@ -195,6 +171,7 @@ def test_errors_in_use_are_one_line_and_exit_2(
         assert "LEADS_SECRET_KEY" in line
 
 
+@pytest.mark.slow
 def test_each_bad_setting_gets_its_own_line(tmp_path: Path) -> None:
     env = leads_env(
         max_body_bytes="abc",
@@ -306,6 +283,7 @@ def test_export_csv_escapes_formulas_and_keeps_phone_numbers(exported: dict[str,
 # --- serve -------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_serve_with_two_workers_answers(tmp_path: Path) -> None:
     env = leads_env(database_url=f"sqlite:///{tmp_path / 'leads.db'}")
     with serving(env, tmp_path, "--workers", "2") as base:

@@ -20,6 +20,8 @@ import pytest
 
 from tests.servers import Service, free_port, leads_process
 
+pytestmark = pytest.mark.slow  # real sockets against a real server, waiting on deadlines
+
 HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 2.0
 SLACK = 3.0  # a deadline is met if the close comes at most this much later (a loaded CI box)

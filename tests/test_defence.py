@@ -19,10 +19,9 @@ from leads.app import create_app
 from leads.intake.defence import Defences
 from tests.clock import FakeClock, until
 from tests.conftest import SECRET, Query, make_settings, migrate, serving_app
-from tests.mail import mail_server
+from tests.mail import mail_server, smtp_settings
 from tests.servers import free_port, redis_server
-from tests.test_operator import leads_cli
-from tests.test_smtp import outbox_rows, smtp_settings
+from tests.support import leads_cli, outbox_rows
 
 FORM = "/f/dry-needling"
 

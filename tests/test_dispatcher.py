@@ -189,6 +189,7 @@ async def test_stopping_past_the_grace_period_gives_the_claim_back(
     assert rows == [{"status": "pending", "attempts": 0, "claimed_by": None, "claimed_until": None}]
 
 
+@pytest.mark.slow
 async def test_killed_after_sending_before_recording_sends_again_with_the_same_message_id(
     database_url: str, lead, query: Query
 ) -> None:
@@ -215,6 +216,7 @@ async def test_killed_after_sending_before_recording_sends_again_with_the_same_m
         assert rows[0]["attempts"] == 2
 
 
+@pytest.mark.slow
 async def test_sigterm_lets_an_in_flight_delivery_finish(database_url: str, lead, query) -> None:
     with mail_server() as smtp:
         smtp.delay = 1.5
@@ -231,6 +233,7 @@ async def test_sigterm_lets_an_in_flight_delivery_finish(database_url: str, lead
         assert rows == [{"status": "delivered", "attempts": 1}]
 
 
+@pytest.mark.slow
 async def test_sigterm_past_the_grace_period_releases_the_claim(
     database_url: str, lead, query
 ) -> None:
@@ -259,6 +262,7 @@ async def test_sigterm_past_the_grace_period_releases_the_claim(
 
 
 @pytest.mark.postgres
+@pytest.mark.slow
 async def test_several_workers_on_one_postgresql_deliver_each_message_once(
     postgres_url: str, lead
 ) -> None:
@@ -283,7 +287,8 @@ async def test_several_workers_on_one_postgresql_deliver_each_message_once(
                 )
             assert {r.status_code for r in responses} == {201}
             await asyncio.to_thread(smtp.wait_for, leads_count, 60)
-            await asyncio.sleep(1)  # any duplicate would arrive now
+            # A stopping worker finishes (or hands back) what it has in flight before it
+            # exits: once all three have exited, any duplicate would have arrived.
             for worker in (w1, w2, w3):
                 worker.process.send_signal(signal.SIGTERM)
             codes = [await asyncio.to_thread(w.process.wait, 30) for w in (w1, w2, w3)]

@@ -7,7 +7,7 @@ import asyncio
 import csv
 import io
 
-from tests.test_operator import leads_cli
+from tests.support import leads_cli
 
 # What a visitor may type, and what the CSV cell must read back as.
 CELLS = {

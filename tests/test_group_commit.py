@@ -18,6 +18,7 @@ from tests.conftest import SECRET, Query, make_settings, serving_app
 from tests.servers import leads_process
 
 
+@pytest.mark.slow
 async def test_sigkill_during_a_burst_loses_no_acknowledged_lead(
     database_url: str, query: Query
 ) -> None:

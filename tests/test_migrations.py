@@ -25,7 +25,7 @@ from leads.storage.database import Database
 from leads.storage.migrations import MIGRATION_LOCK_ID, alembic_config, upgrade_to_head
 from leads.storage.models import IdempotencyRecord  # also registers every table
 from tests.conftest import SECRET, make_settings, migrate
-from tests.test_cli import LEADS, leads_env, run_leads
+from tests.support import LEADS, leads_env, run_leads
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -144,6 +144,7 @@ async def _insert_marker(database_url: str) -> None:
         await database.close()
 
 
+@pytest.mark.slow
 def test_processes_migrating_at_once_all_succeed(database_url: str, tmp_path: Path) -> None:
     env = leads_env(database_url=plain_url(database_url), secret_key=SECRET)
     processes = [

@@ -5,25 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 
-from tests.conftest import SECRET
-from tests.mail import mail_server
-from tests.test_smtp import outbox_rows, smtp_settings
-
-
-def leads_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEADS_")}
-    return subprocess.run(
-        [sys.executable, "-m", "leads", *args],
-        env={**clean, "LEADS_DATABASE_URL": database_url, "LEADS_SECRET_KEY": SECRET, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.mail import mail_server, smtp_settings
+from tests.support import leads_cli, outbox_rows
 
 
 async def test_notify_test_reports_each_channel(database_url: str) -> None:

@@ -383,6 +383,7 @@ def env_name(name: str) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(BAD_VALUES))
+@pytest.mark.slow
 def test_a_bad_value_stops_leads_in_one_line_naming_it(
     environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], name: str
 ) -> None:
@@ -413,6 +414,7 @@ def leads_process(command: list[str], env: dict[str, str], cwd: Path) -> tuple[i
     return result.returncode, result.stdout, result.stderr
 
 
+@pytest.mark.slow
 def test_check_and_serve_refuse_every_bad_value_before_serving(tmp_path: Path) -> None:
     """Real processes: `check` and `serve` given every bad value at once name each setting on
     a line of its own; and the SMTP URL alone (which once got as far as a traceback)."""
