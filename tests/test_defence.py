@@ -68,7 +68,7 @@ async def clocked(database_url: str) -> AsyncIterator[ClockedApp]:
                     base_url="http://testserver",
                 )
             )
-            return Clocked(client, app.state.defences, clock)
+            return Clocked(client, app.state.services.defences, clock)
 
         yield build
 
