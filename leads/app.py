@@ -123,9 +123,8 @@ def app_from_environment() -> Starlette:
     """Factory for ``uvicorn --factory`` (and `leads serve`): settings from the environment."""
     app = create_app(Settings())
     # A server process: what exists by now (modules, classes, SQLAlchemy's mappings) lives
-    # as long as it does. Out of the collector's sight, full collections stay shorter: under
-    # a 512-connection flood they took 90-140 ms every few seconds, and real visitors waited
-    # behind them (docs/performance.md).
+    # as long as it does. Out of the collector's sight, full collections stay short, so real
+    # visitors do not wait behind them under a flood (measured in docs/performance.md).
     gc.collect()
     gc.freeze()
     return app
