@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 2.0
 SLACK = 3.0  # a deadline is met if the close comes at most this much later (a loaded CI box)
 SECRET = "connections-test-secret-0123456789"
+Record = Callable[[str, object], None]  # pytest's record_property
 
 
 def service_env(database: Path, **extra: str) -> dict[str, str]:
@@ -124,17 +125,18 @@ class Visitors:
 
 @contextlib.contextmanager
 def visitors_during_attack(
-    service: Service, capsys: pytest.CaptureFixture[str], attack: str
+    service: Service, record_property: Record, attack: str
 ) -> Iterator[Visitors]:
     with Visitors(service) as visitors:
         yield visitors
     assert visitors.statuses, "no real submission was made during the attack"
     assert set(visitors.statuses) == {201}, f"real visitors got {visitors.statuses}"
-    with capsys.disabled():
-        print(
-            f"\n{attack}: {len(visitors.statuses)} real submissions, all 201, "
-            f"p99 {visitors.p99_ms():.0f} ms"
-        )
+    # Shown in the run's summary ("measured"), with or without xdist.
+    record_property(
+        "measured",
+        f"{attack}: {len(visitors.statuses)} real submissions, all 201, "
+        f"p99 {visitors.p99_ms():.0f} ms",
+    )
 
 
 def logged(service: Service, text: str, within: float = 5) -> bool:
@@ -155,9 +157,9 @@ def head_of(answer: bytes) -> str:
 
 
 def test_a_connection_that_sends_nothing_is_closed_quietly(
-    service: Service, capsys: pytest.CaptureFixture[str]
+    service: Service, record_property: Record
 ) -> None:
-    with visitors_during_attack(service, capsys, "idle connections"):
+    with visitors_during_attack(service, record_property, "idle connections"):
         start = time.monotonic()
         socks = [connect(service) for _ in range(20)]
         for sock in socks:
@@ -170,10 +172,10 @@ def test_a_connection_that_sends_nothing_is_closed_quietly(
 
 
 def test_a_head_dribbled_byte_by_byte_gets_408_at_the_header_deadline(
-    service: Service, capsys: pytest.CaptureFixture[str]
+    service: Service, record_property: Record
 ) -> None:
     head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 100
-    with visitors_during_attack(service, capsys, "slow headers"), connect(service) as sock:
+    with visitors_during_attack(service, record_property, "slow headers"), connect(service) as sock:
         start = time.monotonic()
         for byte in head:
             try:
@@ -191,13 +193,13 @@ def test_a_head_dribbled_byte_by_byte_gets_408_at_the_header_deadline(
 
 
 def test_a_body_that_stops_arriving_gets_408_at_the_body_deadline(
-    service: Service, capsys: pytest.CaptureFixture[str]
+    service: Service, record_property: Record
 ) -> None:
     head = (
         b"POST /api/leads HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         b"Content-Length: 100\r\n\r\n{"
     )
-    with visitors_during_attack(service, capsys, "slow bodies"):
+    with visitors_during_attack(service, record_property, "slow bodies"):
         socks = [connect(service) for _ in range(10)]
         start = time.monotonic()
         for sock in socks:
@@ -212,10 +214,10 @@ def test_a_body_that_stops_arriving_gets_408_at_the_body_deadline(
 
 
 def test_an_oversized_or_unterminated_head_gets_431_at_once(
-    service: Service, capsys: pytest.CaptureFixture[str]
+    service: Service, record_property: Record
 ) -> None:
     big = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n"
-    with visitors_during_attack(service, capsys, "oversized heads"):
+    with visitors_during_attack(service, record_property, "oversized heads"):
         with connect(service) as sock:
             sock.sendall(big)
             answer, took = read_until_closed(sock, SLACK)
@@ -239,9 +241,12 @@ def test_an_oversized_or_unterminated_head_gets_431_at_once(
     assert logged(service, "request head larger than the limit (431)")
 
 
-def test_too_many_headers_get_431(service: Service, capsys: pytest.CaptureFixture[str]) -> None:
+def test_too_many_headers_get_431(service: Service, record_property: Record) -> None:
     headers = b"".join(b"X-H%d: 1\r\n" % i for i in range(150))
-    with visitors_during_attack(service, capsys, "too many headers"), connect(service) as sock:
+    with (
+        visitors_during_attack(service, record_property, "too many headers"),
+        connect(service) as sock,
+    ):
         sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + headers + b"\r\n")
         answer, _ = read_until_closed(sock, SLACK)
     assert status_of(answer) == 431
@@ -297,10 +302,10 @@ def _link(path: Path) -> str:
 
 
 def test_a_pipelining_client_that_does_not_read_is_let_go(
-    service: Service, capsys: pytest.CaptureFixture[str]
+    service: Service, record_property: Record
 ) -> None:
     request = b"GET /f/dry-needling HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-    attack = visitors_during_attack(service, capsys, "non-reading pipelining")
+    attack = visitors_during_attack(service, record_property, "non-reading pipelining")
     with attack, socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
         sock.connect(address(service))
@@ -333,11 +338,11 @@ def capped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
 
 
 def test_idle_connections_at_the_cap_make_room_for_visitors(
-    capped: Service, capsys: pytest.CaptureFixture[str]
+    capped: Service, record_property: Record
 ) -> None:
     idle = [connect(capped) for _ in range(60)]  # three times the cap, all silent
     try:
-        with visitors_during_attack(capped, capsys, "idle connections beyond the cap"):
+        with visitors_during_attack(capped, record_property, "idle connections beyond the cap"):
             deadline = time.monotonic() + 5
             while time.monotonic() < deadline and sum(closed_now(s) for s in idle) < 40:
                 time.sleep(0.05)
@@ -422,7 +427,7 @@ def _pipeline_without_reading(service: Service, stop: threading.Event) -> None:
 
 
 def test_real_visitors_keep_getting_201_under_every_attack_at_once(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, record_property: Record
 ) -> None:
     with leads_process(service_env(tmp_path / "leads.db", LEADS_MAX_CONNECTIONS="200")) as server:
         stop = threading.Event()
@@ -441,7 +446,9 @@ def test_real_visitors_keep_getting_201_under_every_attack_at_once(
         try:
             for thread in threads:
                 thread.start()
-            with visitors_during_attack(server, capsys, "every attack at once") as visitors:
+            with visitors_during_attack(
+                server, record_property, "every attack at once"
+            ) as visitors:
                 deadline = time.monotonic() + 20
                 while len(visitors.statuses) < 40 and time.monotonic() < deadline:
                     time.sleep(0.1)
