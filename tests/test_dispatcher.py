@@ -32,7 +32,8 @@ from leads.storage.outbox import claim_due
 from leads.storage.types import utcnow
 from tests.conftest import SECRET, Query, make_settings, migrate, serving_app
 from tests.mail import MailServer, mail_server
-from tests.servers import leads_process
+from tests.servers import Service, leads_process
+from tests.support import eventually
 
 # uvicorn re-raises SIGTERM once its graceful shutdown is complete.
 GRACEFUL = (0, -signal.SIGTERM)
@@ -275,6 +276,12 @@ async def test_several_workers_on_one_postgresql_deliver_each_message_once(
             leads_process(env, "worker", ready=False) as w2,
             leads_process(env, "worker", ready=False) as w3,
         ):
+            for worker in (w1, w2, w3):  # each has its signal handlers once it says this
+
+                async def started(worker: Service = worker) -> bool:
+                    return "delivering notifications" in worker.output()
+
+                await eventually(started, what="a worker's start")
             settings = make_settings(
                 postgres_url,
                 dispatcher="worker",
