@@ -282,16 +282,19 @@ def rss_kib(service: Service) -> int:
 
 def server_holds(service: Service, sock: socket.socket) -> bool:
     """Whether the server process still has this client's connection open (an fd on it)."""
-    client_port = sock.getsockname()[1]
-    inode = None
+    client_port, server_port = sock.getsockname()[1], sock.getpeername()[1]
+    # The table lists every socket on the machine (other tests' too): match both ends, and
+    # only sockets that have an inode (not TIME_WAIT leftovers).
+    inodes = set()
     for line in Path(f"/proc/{service.process.pid}/net/tcp").read_text().splitlines()[1:]:
         fields = line.split()
-        if int(fields[2].rsplit(":", 1)[1], 16) == client_port:
-            inode = fields[9]
-    if inode is None or inode == "0":
+        local, remote = (int(f.rsplit(":", 1)[1], 16) for f in fields[1:3])
+        if (local, remote) == (server_port, client_port) and fields[9] != "0":
+            inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
         return False
     fds = Path(f"/proc/{service.process.pid}/fd")
-    return any(_link(fd) == f"socket:[{inode}]" for fd in fds.iterdir())
+    return any(_link(fd) in inodes for fd in fds.iterdir())
 
 
 def _link(path: Path) -> str:

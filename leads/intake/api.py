@@ -10,8 +10,8 @@ from starlette.routing import Route
 
 from leads.abuse.tokens import MAX_AGE_SECONDS
 from leads.errors import InvalidIdempotencyKey, TooManySubmissions
-from leads.intake.capture import Receipt
 from leads.intake.pipeline import Arrival, take_submission
+from leads.intake.receipts import Receipt
 from leads.services import services_of, site_of
 from leads.web.bodies import read_json_object
 

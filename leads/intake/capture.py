@@ -19,9 +19,6 @@ The caller answers 201 only after this returns, that is, after the commit: a lea
 
 from __future__ import annotations
 
-import hashlib
-import json
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -31,7 +28,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.vocabulary import REPLAY_WINDOW, RETURNING_WINDOW
-from leads.errors import IdempotencyKeyReused, LeadsError, StorageUnavailable
+from leads.errors import LeadsError, StorageUnavailable
+from leads.intake.receipts import IdempotencyKey, Receipt, answer
 from leads.intake.submission import Submission
 from leads.notify.outbox import messages_for
 from leads.settings import Settings
@@ -53,46 +51,6 @@ class RequestMeta:
 
     client_ip: str | None
     user_agent: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Receipt:
-    id: uuid.UUID  # this submission's receipt: the only id the visitor is told
-    lead_id: uuid.UUID
-    outcome: str  # "created" | "merged" | "replayed"
-    spam: bool
-    notify: bool = False  # notifications are waiting: wake the dispatcher
-
-
-@dataclass(frozen=True, slots=True)
-class IdempotencyKey:
-    """A client's ``Idempotency-Key`` as stored: scoped to the client, tied to a submission."""
-
-    digest: str  # of the key and its scope: the stored key
-    fingerprint: str  # of what was submitted with it
-
-    @classmethod
-    def of(
-        cls, key: str, submission: Submission, *, client_ip: str | None, origin: str | None
-    ) -> IdempotencyKey:
-        """Scoped to the client's address and the page's origin: another client using the
-        same key (a copied snippet, a guessed key) starts its own record, never gets this
-        one's answer. Tokens are left out of the fingerprint: a retry may carry a fresh one."""
-        scope = "\x00".join((client_ip or "", (origin or "").lower(), key))
-        content = [
-            submission.form.slug,
-            submission.name,
-            submission.email,
-            submission.phone,
-            submission.preferred_contact,
-            submission.message,
-            submission.interest,
-            sorted(submission.attribution.items()),
-        ]
-        return cls(
-            digest=hashlib.sha256(scope.encode()).hexdigest(),
-            fingerprint=hashlib.sha256(json.dumps(content).encode()).hexdigest(),
-        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,27 +94,6 @@ async def capture_batch(
     return results
 
 
-async def replay_of(database: Database, key: IdempotencyKey) -> Receipt | None:
-    """The first answer to ``key``, if it was given in the last 24 hours; raises
-    :class:`IdempotencyKeyReused` if that answer was for another submission."""
-    async with database.reading() as session:
-        record = await get_idempotency_record(session=session, key=key.digest)
-    if record is None or record.created_at <= utcnow() - REPLAY_WINDOW:
-        return None
-    answer = _answer(record, key)
-    if isinstance(answer, LeadsError):
-        raise answer
-    return answer
-
-
-def _answer(record: IdempotencyRecord, key: IdempotencyKey) -> Receipt | LeadsError:
-    """What a repeated key gets: the first receipt, for the same submission only. (A record
-    from before fingerprints has none, and its receipt was the lead's id.)"""
-    if record.fingerprint is not None and record.fingerprint != key.fingerprint:
-        return IdempotencyKeyReused()
-    return Receipt(record.receipt_id or record.lead_id, record.lead_id, "replayed", spam=False)
-
-
 async def _replayed(database: Database, job: CaptureJob) -> Receipt | LeadsError:
     """Another request with the same Idempotency-Key committed first: answer as it did."""
     if job.idempotency_key is None:
@@ -165,7 +102,7 @@ async def _replayed(database: Database, job: CaptureJob) -> Receipt | LeadsError
         record = await get_idempotency_record(session=session, key=job.idempotency_key.digest)
     if record is None:
         return StorageUnavailable("the database refused a write")
-    return _answer(record, job.idempotency_key)
+    return answer(record, job.idempotency_key)
 
 
 async def store_submissions(
@@ -237,7 +174,7 @@ class _Batch:
         submission, meta, key, now = job.submission, job.meta, job.idempotency_key, self.now
         if key is not None and (record := self.records.get(key.digest)) is not None:
             if record.created_at > now - REPLAY_WINDOW:
-                return _answer(record, key)
+                return answer(record, key)
             await self.session.delete(record)  # expired: the key starts afresh
             await self.session.flush()
         lead, similar = self.match(job)

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from leads.errors import TooManySubmissions
-from leads.intake.capture import CaptureJob, IdempotencyKey, Receipt, RequestMeta, replay_of
+from leads.intake.capture import CaptureJob, RequestMeta
+from leads.intake.receipts import IdempotencyKey, Receipt, replay_of
 from leads.intake.submission import parse_submission
 from leads.services import Services
 

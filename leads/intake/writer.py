@@ -20,7 +20,8 @@ import contextlib
 import logging
 
 from leads.errors import IntakeBusy, LeadsError, StorageUnavailable
-from leads.intake.capture import CaptureJob, Receipt, capture_batch
+from leads.intake.capture import CaptureJob, capture_batch
+from leads.intake.receipts import Receipt
 from leads.settings import Settings
 from leads.storage.database import Database
 
