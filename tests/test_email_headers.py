@@ -27,7 +27,7 @@ INBOX = "desk@clinic.example,owner@clinic.example"
 MAIL_FROM = "Clinic leads <leads@clinic.example>"
 TITLE = "Learn more about dry needling"
 CLINIC_HEADERS = [
-    "From", "To", "Subject", "Message-ID", "Reply-To", "X-Leads-Notification-Id",
+    "From", "To", "Subject", "Message-ID", "Date", "Reply-To", "X-Leads-Notification-Id",
     "MIME-Version", "Content-Type",
 ]  # fmt: skip
 AUTOREPLY_HEADERS = [*CLINIC_HEADERS, "Auto-Submitted"]

@@ -12,12 +12,14 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.conftest import SECRET
 from tests.mail import INBOX, MailServer, mail_server, make_certificate, smtp_settings
-from tests.support import outbox_rows
+from tests.servers import free_port
+from tests.support import eventually, outbox_rows
 
 
 @pytest.fixture
@@ -351,3 +353,25 @@ def test_an_smtp_url_that_cannot_work_stops_the_start_in_one_line(
     assert done.stderr.splitlines() == [
         "leads: error: LEADS_SMTP_URL: starttls must be require, auto or off"
     ]
+
+
+async def test_an_unreachable_server_is_recorded_with_where_and_why(
+    make_client, lead, query, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The dead port is named with its cause in the outbox and the log; the password is not."""
+    port = free_port()  # nothing listens there
+    client = await make_client(
+        smtp_url=f"smtp://clinic:s3cr3tpass@127.0.0.1:{port}?starttls=off",
+        inbox=INBOX,
+        retry_base_seconds=30,
+    )
+    await client.post("/api/leads", json=lead())
+
+    async def failed() -> dict[str, Any] | None:
+        rows = await query("SELECT attempts, last_error FROM outbox")
+        return rows[0] if rows and rows[0]["last_error"] else None
+
+    row = await eventually(failed, what="a failed attempt recorded")
+    assert row["last_error"] == f"SMTP SMTPConnectError (127.0.0.1:{port}, ConnectionRefusedError)"
+    assert "s3cr3tpass" not in row["last_error"]
+    assert "s3cr3tpass" not in "\n".join(r.getMessage() for r in caplog.records)

@@ -141,6 +141,8 @@ def clinic_email(
             f'<p>This may be the same person as <a href="{e(earlier)}">an earlier lead</a>.</p>'
         )
     body.append(f'<p><a href="{e(url)}">Open this lead</a></p>')
+    if detail != "minimal" and email:
+        body.append(f"<p>{e(f'Reply to this email to write to {first_name(name)} directly.')}</p>")
 
     return Email(
         sender=settings.mail_from,

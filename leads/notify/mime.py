@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8, Policy
-from email.utils import parseaddr
+from email.utils import formatdate, parseaddr
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -227,6 +227,8 @@ def to_outgoing(email: Email, *, smtputf8: bool) -> Outgoing:
     message["To"] = address_header("To", to)
     message["Subject"] = text_header("Subject", email.subject)
     message["Message-ID"] = text_header("Message-ID", email.message_id)
+    # RFC 5322 requires it, and spam filters count its absence: the moment it is written.
+    message["Date"] = text_header("Date", formatdate(usegmt=True))
     written = [sender, *to]
     if email.reply_to:
         try:

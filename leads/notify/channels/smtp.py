@@ -102,9 +102,9 @@ class SMTPChannel(EmailChannel):
         except aiosmtplib.SMTPException as exc:
             if "STARTTLS" in str(exc):  # ?starttls=require and the server cannot: a setting
                 raise PermanentDeliveryError("SMTP server does not offer STARTTLS") from exc
-            raise TransientDeliveryError(f"SMTP {type(exc).__name__}") from exc
+            raise TransientDeliveryError(_failure(exc, server)) from exc
         except (OSError, TimeoutError) as exc:
-            raise TransientDeliveryError(f"SMTP {type(exc).__name__}") from exc
+            raise TransientDeliveryError(_failure(exc, server)) from exc
         if errors:
             # Accepted for some inbox addresses, refused for others. Not retried: that would
             # send it twice to those who have it. Said loudly instead.
@@ -143,3 +143,11 @@ def register(registry: ChannelRegistry) -> None:
             carries_autoreply=True,
         ),
     )
+
+
+def _failure(exc: BaseException, server: SMTPServer) -> str:
+    """What went wrong, where, and why: the error's kind, the server's host and port, and
+    the cause's kind (never the credentials, which only the URL holds)."""
+    cause = exc.__cause__ or exc.__context__
+    why = f", {type(cause).__name__}" if cause is not None and cause is not exc else ""
+    return f"SMTP {type(exc).__name__} ({server.host}:{server.port}{why})"
