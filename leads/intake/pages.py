@@ -27,9 +27,8 @@ from leads.errors import (
     StorageUnavailable,
     TooManySubmissions,
 )
-from leads.intake.fields import Invalid, clean_text
+from leads.intake.attribution import tracking_value
 from leads.intake.pipeline import Arrival, take_submission
-from leads.intake.submission import MAX_ATTRIBUTION
 from leads.services import services_of, site_of
 from leads.settings import Settings
 from leads.web.bodies import read_form_fields
@@ -83,17 +82,6 @@ def error_summary(errors: dict[str, FieldError]) -> list[SummaryItem]:
         label = " or ".join([labels[0], *(x.lower() for x in labels[1:])]) if labels else None
         items.append(SummaryItem(ANCHORS.get(fields[0]), label, message))
     return items
-
-
-def tracking_value(value: object) -> str | None:
-    """A hidden attribution value, cut to size; None if unusable. The visitor can neither
-    see nor fix these fields, so a bad one is dropped rather than reported to them."""
-    if not isinstance(value, str):
-        return None
-    try:
-        return clean_text(value[:MAX_ATTRIBUTION], max_length=MAX_ATTRIBUTION) or None
-    except Invalid:
-        return None
 
 
 def content_security_policy(form: Form, request: Request) -> str:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from leads.errors import TooManySubmissions
+from leads.intake.attribution import from_referer
 from leads.intake.capture import CaptureJob, RequestMeta
 from leads.intake.receipts import IdempotencyKey, Receipt, replay_of
 from leads.intake.submission import parse_submission
@@ -29,11 +30,15 @@ class Arrival:
     client_ip: str | None
     user_agent: str | None
     origin: str | None
+    referer: str | None = None
 
     @classmethod
     def of(cls, request: Request, client_ip: str | None) -> Arrival:
         agent = request.headers.get("user-agent")
-        return cls(client_ip, agent[:500] if agent else None, request.headers.get("origin"))
+        headers = request.headers
+        return cls(
+            client_ip, agent[:500] if agent else None, headers.get("origin"), headers.get("referer")
+        )
 
 
 async def take_submission(
@@ -49,6 +54,8 @@ async def take_submission(
     ``limited`` is a refusal the door met before reading (the per-IP test): a retry of a
     request that succeeded still gets its answer, anything else gets the refusal."""
     settings = services.settings
+    # A site's own form may not say which page it is on; the browser's Referer does.
+    raw = from_referer(raw, arrival.referer)
     submission = parse_submission(raw, forms=services.forms, default_region=settings.default_region)
     scoped = None
     if idempotency_key is not None:
