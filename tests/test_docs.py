@@ -24,6 +24,7 @@ from leads.settings.notifications import NotificationSettings
 from leads.settings.server import ServerSettings
 from leads.settings.storage import StorageSettings
 from leads.storage.models import Enquiry, Lead, OutboxMessage
+from tests.support import leads_env, run_leads
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -294,3 +295,28 @@ def test_the_documented_order_of_the_checks_is_the_rules_order() -> None:
     assert len(named) == len(list(built_in_rules()))
     for name, rule in zip(named, built_in_rules(), strict=True):
         assert name.startswith(rule.name), (named, rule.name)
+
+
+SAMPLE_DATABASE = "/var/lib/leads/leads.db"
+
+
+def test_the_leads_check_sample_is_what_leads_check_prints(tmp_path: Path) -> None:
+    """docs/operations.md shows `leads check`: run it with the settings the sample shows,
+    and it prints exactly that (a password as ***, with one of our own behind it)."""
+    text = (Path(__file__).parent.parent / "docs" / "operations.md").read_text()
+    block = text.split("$ leads check\n", 1)[1].split("```", 1)[0]
+    shown = block.splitlines()
+    given = {}
+    for line in shown:
+        name, sep, value = line.partition("=")
+        if sep and name.startswith("LEADS_") and value not in ("(not set)", "(set, hidden)"):
+            given[name] = value.replace(":***@", ":hunter2@")
+    database = tmp_path / "leads.db"
+    given["LEADS_DATABASE_URL"] = f"sqlite:///{database}"
+    env = leads_env()
+    env.update(given)
+    assert run_leads("migrate", env=env, cwd=tmp_path).returncode == 0
+    done = run_leads("check", env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    printed = done.stdout.replace(str(database), SAMPLE_DATABASE).splitlines()
+    assert printed == shown
