@@ -275,6 +275,62 @@ async def sideways_overflow(page: Page) -> int:
     )
 
 
+# Every control a visitor can tap: the honeypot is hidden from people and assistive
+# technology alike (aria-hidden), so it is not one.
+SMALL_TARGETS = """() => [...document.querySelectorAll('input, select, textarea, button')]
+    .filter(el => el.type !== 'hidden' && !el.closest('[aria-hidden=true]'))
+    .map(el => {
+        const own = el.getBoundingClientRect();
+        // A tap on a label works its control: the larger of the two is the tappable area.
+        const box = [own, ...[...el.labels].map(l => l.getBoundingClientRect())]
+            .reduce((a, b) => b.width * b.height > a.width * a.height ? b : a);
+        // A radio or checkbox is tapped through its label row, which takes in the box itself.
+        const encloses = box.left <= own.left && box.right >= own.right
+            && box.top <= own.top && box.bottom >= own.bottom;
+        return {id: el.id || el.textContent.trim(), width: box.width, height: box.height,
+                encloses};
+    })
+    .filter(t => t.width < 44 || t.height < 44 || !t.encloses)"""
+
+
+async def small_targets(page: Page) -> list[dict[str, Any]]:
+    """The controls whose tappable area is under 44x44 CSS px (WCAG 2.5.5)."""
+    targets: list[dict[str, Any]] = await page.evaluate(SMALL_TARGETS)
+    return targets
+
+
+@pytest.mark.parametrize(
+    "viewport", [PHONE, {"width": 1280, "height": 900}], ids=["phone", "desktop"]
+)
+async def test_every_control_is_at_least_44px_to_tap(
+    browser: Browser, service: Service, viewport: dict[str, int]
+) -> None:
+    context, visit = await open_visit(browser, viewport=viewport)
+    try:
+        page = visit.page
+        await page.goto(service.form, wait_until="load")
+        controls = await page.locator("input:not([type=hidden]), select, textarea, button").count()
+        assert controls >= 10  # name, email, phone, 4 radios, interest, message, consent...
+        assert await small_targets(page) == []
+
+        await submit(page)  # with every error shown, the rows are still as large
+        await page.wait_for_function(SUMMARY_FOCUSED)
+        assert await small_targets(page) == []
+
+        # The check notices a control that shrinks back to its bare 24px label row.
+        await page.evaluate(
+            "document.querySelector('label[for=preferred_contact-email]').style.cssText = "
+            "'min-height: 0; padding: 0 0 0 2.25rem'"
+        )
+        assert [t["id"] for t in await small_targets(page)] == ["preferred_contact-email"]
+
+        for path in ("/f/dry-needling/thanks", "/f/no-such-form"):
+            await page.goto(f"{service.base}{path}", wait_until="load")
+            assert await small_targets(page) == [], path
+    finally:
+        await context.close()
+
+
 async def axe_violations(page: Page) -> list[dict[str, Any]]:
     await page.add_script_tag(path=AXE)
     result = await page.evaluate(

@@ -129,6 +129,28 @@ async def test_the_form_page_renders_without_anything_from_other_sites(client) -
     assert form["action"] == FORM
 
 
+async def test_the_pages_link_our_own_icon_and_favicon_ico_answers_it(client) -> None:
+    response = await client.get(FORM, headers=HTML)
+    assert "'self'" in csp(response)["img-src"]  # the page's policy lets the icon load
+    for path in (FORM, f"{FORM}/thanks", "/f/no-such-form"):
+        (icon,) = parse(await client.get(path, headers=HTML)).all("link", rel="icon")
+        assert icon["href"] == "/static/favicon.svg", path
+        assert icon["type"] == "image/svg+xml"
+    linked = await client.get("/static/favicon.svg")
+    assert linked.status_code == 200
+    assert linked.headers["content-type"].startswith("image/svg+xml")
+    assert linked.text.startswith("<svg")
+
+    # Browsers still ask for /favicon.ico on every page: the same icon, kept for a day.
+    favicon = await client.get("/favicon.ico")
+    assert favicon.status_code == 200
+    assert favicon.headers["content-type"].startswith("image/")
+    assert favicon.headers["cache-control"] == "public, max-age=86400"
+    assert favicon.content == linked.content
+    assert len(favicon.content) < 1024
+    assert (await client.head("/favicon.ico")).status_code == 200
+
+
 async def test_every_field_has_a_label_and_required_ones_say_so(client) -> None:
     page = parse(await client.get(FORM))
     labelled = {attrs["for"] for attrs in page.all("label")}

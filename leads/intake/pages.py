@@ -1,4 +1,4 @@
-"""The hosted form: ``GET/POST /f/{slug}`` and its built-in thank-you page.
+"""The hosted form: ``GET/POST /f/{slug}``, its built-in thank-you page, and /favicon.ico.
 
 Works without JavaScript and loads nothing from other sites. On errors the page comes back
 (422) with everything the visitor typed and each error beside its field; if the database is
@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import FileResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from leads.abuse.captcha import PROVIDERS
@@ -34,6 +35,9 @@ from leads.settings import Settings
 from leads.web.bodies import read_form_fields
 
 log = logging.getLogger("leads.intake")
+
+# The page links this icon; browsers that ask for /favicon.ico anyway get the same one.
+FAVICON = Path(__file__).parent.parent / "static" / "favicon.svg"
 
 CONTACT_CHOICES = (
     ("", "No preference"),
@@ -219,8 +223,15 @@ async def thanks(request: Request) -> Response:
     )
 
 
+async def favicon(request: Request) -> Response:
+    return FileResponse(
+        FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "public, max-age=86400"}
+    )
+
+
 routes = [
     Route("/f/{slug}", show_form, methods=["GET"], name="show_form"),
     Route("/f/{slug}", submit_form, methods=["POST"], name="submit_form"),
     Route("/f/{slug}/thanks", thanks, methods=["GET"], name="thanks"),
+    Route("/favicon.ico", favicon, methods=["GET"], name="favicon"),
 ]
