@@ -24,6 +24,7 @@ from leads.intake import api, pages
 from leads.intake.defence import Defences
 from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
+from leads.logs import configure_logging
 from leads.notify.dispatcher import Dispatcher
 from leads.services import Services, Site
 from leads.settings import Settings
@@ -121,7 +122,10 @@ def create_app(
 
 def app_from_environment() -> Starlette:
     """Factory for ``uvicorn --factory`` (and `leads serve`): settings from the environment."""
-    app = create_app(Settings())
+    settings = Settings()
+    # A worker of `leads serve --workers N` is a new process: it logs only once told how.
+    configure_logging(settings.log_level)
+    app = create_app(settings)
     # A server process: what exists by now (modules, classes, SQLAlchemy's mappings) lives
     # as long as it does. Out of the collector's sight, full collections stay short, so real
     # visitors do not wait behind them under a flood (measured in docs/performance.md).

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from pydantic import ValidationError
 
 from leads.errors import LeadsError, UsageError
+from leads.logs import configure_logging
 from leads.settings import Settings, error_lines
 
 if TYPE_CHECKING:
@@ -21,18 +22,6 @@ if TYPE_CHECKING:
 
 Command = Callable[[argparse.Namespace, Settings], int]
 T = TypeVar("T")
-
-
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    if level != "debug":
-        logging.getLogger("alembic").setLevel(logging.WARNING)
-        # httpx logs every request's full URL at INFO; a webhook URL can carry a secret token.
-        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -294,6 +294,40 @@ def test_serve_with_two_workers_answers(tmp_path: Path) -> None:
     assert (tmp_path / "leads.db.secret").stat().st_mode & 0o777 == 0o600
 
 
+@pytest.mark.slow
+def test_serve_with_two_workers_logs_like_one_process(tmp_path: Path) -> None:
+    """Workers are spawned processes: each configures the service's logging itself."""
+    env = leads_env(database_url=f"sqlite:///{tmp_path / 'leads.db'}")
+    port = free_port()
+    with subprocess.Popen(
+        [*LEADS, "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    ) as process:
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.monotonic() + 30
+            while not _answers(f"{base}/healthz"):
+                assert process.poll() is None, "leads serve stopped"
+                assert time.monotonic() < deadline, "leads serve did not start"
+                time.sleep(0.05)
+            response = httpx.post(
+                f"{base}/api/leads",
+                json={"name": "Ann Smith", "email": "ann@example.com", "consent": True},
+                timeout=5,
+            )
+            assert response.status_code == 201, response.text
+        finally:
+            process.terminate()
+            output, _ = process.communicate(timeout=15)
+    log = output.decode()
+    receipt = response.json()["id"]
+    assert re.search(rf"INFO leads\.\S+: lead \S+ created \(receipt={receipt} ", log), log
+    assert "Ann" not in log  # the workers' log keeps what visitors typed out, as one process's
+
+
 DATABASE_COMMANDS = [
     ("export",),
     ("export", "--format", "csv"),

@@ -368,6 +368,7 @@ BAD_VALUES = {
     "dispatcher": "cron",
     "delivery_timeout_seconds": "0",
     "shutdown_grace_seconds": "-1",
+    "timezone": "Mars/Olympus_Mons",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)

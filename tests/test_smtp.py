@@ -11,8 +11,10 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -375,3 +377,22 @@ async def test_an_unreachable_server_is_recorded_with_where_and_why(
     assert row["last_error"] == f"SMTP SMTPConnectError (127.0.0.1:{port}, ConnectionRefusedError)"
     assert "s3cr3tpass" not in row["last_error"]
     assert "s3cr3tpass" not in "\n".join(r.getMessage() for r in caplog.records)
+
+
+async def test_the_clinic_email_shows_when_in_the_clinics_time_zone(
+    make_client, lead, smtp, query
+) -> None:
+    client = await make_client(**smtp_settings(smtp), timezone="America/New_York")
+    response = await client.post("/api/leads", json=lead())
+    assert response.status_code == 201
+    (mail,) = await asyncio.to_thread(smtp.wait_for, 1)
+    (row,) = await query("SELECT created_at FROM leads")
+    stored = row["created_at"]  # as the database holds it: UTC, text on SQLite
+    utc = (datetime.fromisoformat(stored) if isinstance(stored, str) else stored).replace(
+        tzinfo=UTC
+    )
+    local = utc.astimezone(ZoneInfo("America/New_York"))
+    expected = f"{local:%Y-%m-%d %H:%M} {'EDT' if local.dst() else 'EST'}"
+    assert f"Received: {expected}" in mail.part("plain").splitlines()
+    assert f"<th align=left>Received</th><td>{expected}</td>" in mail.part("html")
+    assert f"{utc:%Y-%m-%d %H:%M} UTC" not in mail.part("plain")

@@ -17,6 +17,7 @@ from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 import phonenumbers
 
@@ -67,6 +68,18 @@ def pretty_phone(e164: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
+def local_time(moment: datetime, zone: str) -> str:
+    """A stored (UTC) time as staff read it, in LEADS_TIMEZONE: ``2026-11-24 16:19 EST``, or
+    ``2026-11-24 21:19 UTC`` in UTC. A zone whose abbreviation is only an offset (``+04``)
+    is shown as ``UTC+04:00``."""
+    local = moment.astimezone(ZoneInfo(zone))
+    abbreviation = local.tzname() or ""
+    if not abbreviation.isalpha():
+        offset = local.strftime("%z")  # +0400
+        abbreviation = f"UTC{offset[:3]}:{offset[3:]}"
+    return f"{local:%Y-%m-%d %H:%M} {abbreviation}"
+
+
 def clinic_email(
     message: OutboxMessage,
     lead: Lead,
@@ -87,7 +100,7 @@ def clinic_email(
         subject += f" from {first_name(name)}"
 
     url = lead_url(lead, settings)
-    received = (enquiry.created_at if enquiry else lead.created_at).strftime("%Y-%m-%d %H:%M UTC")
+    received = local_time(enquiry.created_at if enquiry else lead.created_at, settings.timezone)
     rows: list[tuple[str, str, str | None]] = []  # label, text, link
     if detail != "minimal":
         rows.append(("Name", name, None))

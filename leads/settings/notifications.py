@@ -77,6 +77,12 @@ class NotificationSettings(BaseModel):
         description="On shutdown, how long in-flight deliveries may take to finish.",
     )
 
+    timezone: str = Field(
+        "UTC",
+        description="IANA time zone (e.g. America/New_York) of the times in notification "
+        "emails; webhooks keep UTC.",
+    )
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -135,6 +141,11 @@ class NotificationSettings(BaseModel):
     @classmethod
     def _public_url(cls, value: str) -> str:
         return urls.web_url(value, query=False).rstrip("/")
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        return values.timezone(value)
 
     @model_validator(mode="after")
     def _channels_complete(self) -> Self:

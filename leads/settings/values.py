@@ -14,6 +14,7 @@ import re
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from limits import parse_many
@@ -127,6 +128,17 @@ def log_level(value: str) -> str:
     if level not in LOG_LEVELS:
         raise ValueError("must be debug, info, warning or error")
     return level
+
+
+def timezone(value: str) -> str:
+    """An IANA time zone name such as ``Europe/Berlin`` or ``UTC``, kept as written."""
+    name = value.strip()
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        # ValueError: not a name at all (empty, absolute or with ".." in it).
+        raise ValueError("must be an IANA time zone name such as UTC or America/New_York") from None
+    return name
 
 
 def webhook_secret(value: str) -> str:
