@@ -16,7 +16,9 @@ from leads.errors import HTTPProblem
 log = logging.getLogger("leads.web")
 
 PROBLEM_JSON = "application/problem+json"
-ERROR_PAGE_CSP = "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'"
+ERROR_PAGE_CSP = (
+    "default-src 'none'; style-src 'self'; img-src 'self'; base-uri 'none'; form-action 'self'"
+)
 
 
 class ProblemResponse(JSONResponse):
