@@ -67,7 +67,7 @@ def leads_cli(database_url: str, *args: str, **env: str) -> subprocess.Completed
     """`leads ARGS` against the test's database, as an operator runs it (extra LEADS_*
     variables by their full names)."""
     base = leads_env(database_url=database_url, secret_key=SECRET)
-    return run_leads(*args, env={**base, **env})
+    return run_leads(*args, env={**base, **env}, cwd=Path(__file__).parent)  # no .env here
 
 
 async def outbox_rows(

@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +18,7 @@ import pytest
 from tests.conftest import SECRET
 from tests.mail import INBOX, MailServer, mail_server, make_certificate, smtp_settings
 from tests.servers import free_port
-from tests.support import eventually, outbox_rows
+from tests.support import eventually, leads_cli, leads_env, outbox_rows, run_leads
 
 
 @pytest.fixture
@@ -168,15 +165,7 @@ async def test_permanent_failure_is_dead_until_an_operator_retries(
     assert [m.message["Subject"].endswith("from Later") for m in smtp.received] == [True]
     smtp.received.clear()
 
-    env = {**os.environ, "LEADS_DATABASE_URL": database_url, "LEADS_SECRET_KEY": SECRET}
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "leads", "outbox", "retry", "--all-dead"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = await asyncio.to_thread(leads_cli, database_url, "outbox", "retry", "--all-dead")
     assert done.returncode == 0, done.stderr
     assert "1 message(s) queued" in done.stdout
     (mail,) = await asyncio.to_thread(smtp.wait_for, 1)
@@ -334,23 +323,13 @@ async def test_someone_else_on_the_same_phone_gets_a_lead_of_their_own(
 def test_an_smtp_url_that_cannot_work_stops_the_start_in_one_line(
     tmp_path: Path, command: str
 ) -> None:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEADS_")}
-    env = {
-        **clean,
-        "LEADS_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}",
-        "LEADS_SECRET_KEY": SECRET,
-        "LEADS_SMTP_URL": "smtp://mail.clinic.example:587?starttls=sometimes",
-        "LEADS_INBOX": INBOX,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "leads", command],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    env = leads_env(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}",
+        secret_key=SECRET,
+        smtp_url="smtp://mail.clinic.example:587?starttls=sometimes",
+        inbox=INBOX,
     )
+    done = run_leads(command, env=env, cwd=tmp_path)
     assert done.returncode == 2
     assert done.stderr.splitlines() == [
         "leads: error: LEADS_SMTP_URL: starttls must be require, auto or off"

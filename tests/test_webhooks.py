@@ -7,17 +7,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-import os
 import secrets
 import subprocess
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,7 +22,8 @@ import pytest
 from standardwebhooks import Webhook
 from standardwebhooks.webhooks import WebhookVerificationError
 
-from tests.conftest import SECRET, LeadOf, Query
+from tests.conftest import LeadOf, Query
+from tests.support import leads_cli
 
 # -- a real receiver ---------------------------------------------------------------------
 
@@ -163,16 +161,7 @@ def message_to(rows: list[dict[str, Any]], url: str, lead_id: str) -> dict[str, 
 
 
 async def operator_retry(database_url: str, *ids: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "LEADS_DATABASE_URL": database_url, "LEADS_SECRET_KEY": SECRET}
-    return await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "leads", "outbox", "retry", *ids],
-        env=env,
-        cwd=Path(__file__).parent,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return await asyncio.to_thread(leads_cli, database_url, "outbox", "retry", *ids)
 
 
 DATA_FIELDS = {
@@ -437,22 +426,11 @@ async def test_notify_test_signs_a_test_to_each_url_and_reports_each(
     receiver, database_url: str
 ) -> None:
     receiver.script["/b"] = [500]
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("LEADS_")}
-    env = {
-        **clean,
-        "LEADS_DATABASE_URL": database_url,
-        "LEADS_SECRET_KEY": SECRET,
+    webhooks = {
         "LEADS_WEBHOOK_URLS": f"{receiver.url('/a?token=t0ps3cret')},{receiver.url('/b')}",
         "LEADS_WEBHOOK_SECRET": WEBHOOK_SECRET,
     }
-    done = await asyncio.to_thread(
-        subprocess.run,
-        [sys.executable, "-m", "leads", "notify-test"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = await asyncio.to_thread(leads_cli, database_url, "notify-test", **webhooks)
     assert done.returncode == 1, done.stderr
     assert done.stdout.splitlines() == [
         f"webhook {receiver.url('/a')}?...: delivered",

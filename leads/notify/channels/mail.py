@@ -7,6 +7,7 @@ Each email channel only says how one :class:`leads.notify.content.Email` is sent
 from __future__ import annotations
 
 import uuid
+from abc import ABC, abstractmethod
 
 from leads.core.vocabulary import MessageKind
 from leads.errors import PermanentDeliveryError
@@ -32,14 +33,16 @@ def notify_test_email(settings: Settings, test_id: uuid.UUID) -> Email:
     )
 
 
-class EmailChannel:
-    """A channel that sends email: the clinic's notification, or the visitor's autoreply."""
+class EmailChannel(ABC):
+    """A channel that sends email: the clinic's notification, or the visitor's autoreply.
+    Each email channel says only how an email leaves (``send``)."""
 
     def __init__(self, settings: Settings):
         self.settings = settings
 
+    @abstractmethod
     async def send(self, email: Email) -> None:
-        raise NotImplementedError
+        """Hand ``email`` to the server or provider; raise our DeliveryError types."""
 
     async def deliver(self, notice: Notice) -> None:
         message, lead = notice.message, notice.lead
