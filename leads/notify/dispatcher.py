@@ -212,7 +212,7 @@ class Dispatcher:
         return [
             Claimed(
                 m,
-                leads.get(m.lead_id),
+                leads.get(m.lead_id) if m.lead_id else None,
                 enquiries.get(m.enquiry_id) if m.enquiry_id else None,
                 m.target in disabled,
             )

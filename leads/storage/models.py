@@ -72,6 +72,17 @@ class Lead(Attribution, table=True):
     duplicate_of: uuid.UUID | None = Field(
         default=None, foreign_key="leads.id", ondelete="SET NULL"
     )
+    # The follow-up: who is on it, when it was first answered (its first status change
+    # away from new: where the speed-to-lead clock stops), and a version for ETags.
+    assigned_to: uuid.UUID | None = Field(
+        default=None, foreign_key="users.id", index=True, ondelete="SET NULL"
+    )
+    first_response_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    version: int = Field(default=1)
+    # Merged into another lead by staff: it leaves the lists; unmerging clears this.
+    merged_into: uuid.UUID | None = Field(default=None, foreign_key="leads.id", ondelete="SET NULL")
 
 
 class Enquiry(Attribution, table=True):
@@ -120,7 +131,10 @@ class OutboxMessage(SQLModel, table=True):
     __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
-    lead_id: uuid.UUID = Field(foreign_key="leads.id", index=True, ondelete="CASCADE")
+    # None for a message about no single lead (the daily digest).
+    lead_id: uuid.UUID | None = Field(
+        default=None, foreign_key="leads.id", index=True, ondelete="CASCADE"
+    )
     enquiry_id: uuid.UUID | None = Field(default=None)
     kind: str = Field(max_length=30)  # a MessageKind
     channel: str = Field(max_length=20)  # a Channel
@@ -150,3 +164,30 @@ class DisabledWebhook(SQLModel, table=True):
     url: str = Field(primary_key=True, max_length=500)
     disabled_at: datetime = _at()
     reason: str = Field(max_length=200)
+
+
+# The staff side's tables live in their own module; importing it here registers them with
+# the metadata that migrations and tests compare against.
+from leads.storage.staff_tables import (  # noqa: E402
+    ApiToken,
+    AuditEntry,
+    Digest,
+    LeadEvent,
+    StaffSession,
+    User,
+)
+
+__all__ = [
+    "ApiToken",
+    "Attribution",
+    "AuditEntry",
+    "Digest",
+    "DisabledWebhook",
+    "Enquiry",
+    "IdempotencyRecord",
+    "Lead",
+    "LeadEvent",
+    "OutboxMessage",
+    "StaffSession",
+    "User",
+]
