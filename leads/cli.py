@@ -33,6 +33,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from leads.storage.migrations import upgrade_to_head
     from leads.web.connections import protocol_factory
 
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers > 1 and settings.is_sqlite:
+        raise UsageError(
+            f"--workers {args.workers} needs PostgreSQL: with SQLite one process writes at a time "
+            "and each worker would queue its writes behind the others' (use one worker, or "
+            "LEADS_DATABASE_URL=postgresql://...)"
+        )
     settings = with_secret_key(settings)  # before the workers start: one key for all
     load_forms(settings.forms_file)  # a broken forms file fails here, in one line
     channels = builtin_channels()
