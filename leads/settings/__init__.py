@@ -74,7 +74,7 @@ class Settings(
     def clinic_identity(self) -> ClinicIdentity:
         """The clinic as LEADS_CLINIC_* describe it; a form may override each value."""
         phone = clinic_phone(self.clinic_phone, self.default_region) if self.clinic_phone else None
-        return ClinicIdentity(name=self.clinic_name, phone=phone, url=self.clinic_url)
+        return ClinicIdentity(name=self.clinic_name or "", phone=phone, url=self.clinic_url)
 
 
 def error_lines(error: ValidationError) -> list[str]:

@@ -8,10 +8,10 @@ from leads.core import clinic
 
 
 class ClinicSettings(BaseModel):
-    clinic_name: str = Field(
-        "",
-        description="The clinic's name, shown on the pages and signing the emails; "
-        'empty = "the clinic".',
+    clinic_name: str | None = Field(
+        None,
+        description="The clinic's name, shown on the pages, signing the autoreply and as "
+        'the emails\' From name; not set = "the clinic".',
     )
     clinic_phone: str | None = Field(
         None,
@@ -26,8 +26,8 @@ class ClinicSettings(BaseModel):
 
     @field_validator("clinic_name")
     @classmethod
-    def _name(cls, value: str) -> str:
-        return clinic.clinic_name(value)
+    def _name(cls, value: str | None) -> str | None:
+        return (clinic.clinic_name(value) or None) if value is not None else None
 
     @field_validator("clinic_phone")
     @classmethod
