@@ -55,7 +55,7 @@ def create_app(
     for tests of providers that cannot be reached from here. ``clock`` is the time the
     defences measure with (form tokens, rate windows, the tarpit): for tests that move it."""
     settings = with_secret_key(settings or Settings())
-    forms = load_forms(settings.forms_file)
+    forms = load_forms(settings.forms_file, region=settings.default_region)
     templates = Jinja2Templates(
         env=jinja2.Environment(
             loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
@@ -63,6 +63,8 @@ def create_app(
             undefined=jinja2.StrictUndefined,
         )
     )
+    # Pages that know their form pass its identity; the rest (error pages) show this one.
+    templates.env.globals["clinic"] = settings.clinic_identity()
     site = Site(settings, forms, templates)
 
     @contextlib.asynccontextmanager

@@ -42,7 +42,8 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             "LEADS_DATABASE_URL=postgresql://...)"
         )
     settings = with_secret_key(settings)  # before the workers start: one key for all
-    load_forms(settings.forms_file)  # a broken forms file fails here, in one line
+    # A broken forms file fails here, in one line.
+    load_forms(settings.forms_file, region=settings.default_region)
     channels = builtin_channels()
     channels.check(settings)  # so does a channel's setting that cannot work
     asyncio.run(with_database(settings, upgrade_to_head))
@@ -207,7 +208,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     if settings.secret_key is None and not settings.is_sqlite:
         with_secret_key(settings)
     builtin_channels().check(settings)
-    forms = load_forms(settings.forms_file)
+    forms = load_forms(settings.forms_file, region=settings.default_region)
     print(f"forms: {', '.join(sorted(forms.forms))}")
 
     async def probe(database: Database) -> int:

@@ -19,6 +19,7 @@ from leads.notify.channels.webhook import WebhookChannel
 from leads.notify.content import webhook_payload
 from leads.settings import GROUPS, Settings
 from leads.settings.abuse import AbuseSettings
+from leads.settings.clinic import ClinicSettings
 from leads.settings.intake import IntakeSettings
 from leads.settings.notifications import NotificationSettings
 from leads.settings.server import ServerSettings
@@ -81,6 +82,7 @@ GROUP_HEADINGS = {
     ServerSettings: "Server and connections",
     AbuseSettings: "Spam and abuse",
     NotificationSettings: "Notifications",
+    ClinicSettings: "The clinic",
 }
 
 

@@ -14,6 +14,7 @@ import asyncio
 import base64
 from collections.abc import Iterator
 from email import errors
+from email.header import decode_header, make_header
 from typing import Any
 
 import httpx
@@ -279,3 +280,86 @@ async def test_a_non_ascii_local_part_with_smtputf8(make_client, query: Query) -
     assert clinic.message["Reply-To"] == "zoë@xn--exmple-cua.com"
     assert reply.message["To"] == "zoë@xn--exmple-cua.com"
     assert reply.message["Subject"] == f"We have your request: {TITLE}"
+
+
+def display_name(mail: Received) -> str:
+    """The From header's display name, decoded from the raw header as a mail program does."""
+    head = mail.raw.split(b"\r\n\r\n", 1)[0].decode("ascii").replace("\r\n ", " ")
+    (line,) = [h for h in head.split("\r\n") if h.startswith("From: ")]
+    phrase = line.removeprefix("From: ").rpartition(" <")[0]
+    return str(make_header(decode_header(phrase)))
+
+
+CLINIC_NAME = 'Zoë\'s "Physio" & <Co>, Ltd =?x?q?=0D=0ABcc:_x@e.io?='
+
+
+async def test_the_clinic_name_is_the_from_display_name_and_signs_the_autoreply(
+    make_client, smtp
+) -> None:
+    client = await make_client(
+        **settings_for(smtp),
+        clinic_name=CLINIC_NAME,
+        clinic_phone="(202) 555-0123",
+        clinic_url="https://clinic.example/",
+    )
+    visitor = "ann@example.com"
+    response = await submit(client, "form", name="Ann Smith", email=visitor)
+    assert accepted("form", response), response.text
+    clinic, reply = clinic_and_reply(await asyncio.to_thread(smtp.wait_for, 2), visitor)
+
+    for mail, headers in ((clinic, CLINIC_HEADERS), (reply, AUTOREPLY_HEADERS)):
+        assert_well_formed(mail, headers)
+        (sender,) = mail.message["From"].addresses
+        assert sender.addr_spec == "leads@clinic.example"  # LEADS_MAIL_FROM's address
+        # Decoded as RFC 2047 says (the policy's parser keeps the space between two
+        # encoded words of a display name): exactly the configured name.
+        assert display_name(mail) == CLINIC_NAME
+        assert mail.sender == "leads@clinic.example"
+        assert b"Bcc" not in mail.raw.split(b"\r\n\r\n", 1)[0]
+
+    text = reply.part("plain").replace("\r\n", "\n")
+    assert f"please call {CLINIC_NAME} on (202) 555-0123." in text
+    assert text.endswith(f"\n\n{CLINIC_NAME}\nPhone: (202) 555-0123\nhttps://clinic.example/\n")
+    html = reply.part("html")
+    assert '<a href="tel:+12025550123">(202) 555-0123</a>' in html
+    assert '<a href="https://clinic.example/">https://clinic.example/</a>' in html
+    assert "Zoë&#x27;s &quot;Physio&quot; &amp; &lt;Co&gt;" in html
+
+
+async def test_a_forms_clinic_name_is_the_from_of_its_emails(make_client, smtp, tmp_path) -> None:
+    forms = tmp_path / "forms.toml"
+    forms.write_text(
+        '[forms.dry-needling]\ntitle = "Learn more about dry needling"\n'
+        'clinic_name = "Southside Backs"\n'
+        'autoreply = "Thanks, we will call you."\n',
+        encoding="utf-8",
+    )
+    client = await make_client(
+        **settings_for(smtp),
+        forms_file=forms,
+        clinic_name="Northside Physio",
+        clinic_url="https://northside.example/",
+    )
+    visitor = "ann@example.com"
+    response = await submit(client, "api", name="Ann Smith", email=visitor)
+    assert accepted("api", response), response.text
+    clinic, reply = clinic_and_reply(await asyncio.to_thread(smtp.wait_for, 2), visitor)
+    for mail in (clinic, reply):
+        assert mail.message["From"] == "Southside Backs <leads@clinic.example>"
+    text = reply.part("plain").replace("\r\n", "\n")
+    assert text == (
+        "Hello Ann,\n\nThanks, we will call you.\n\nSouthside Backs\nhttps://northside.example/\n"
+    )
+
+
+async def test_without_a_clinic_name_the_from_is_leads_mail_from_as_written(
+    make_client, smtp
+) -> None:
+    client = await make_client(**settings_for(smtp), clinic_phone="+44 20 7946 0018")
+    visitor = "ann@example.com"
+    await submit(client, "api", name="Ann Smith", email=visitor)
+    clinic, reply = clinic_and_reply(await asyncio.to_thread(smtp.wait_for, 2), visitor)
+    assert clinic.message["From"] == reply.message["From"] == MAIL_FROM
+    text = reply.part("plain").replace("\r\n", "\n")
+    assert "please call the clinic on +44 20 7946 0018." in text
+    assert text.endswith("emergency number.\n\nPhone: +44 20 7946 0018\n")

@@ -494,3 +494,116 @@ async def test_the_posted_form_field_cannot_switch_forms(client, query: Query) -
     response = await client.post(FORM, data=visitor(form="something-else"))
     assert response.status_code == 303
     assert await query("SELECT form FROM leads") == [{"form": "dry-needling"}]
+
+
+CLINIC = {
+    "clinic_name": "Northside Physio",
+    "clinic_phone": "(202) 555-0123",
+    "clinic_url": "https://northside.example/",
+}
+
+
+def tel_links(page: Page) -> list[str]:
+    return [a["href"] for a in page.all("a") if a.get("href", "").startswith("tel:")]
+
+
+async def test_without_an_identity_the_pages_say_the_clinic_and_link_nowhere(client) -> None:
+    form_page = parse(await client.get(FORM, headers=HTML))
+    thanks_page = parse(await client.get(f"{FORM}/thanks", headers=HTML))
+    error_page = parse(await client.get("/f/no-such-form", headers=HTML))
+    for page in (form_page, thanks_page, error_page):
+        assert "call the clinic," in page.text
+        assert tel_links(page) == []
+        assert not [a for a in page.all("a") if a.get("href", "").startswith("http")]
+    assert "What would you like help with?" in form_page.text
+
+
+async def test_the_pages_name_the_clinic_link_its_phone_and_lead_back_to_its_site(
+    make_client,
+) -> None:
+    client = await make_client(**CLINIC)
+    form_page = parse(await client.get(FORM, headers=HTML))
+    assert "If you need help now, call Northside Physio on (202) 555-0123" in form_page.text
+    assert tel_links(form_page) == ["tel:+12025550123"]
+
+    thanks_page = parse(await client.get(f"{FORM}/thanks", headers=HTML))
+    assert "please call Northside Physio on (202) 555-0123" in thanks_page.text
+    assert tel_links(thanks_page) == ["tel:+12025550123"]
+    (back,) = thanks_page.all("a", href="https://northside.example/")
+    assert "Back to Northside Physio's website" in thanks_page.text
+    assert back["class"] == "back-link"
+
+    # A form that does not exist has no identity of its own: the settings' one.
+    error_page = parse(await client.get("/f/no-such-form", headers=HTML))
+    assert "go back to Northside Physio's website" in error_page.text
+    assert "please call Northside Physio on (202) 555-0123 instead" in error_page.text
+    assert tel_links(error_page) == ["tel:+12025550123", "tel:+12025550123"]
+    assert error_page.all("a", href="https://northside.example/")
+
+
+async def test_a_busy_form_says_whom_to_call(make_client, tmp_path: Path) -> None:
+    database_path = tmp_path / "busy.db"
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{database_path}", database_timeout_seconds=0.3, **CLINIC
+    )
+    await migrate(settings)
+    app = create_app(settings)
+    lock = sqlite3.connect(database_path, isolation_level=None)
+    try:
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                lock.execute("BEGIN IMMEDIATE")
+                response = await c.post(FORM, data=visitor(), headers=HTML)
+                lock.execute("ROLLBACK")
+    finally:
+        lock.close()
+    assert response.status_code == 503
+    page = parse(response)
+    assert "again then, or call Northside Physio on (202) 555-0123" in page.text
+    assert len(tel_links(page)) == 2
+
+
+async def test_a_form_in_the_forms_file_speaks_for_its_own_clinic(
+    make_client, tmp_path: Path
+) -> None:
+    forms = tmp_path / "forms.toml"
+    forms.write_text(
+        '[forms.back-pain]\ntitle = "Back pain"\ninterests = ["Sciatica"]\n'
+        'interest_label = "Where does it hurt?"\n'
+        'clinic_name = "Southside Backs"\nclinic_phone = "+44 20 7946 0018"\n'
+        'clinic_url = "https://southside.example/contact?from=leads&x=1"\n'
+        '[forms.neck]\ntitle = "Neck pain"\nclinic_name = "Neck Clinic"\n',
+        encoding="utf-8",
+    )
+    client = await make_client(forms_file=forms, **CLINIC)
+    page = parse(await client.get("/f/back-pain", headers=HTML))
+    assert "call Southside Backs on +44 20 7946 0018" in page.text
+    assert tel_links(page) == ["tel:+442079460018"]
+    assert "Where does it hurt?" in page.text
+    assert "What would you like help with?" not in page.text
+
+    thanks = await client.get("/f/back-pain/thanks", headers=HTML)
+    assert 'href="https://southside.example/contact?from=leads&amp;x=1"' in thanks.text
+    assert "Back to Southside Backs's website" in parse(thanks).text
+
+    # Only the name is the form's own: the phone and site are the settings'.
+    neck = parse(await client.get("/f/neck/thanks", headers=HTML))
+    assert "please call Neck Clinic on (202) 555-0123" in neck.text
+    assert neck.all("a", href="https://northside.example/")
+    # The built-in form keeps the settings' identity.
+    built_in = parse(await client.get(FORM, headers=HTML))
+    assert "call Northside Physio on (202) 555-0123" in built_in.text
+
+
+async def test_a_clinic_name_is_text_on_every_page(make_client) -> None:
+    client = await make_client(
+        clinic_name='Ann & <b>Bo</b> "Physio"', clinic_url="https://clinic.example/?a=1&b=<2>"
+    )
+    for path in (FORM, f"{FORM}/thanks", "/f/no-such-form"):
+        response = await client.get(path, headers=HTML)
+        assert "<b>" not in response.text
+        assert "Ann &amp; &lt;b&gt;Bo&lt;/b&gt; &#34;Physio&#34;" in response.text, path
+        assert 'call Ann & <b>Bo</b> "Physio",' in parse(response).text
+    thanks = await client.get(f"{FORM}/thanks", headers=HTML)
+    assert 'href="https://clinic.example/?a=1&amp;b=&lt;2&gt;"' in thanks.text

@@ -369,6 +369,9 @@ BAD_VALUES = {
     "delivery_timeout_seconds": "0",
     "shutdown_grace_seconds": "-1",
     "timezone": "Mars/Olympus_Mons",
+    "clinic_name": "Northside Physio " * 7,  # over 100 characters
+    "clinic_phone": "555 0100",  # too short to be a number in the US
+    "clinic_url": "clinic.example",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
@@ -509,6 +512,10 @@ def test_smtp_urls_refused(url: str, reason: str) -> None:
         ),
         ("blocked_terms", "casino, cheap pills", ("casino", "cheap pills")),
         ("inbox", "a@b.example, Desk <c@d.example>", ("a@b.example", "Desk <c@d.example>")),
+        ("clinic_name", "  Ann  &  <Co>  ", "Ann & <Co>"),
+        ("clinic_phone", "(202) 555-0123", "+12025550123"),
+        ("clinic_phone", "+44 20 7946 0018", "+442079460018"),
+        ("clinic_url", "https://clinic.example/", "https://clinic.example/"),
     ],
 )
 def test_good_values_are_kept(
@@ -540,6 +547,11 @@ def test_good_values_are_kept(
         ("blocked_terms", "!!!"),
         ("max_body_bytes", "1e12"),
         ("delivery_timeout_seconds", "inf"),
+        ("clinic_phone", "call us"),
+        ("clinic_phone", "+1 202 555 0123 0123 0123 0123 0123 0123 0123"),
+        ("clinic_url", "javascript:alert(1)"),
+        ("clinic_url", "https://"),
+        ("clinic_name", "Ann\nBcc: x@y.example"),
     ],
 )
 def test_other_bad_values_are_refused(environ: pytest.MonkeyPatch, name: str, bad: str) -> None:
@@ -572,3 +584,59 @@ def test_leads_check_lists_every_setting_in_its_established_order() -> None:
 
     assert sorted(CHECK_ORDER) == sorted(Settings.model_fields), "add a new setting at the end"
     assert list(settings().public_view()) == [f"LEADS_{name.upper()}" for name in CHECK_ORDER]
+
+
+def test_the_clinic_phone_is_read_in_the_default_region(environ: pytest.MonkeyPatch) -> None:
+    environ.setenv("LEADS_DEFAULT_REGION", "GB")
+    environ.setenv("LEADS_CLINIC_PHONE", "020 7946 0018")
+    assert Settings(_env_file=None).clinic_phone == "+442079460018"
+    environ.setenv("LEADS_DEFAULT_REGION", "US")
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)
+    assert [line.split(":")[0] for line in error_lines(caught.value)] == ["LEADS_CLINIC_PHONE"]
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ('clinic_phone = "12"', "form 'back-pain': clinic_phone is not a valid phone number"),
+        ("clinic_phone = 2025550123", "form 'back-pain': clinic_phone must be text"),
+        ('clinic_url = "ftp://clinic.example"', "form 'back-pain': clinic_url must be an http"),
+        ('clinic_url = "https://"', "form 'back-pain': clinic_url has no host"),
+        ('clinic_name = "x\\ny"', "form 'back-pain': clinic_name must be one line"),
+        (f'interest_label = "{"x" * 201}"', "form 'back-pain': interest_label is at most 200"),
+    ],
+)
+def test_a_bad_clinic_value_in_the_forms_file_stops_leads_naming_form_and_key(
+    environ: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    spec: str,
+    reason: str,
+) -> None:
+    forms = tmp_path / "forms.toml"
+    forms.write_text(f'[forms.back-pain]\ntitle = "Back pain"\n{spec}\n', encoding="utf-8")
+    environ.setenv("LEADS_FORMS_FILE", str(forms))
+    environ.setenv("LEADS_DATABASE_URL", f"sqlite:///{tmp_path / 'leads.db'}")
+    assert main(["check"]) == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("leads: error: LEADS_FORMS_FILE: "), line
+    assert reason in line
+
+
+def test_a_forms_file_clinic_phone_is_read_in_the_default_region(
+    environ: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    forms = tmp_path / "forms.toml"
+    forms.write_text(
+        '[forms.back-pain]\ntitle = "Back pain"\nclinic_phone = "020 7946 0018"\n',
+        encoding="utf-8",
+    )
+    environ.setenv("LEADS_FORMS_FILE", str(forms))
+    environ.setenv("LEADS_DATABASE_URL", f"sqlite:///{tmp_path / 'leads.db'}")
+    assert main(["check"]) == 2  # a London number, read as a US one
+    assert "clinic_phone is not a valid phone number" in capsys.readouterr().err
+    environ.setenv("LEADS_DEFAULT_REGION", "GB")
+    main(["check"])
+    out, err = capsys.readouterr()
+    assert "forms: back-pain, dry-needling" in out, err

@@ -8,6 +8,10 @@ A forms file is TOML (or JSON with the same shape)::
     interests = ["Neck or shoulder pain", "Lower back pain"]
     consent = "I agree that the clinic may contact me about my enquiry."
     thank_you_url = "https://clinic.example/thanks"
+    interest_label = "Where does it hurt?"
+    clinic_name = "Northside Physio"       # each of the clinic_* keys overrides its
+    clinic_phone = "+1 202 555 0123"       # LEADS_CLINIC_* setting for this form only
+    clinic_url = "https://northside.example"
 
 A form in the file replaces a built-in form of the same slug. The consent version stored
 with each lead is ``consent_version`` if given, else a short hash of the wording, so any
@@ -24,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from leads.core.clinic import ClinicIdentity, Phone, clinic_name, clinic_phone, clinic_url
 from leads.errors import ConfigurationError, FormNotFound
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
@@ -32,6 +37,7 @@ DEFAULT_CONSENT = (
     "I agree that the clinic may store these details and contact me about my enquiry. "
     "We never share them with anyone else."
 )
+DEFAULT_INTEREST_LABEL = "What would you like help with?"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,16 @@ class Form:
     consent_version: str = ""
     thank_you_url: str | None = None
     autoreply: str | None = None
+    interest_label: str = DEFAULT_INTEREST_LABEL
+    # The clinic as this form presents it; None: as the LEADS_CLINIC_* settings say.
+    clinic_name: str | None = None
+    clinic_phone: Phone | None = None
+    clinic_url: str | None = None
+
+    def identity(self, default: ClinicIdentity) -> ClinicIdentity:
+        """The clinic this form speaks for: ``default`` (the settings') with this form's
+        own values over it."""
+        return default.overlaid(name=self.clinic_name, phone=self.clinic_phone, url=self.clinic_url)
 
     def __post_init__(self) -> None:
         if not self.consent_version:
@@ -82,16 +98,17 @@ class FormCatalog:
             raise FormNotFound() from None
 
 
-def load_forms(path: Path | None) -> FormCatalog:
-    """The built-in forms, overlaid with those defined in ``path``."""
+def load_forms(path: Path | None, *, region: str = "US") -> FormCatalog:
+    """The built-in forms, overlaid with those defined in ``path``. A form's clinic phone
+    written without +country is read in ``region`` (LEADS_DEFAULT_REGION)."""
     forms = {form.slug: form for form in BUILT_IN}
     if path is not None:
-        for form in _read_forms_file(path):
+        for form in _read_forms_file(path, region):
             forms[form.slug] = form
     return FormCatalog(forms)
 
 
-def _read_forms_file(path: Path) -> list[Form]:
+def _read_forms_file(path: Path, region: str) -> list[Form]:
     try:
         text = path.read_text(encoding="utf-8")
         data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
@@ -102,13 +119,24 @@ def _read_forms_file(path: Path) -> list[Form]:
     entries = data.get("forms") if isinstance(data, dict) else None
     if not isinstance(entries, dict):
         raise ConfigurationError(f"LEADS_FORMS_FILE: {path} needs a [forms.<slug>] table")
-    return [_form_from(slug, spec, path) for slug, spec in entries.items()]
+    return [_form_from(slug, spec, path, region) for slug, spec in entries.items()]
 
 
-_TEXT_KEYS = ("title", "intro", "consent", "consent_version", "thank_you_url", "autoreply")
+_TEXT_KEYS = (
+    "title",
+    "intro",
+    "consent",
+    "consent_version",
+    "thank_you_url",
+    "autoreply",
+    "interest_label",
+    "clinic_name",
+    "clinic_phone",
+    "clinic_url",
+)
 
 
-def _form_from(slug: str, spec: Any, path: Path) -> Form:
+def _form_from(slug: str, spec: Any, path: Path, region: str) -> Form:
     where = f"LEADS_FORMS_FILE: {path}: form {slug!r}"
     if not SLUG.match(slug):
         raise ConfigurationError(f"{where}: slugs are lowercase letters, digits and dashes")
@@ -132,6 +160,10 @@ def _form_from(slug: str, spec: Any, path: Path) -> Form:
     url = spec.get("thank_you_url")
     if url and not url.startswith(("https://", "http://", "/")):
         raise ConfigurationError(f"{where}: thank_you_url must be an http(s) URL or a path")
+    label = " ".join(spec.get("interest_label", "").split())
+    if len(label) > 200:
+        raise ConfigurationError(f"{where}: interest_label is at most 200 characters")
+    name, phone, site = _clinic_of(spec, where, region)
     return Form(
         slug=slug,
         title=spec["title"],
@@ -141,4 +173,27 @@ def _form_from(slug: str, spec: Any, path: Path) -> Form:
         consent_version=spec.get("consent_version", ""),
         thank_you_url=url or None,
         autoreply=spec.get("autoreply"),
+        interest_label=label or DEFAULT_INTEREST_LABEL,
+        clinic_name=name,
+        clinic_phone=phone,
+        clinic_url=site,
     )
+
+
+def _clinic_of(
+    spec: dict[str, Any], where: str, region: str
+) -> tuple[str | None, Phone | None, str | None]:
+    """A form's own clinic name, phone and site, each checked as its LEADS_CLINIC_* is."""
+    try:
+        name = clinic_name(spec["clinic_name"]) if "clinic_name" in spec else None
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: clinic_name {exc}") from None
+    try:
+        phone = clinic_phone(spec["clinic_phone"], region) if "clinic_phone" in spec else None
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: clinic_phone {exc}") from None
+    try:
+        site = clinic_url(spec["clinic_url"]) if "clinic_url" in spec else None
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: clinic_url {exc}") from None
+    return name, phone, site

@@ -149,6 +149,7 @@ def render_form(
         "form.html",
         {
             "form": form,
+            "clinic": form.identity(settings.clinic_identity()),
             "values": _Blank(text_values),
             "errors": _Blank(errors or {}),
             "summary": error_summary(errors or {}),
@@ -218,7 +219,7 @@ async def thanks(request: Request) -> Response:
     return site.templates.TemplateResponse(
         request,
         "thanks.html",
-        {"form": form},
+        {"form": form, "clinic": form.identity(site.settings.clinic_identity())},
         headers={"Content-Security-Policy": content_security_policy(form, request)},
     )
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+from leads.core.clinic import ClinicIdentity
 from leads.core.forms import Form
 from leads.core.vocabulary import ATTRIBUTION
 from leads.settings import Settings
@@ -50,6 +51,23 @@ def message_id_for(message: OutboxMessage, settings: Settings) -> str:
     if not re.fullmatch(r"[A-Za-z0-9.-]+", domain):
         domain = "leads.invalid"
     return f"<{message.id}@{domain}>"
+
+
+def clinic_of(form: Form | None, settings: Settings) -> ClinicIdentity:
+    """The clinic a message speaks for: the form's identity, or the settings'."""
+    default = settings.clinic_identity()
+    return form.identity(default) if form else default
+
+
+def sender_for(clinic: ClinicIdentity, settings: Settings) -> str:
+    """LEADS_MAIL_FROM with the clinic's name as its display name, when one is set. Written
+    as a quoted string that ``parseaddr`` reads back exactly; leads.notify.mime (or the email
+    API) then encodes it for the header."""
+    if not clinic.name:
+        return settings.mail_from
+    address = parseaddr(settings.mail_from)[1]
+    quoted = clinic.name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{address}>'
 
 
 def lead_url(lead: Lead, settings: Settings) -> str:
@@ -158,7 +176,7 @@ def clinic_email(
         body.append(f"<p>{e(f'Reply to this email to write to {first_name(name)} directly.')}</p>")
 
     return Email(
-        sender=settings.mail_from,
+        sender=sender_for(clinic_of(form, settings), settings),
         to=settings.inbox,
         subject=subject,
         text="\n".join(text_lines) + "\n",
@@ -169,25 +187,33 @@ def clinic_email(
     )
 
 
-DEFAULT_AUTOREPLY = (
-    "Thank you for getting in touch. We have your request and will get back to you soon, "
-    "usually within one working day.\n\n"
-    "If your question is urgent, please call the clinic. In an emergency, call your local "
-    "emergency number."
-)
+def default_autoreply(clinic: ClinicIdentity) -> str:
+    """What the autoreply says unless the form has its own words."""
+    call = clinic.called + (f" on {clinic.phone.display}" if clinic.phone else "")
+    return (
+        "Thank you for getting in touch. We have your request and will get back to you soon, "
+        "usually within one working day.\n\n"
+        f"If your question is urgent, please call {call}. In an emergency, call your local "
+        "emergency number."
+    )
 
 
 def autoreply_email(
     message: OutboxMessage, lead: Lead, form: Form | None, settings: Settings
 ) -> Email:
     assert lead.email is not None
+    clinic = clinic_of(form, settings)
     title = form.title if form else "your enquiry"
-    words = (form.autoreply if form and form.autoreply else None) or DEFAULT_AUTOREPLY
+    words = (form.autoreply if form and form.autoreply else None) or default_autoreply(clinic)
     greeting = f"Hello {first_name(lead.name)},"
-    text = f"{greeting}\n\n{words}\n"
-    paragraphs = "".join(f"<p>{html.escape(p)}</p>" for p in words.split("\n\n"))
+    signature = signature_lines(clinic)
+    text = f"{greeting}\n\n{words}\n" + (f"\n{chr(10).join(signature)}\n" if signature else "")
+    e = html.escape
+    paragraphs = "".join(f"<p>{e(p)}</p>" for p in words.split("\n\n"))
+    if signature:
+        paragraphs += f"<p>{'<br>'.join(signature_html(clinic))}</p>"
     return Email(
-        sender=settings.mail_from,
+        sender=sender_for(clinic, settings),
         to=(lead.email,),
         subject=f"We have your request: {title}",
         text=text,
@@ -196,6 +222,26 @@ def autoreply_email(
         reply_to=settings.inbox[0] if settings.inbox else None,
         headers={"X-Leads-Notification-Id": str(message.id), "Auto-Submitted": "auto-replied"},
     )
+
+
+def signature_lines(clinic: ClinicIdentity) -> list[str]:
+    """The autoreply's signature: the clinic's name, phone and site, those that are set."""
+    lines = [clinic.name] if clinic.name else []
+    if clinic.phone:
+        lines.append(f"Phone: {clinic.phone.display}")
+    if clinic.url:
+        lines.append(clinic.url)
+    return lines
+
+
+def signature_html(clinic: ClinicIdentity) -> list[str]:
+    e = html.escape
+    lines = [e(clinic.name)] if clinic.name else []
+    if clinic.phone:
+        lines.append(f'Phone: <a href="tel:{e(clinic.phone.e164)}">{e(clinic.phone.display)}</a>')
+    if clinic.url:
+        lines.append(f'<a href="{e(clinic.url)}">{e(clinic.url)}</a>')
+    return lines
 
 
 def iso_utc(moment: datetime) -> str:

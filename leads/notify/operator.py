@@ -27,7 +27,12 @@ async def run_worker(settings: Settings) -> None:
     """Deliver notifications until SIGTERM or SIGINT, then shut down gracefully."""
     database = Database.from_settings(settings)
     async with httpx.AsyncClient(timeout=settings.delivery_timeout_seconds) as http:
-        dispatcher = Dispatcher(settings, database, load_forms(settings.forms_file), http)
+        dispatcher = Dispatcher(
+            settings,
+            database,
+            load_forms(settings.forms_file, region=settings.default_region),
+            http,
+        )
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):

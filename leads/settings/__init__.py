@@ -7,6 +7,7 @@ One frozen ``Settings`` object, its fields declared by subsystem in this package
     server.py         the log level, and what one connection may cost
     abuse.py          spam and abuse defences
     notifications.py  channels, what notifications say, retries
+    clinic.py         the clinic's name, phone and website, as pages and emails show them
     urls.py, values.py  the checks behind the fields (URLs; lists, networks, addresses...)
     display.py        how `leads check` shows them, secrets hidden
 
@@ -21,7 +22,9 @@ from __future__ import annotations
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from leads.core.clinic import ClinicIdentity, clinic_phone
 from leads.settings.abuse import AbuseSettings
+from leads.settings.clinic import ClinicSettings
 from leads.settings.display import env_name, public_view
 from leads.settings.intake import IntakeSettings
 from leads.settings.notifications import NotificationSettings
@@ -32,11 +35,20 @@ from leads.settings.urls import redact_url
 __all__ = ["GROUPS", "Settings", "error_lines", "redact_url"]
 
 # In the order the settings are listed (README, `leads check`).
-GROUPS = (StorageSettings, IntakeSettings, ServerSettings, AbuseSettings, NotificationSettings)
+GROUPS = (
+    StorageSettings,
+    IntakeSettings,
+    ServerSettings,
+    AbuseSettings,
+    NotificationSettings,
+    ClinicSettings,
+)
 
 
 # pydantic collects fields from the most basic class up, so the groups are listed last first.
+# (ClinicSettings reads LEADS_DEFAULT_REGION, so it must come after IntakeSettings.)
 class Settings(
+    ClinicSettings,
     NotificationSettings,
     AbuseSettings,
     ServerSettings,
@@ -58,6 +70,11 @@ class Settings(
     def public_view(self) -> dict[str, str]:
         """Every setting as text, secrets hidden, for `leads check`."""
         return public_view(self)
+
+    def clinic_identity(self) -> ClinicIdentity:
+        """The clinic as LEADS_CLINIC_* describe it; a form may override each value."""
+        phone = clinic_phone(self.clinic_phone, self.default_region) if self.clinic_phone else None
+        return ClinicIdentity(name=self.clinic_name or "", phone=phone, url=self.clinic_url)
 
 
 def error_lines(error: ValidationError) -> list[str]:

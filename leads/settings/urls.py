@@ -12,37 +12,11 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from leads.core.weburls import no_blanks as _no_blanks
+from leads.core.weburls import port_of as _port_of
+from leads.core.weburls import web_url as web_url  # shared with the forms file
+
 SMTP_STARTTLS_MODES = ("require", "auto", "off")
-
-
-def _port_of(url: str) -> int | None:
-    try:
-        port = urlsplit(url).port
-    except ValueError:
-        port = 0
-    if port == 0:
-        raise ValueError("has a port that is not a number from 1 to 65535")
-    return port
-
-
-def _no_blanks(value: str) -> None:
-    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
-        raise ValueError("contains spaces or control characters")
-
-
-def web_url(value: str, *, query: bool = True) -> str:
-    """An absolute http(s) URL with a host."""
-    value = value.strip()
-    _no_blanks(value)
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in ("http", "https"):
-        raise ValueError("must be an http:// or https:// URL")
-    if not parts.hostname:
-        raise ValueError("has no host")
-    _port_of(value)
-    if not query and (parts.query or parts.fragment):
-        raise ValueError("must not have a query or fragment")
-    return value
 
 
 def origin(value: str) -> str:

@@ -1,0 +1,35 @@
+"""The check for an absolute http(s) URL, shared by the settings and the forms file."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+
+def no_blanks(value: str) -> None:
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValueError("contains spaces or control characters")
+
+
+def port_of(url: str) -> int | None:
+    try:
+        port = urlsplit(url).port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("has a port that is not a number from 1 to 65535")
+    return port
+
+
+def web_url(value: str, *, query: bool = True) -> str:
+    """An absolute http(s) URL with a host; raises ValueError with a short reason."""
+    value = value.strip()
+    no_blanks(value)
+    parts = urlsplit(value)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError("must be an http:// or https:// URL")
+    if not parts.hostname:
+        raise ValueError("has no host")
+    port_of(value)
+    if not query and (parts.query or parts.fragment):
+        raise ValueError("must not have a query or fragment")
+    return value
