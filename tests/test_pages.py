@@ -530,12 +530,12 @@ async def test_the_pages_name_the_clinic_link_its_phone_and_lead_back_to_its_sit
     assert "please call Northside Physio on (202) 555-0123" in thanks_page.text
     assert tel_links(thanks_page) == ["tel:+12025550123"]
     (back,) = thanks_page.all("a", href="https://northside.example/")
-    assert "Back to Northside Physio's website" in thanks_page.text
+    assert "Back to the Northside Physio website" in thanks_page.text
     assert back["class"] == "back-link"
 
     # A form that does not exist has no identity of its own: the settings' one.
     error_page = parse(await client.get("/f/no-such-form", headers=HTML))
-    assert "go back to Northside Physio's website" in error_page.text
+    assert "go back to the Northside Physio website" in error_page.text
     assert "please call Northside Physio on (202) 555-0123 instead" in error_page.text
     assert tel_links(error_page) == ["tel:+12025550123", "tel:+12025550123"]
     assert error_page.all("a", href="https://northside.example/")
@@ -585,7 +585,7 @@ async def test_a_form_in_the_forms_file_speaks_for_its_own_clinic(
 
     thanks = await client.get("/f/back-pain/thanks", headers=HTML)
     assert 'href="https://southside.example/contact?from=leads&amp;x=1"' in thanks.text
-    assert "Back to Southside Backs's website" in parse(thanks).text
+    assert "Back to the Southside Backs website" in parse(thanks).text
 
     # Only the name is the form's own: the phone and site are the settings'.
     neck = parse(await client.get("/f/neck/thanks", headers=HTML))

@@ -76,6 +76,11 @@ class ClinicIdentity:
         return self.name or UNNAMED
 
     @property
+    def website_words(self) -> str:
+        """How a sentence names its website, whatever the name ends with."""
+        return f"the {self.name} website" if self.name else "the clinic's website"
+
+    @property
     def phone_e164(self) -> str | None:
         return self.phone.e164 if self.phone else None
 
