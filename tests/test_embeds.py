@@ -325,7 +325,7 @@ async def wait_until_fitted(page: Page, frame: Frame) -> dict[str, Any]:
     try:
         inner = await eventually(fitted, within=10, what="the frame fitting its page")
     except AssertionError:
-        print("DEBUG", await frame.evaluate(INNER), await page.evaluate(FITS), frame.url)
+        print("DEBUG", await frame.evaluate("[document.readyState, innerWidth, innerHeight, document.visibilityState, document.body && document.body.innerText.length, getComputedStyle(document.body).display, document.styleSheets.length, document.scripts.length]"), await frame.evaluate(INNER), await page.evaluate(FITS), frame.url)
         raise
     assert not inner["scrolls"], inner
     return inner
