@@ -322,11 +322,7 @@ async def wait_until_fitted(page: Page, frame: Frame) -> dict[str, Any]:
         inner: dict[str, Any] = await frame.evaluate(INNER)
         return inner if abs(await page.evaluate(FITS) - inner["height"]) <= 1 else None
 
-    try:
-        inner = await eventually(fitted, within=10, what="the frame fitting its page")
-    except AssertionError:
-        print("DEBUG", await frame.evaluate("[document.readyState, innerWidth, innerHeight, document.visibilityState, document.body && document.body.innerText.length, getComputedStyle(document.body).display, document.styleSheets.length, document.scripts.length]"), await frame.evaluate(INNER), await page.evaluate(FITS), frame.url)
-        raise
+    inner = await eventually(fitted, within=10, what="the frame fitting its page")
     assert not inner["scrolls"], inner
     return inner
 

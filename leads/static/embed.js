@@ -16,28 +16,30 @@
     if (query.get(name)) found[name] = query.get(name);
   });
 
-  function hiddenInput(form, name) {
-    var input = form.querySelector('input[name="' + name + '"]');
-    if (!input) {
-      input = document.createElement("input");
-      input.type = "hidden";
-      input.name = name;
-      form.appendChild(input);
-    }
-    return input;
-  }
-
   Array.prototype.forEach.call(forms, function (form) {
     Object.keys(found).forEach(function (name) {
-      var input = hiddenInput(form, name);
-      if (!input.value) input.value = found[name];
+      var field = form.querySelector('input[name="' + name + '"]');
+      if (!field) {
+        field = document.createElement("input");
+        field.type = "hidden";
+        field.name = name;
+        form.appendChild(field);
+      }
+      if (!field.value) field.value = found[name]; // a value the page set is kept
     });
     var slug = form.getAttribute("data-leads-form");
     fetch(base + "/api/form-token?form=" + encodeURIComponent(slug), { credentials: "omit" })
       .then(function (response) { return response.ok ? response.json() : null; })
       .then(function (data) {
         if (!data) return;
-        hiddenInput(form, "form_token").value = data.form_token;
+        var input = form.querySelector('input[name="form_token"]');
+        if (!input) {
+          input = document.createElement("input");
+          input.type = "hidden";
+          input.name = "form_token";
+          form.appendChild(input);
+        }
+        input.value = data.form_token;
       })
       .catch(function () { /* no token: the submission is still accepted, see the docs */ });
   });
