@@ -369,6 +369,8 @@ BAD_VALUES = {
     "delivery_timeout_seconds": "0",
     "shutdown_grace_seconds": "-1",
     "timezone": "Mars/Olympus_Mons",
+    "session_idle_minutes": "0",
+    "session_max_hours": "721",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
