@@ -372,6 +372,8 @@ BAD_VALUES = {
     "clinic_name": "Northside Physio " * 7,  # over 100 characters
     "clinic_phone": "555 0100",  # too short to be a number in the US
     "clinic_url": "clinic.example",
+    "session_idle_minutes": "0",
+    "session_max_hours": "721",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
