@@ -369,6 +369,9 @@ BAD_VALUES = {
     "delivery_timeout_seconds": "0",
     "shutdown_grace_seconds": "-1",
     "timezone": "Mars/Olympus_Mons",
+    "opening_hours": "Mon-Fri 8-18",
+    "follow_up_hours": "0",
+    "digest_at": "7am",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)
