@@ -86,7 +86,7 @@ def create_app(
             intake = IntakeWriter(database, settings)
             intake.start()
             stack.push_async_callback(intake.stop)
-            app.state.services = Services(site, database, intake, defences, dispatcher)
+            app.state.services = Services(site, database, intake, defences, dispatcher, clock)
             yield
 
     middleware = [

@@ -33,11 +33,19 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from leads.storage.migrations import upgrade_to_head
     from leads.web.connections import protocol_factory
 
+    if args.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    if args.workers > 1 and settings.is_sqlite:
+        raise UsageError(
+            f"--workers {args.workers} needs PostgreSQL: with SQLite one process writes at a time "
+            "and each worker would queue its writes behind the others' (use one worker, or "
+            "LEADS_DATABASE_URL=postgresql://...)"
+        )
     settings = with_secret_key(settings)  # before the workers start: one key for all
     load_forms(settings.forms_file)  # a broken forms file fails here, in one line
     channels = builtin_channels()
     channels.check(settings)  # so does a channel's setting that cannot work
-    asyncio.run(_with_database(settings, upgrade_to_head))
+    asyncio.run(with_database(settings, upgrade_to_head))
     base = f"http://{args.host}:{args.port}"
     logger = logging.getLogger("leads")
     if not channels.configured(settings):
@@ -96,7 +104,7 @@ def raise_open_file_limit() -> int:
 def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     from leads.storage.migrations import upgrade_to_head
 
-    asyncio.run(_with_database(settings, upgrade_to_head))
+    asyncio.run(with_database(settings, upgrade_to_head))
     print("database schema is up to date")
     return 0
 
@@ -108,14 +116,14 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
         async with database.reading() as session:
             await export_leads(session=session, fmt=args.format, out=sys.stdout)
 
-    asyncio.run(_with_ready_database(settings, export))
+    asyncio.run(with_ready_database(settings, export))
     return 0
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     from leads.notify.operator import run_worker
 
-    asyncio.run(_with_ready_database(settings, _nothing))  # before announcing it delivers
+    asyncio.run(with_ready_database(settings, _nothing))  # before announcing it delivers
     asyncio.run(run_worker(settings))
     return 0
 
@@ -131,7 +139,7 @@ def cmd_outbox_list(args: argparse.Namespace, settings: Settings) -> int:
         async with database.reading() as session:
             await list_outbox(session=session, statuses=statuses, out=sys.stdout)
 
-    asyncio.run(_with_ready_database(settings, listing))
+    asyncio.run(with_ready_database(settings, listing))
     return 0
 
 
@@ -152,7 +160,7 @@ def cmd_outbox_retry(args: argparse.Namespace, settings: Settings) -> int:
                 session=session, ids=ids, all_dead=args.all_dead, now=utcnow()
             )
 
-    count = asyncio.run(_with_ready_database(settings, retry))
+    count = asyncio.run(with_ready_database(settings, retry))
     print(f"{count} message(s) queued for delivery")
     return 0
 
@@ -178,7 +186,7 @@ def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
                 session=session, settings=settings, lead_id=lead_id, now=utcnow()
             )
 
-    released = asyncio.run(_with_ready_database(settings, release))
+    released = asyncio.run(with_ready_database(settings, release))
     print(f"lead {args.id} marked not spam; {released} notification(s) on their way")
     return 0
 
@@ -213,14 +221,19 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
         print(f"database: reachable; schema {state}")
         return 0
 
-    return asyncio.run(_with_database(settings, probe))
+    return asyncio.run(with_database(settings, probe))
+
+
+def run_ready(settings: Settings, use: Callable[[Database], Awaitable[T]]) -> T:
+    """Run one use case on a database that exists and is migrated (see below)."""
+    return asyncio.run(with_ready_database(settings, use))
 
 
 async def _nothing(database: Database) -> None:
     return None
 
 
-async def _with_ready_database(settings: Settings, use: Callable[[Database], Awaitable[T]]) -> T:
+async def with_ready_database(settings: Settings, use: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``use`` on a database that exists and is migrated; otherwise stop with one line
     naming the database and the fix. Creates nothing: a missing SQLite file stays missing."""
     from leads.settings import redact_url
@@ -235,10 +248,10 @@ async def _with_ready_database(settings: Settings, use: Callable[[Database], Awa
         await require_current(database, shown)
         return await use(database)
 
-    return await _with_database(settings, checked)
+    return await with_database(settings, checked)
 
 
-async def _with_database(settings: Settings, use: Callable[[Database], Awaitable[T]]) -> T:
+async def with_database(settings: Settings, use: Callable[[Database], Awaitable[T]]) -> T:
     from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
     from leads.errors import StorageUnavailable
@@ -301,6 +314,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     notify = sub.add_parser("notify-test", help="send a test through every channel now")
     notify.set_defaults(run=cmd_notify_test)
+
+    from leads.staff.commands import add_commands
+
+    add_commands(sub)
     return parser
 
 

@@ -6,8 +6,10 @@
     ├── DatabaseNotReady            no database there yet, or its schema is behind: `leads migrate`
     ├── NotFound                    what was named by its id is not there
     │   ├── LeadNotFound
-    │   └── MessageNotFound         (or it was delivered already: nothing to retry)
+    │   ├── MessageNotFound         (or it was delivered already: nothing to retry)
+    │   └── TokenNotFound           no API token of that name
     ├── LeadNotSpam                 a lead that is not flagged cannot be released
+    ├── DuplicateName               a user or token of that name exists already
     ├── DeliveryError               a notification was not delivered this time
     │   ├── TransientDeliveryError  try again later (connection, timeout, SMTP 4xx, HTTP 5xx...)
     │   └── PermanentDeliveryError  dead letter at once (SMTP 5xx, other HTTP 4xx)
@@ -15,8 +17,12 @@
     └── HTTPProblem                 reaches a client as application/problem+json (or HTML)
         ├── MalformedBody           400  the body is not what its content type says
         ├── InvalidIdempotencyKey   400  the Idempotency-Key header is unusable
+        ├── NotAuthenticated        401  a staff route without a valid session or token
+        ├── NotAllowed              403  signed in, but this needs a write token or an admin
         ├── OriginNotAllowed        403  a browser on another site (LEADS_ALLOWED_ORIGINS)
         ├── FormNotFound            404  no form with that slug
+        ├── StaffLeadNotFound       404  the staff API was asked for a lead that is not there
+        ├── PreconditionFailed      412  If-Match names a version that is no longer current
         ├── BodyTooLarge            413  above LEADS_MAX_BODY_BYTES
         ├── UnsupportedMediaType    415  a content type the endpoint does not take
         ├── TooManySubmissions      429  over LEADS_RATE_LIMIT; Retry-After says when
@@ -63,8 +69,16 @@ class MessageNotFound(NotFound):
     pass
 
 
+class TokenNotFound(NotFound):
+    pass
+
+
 class LeadNotSpam(LeadsError):
     """Only a lead flagged as spam can be released."""
+
+
+class DuplicateName(LeadsError):
+    """A user with that email, or a token with that name, exists already."""
 
 
 class DeliveryError(LeadsError):
@@ -120,6 +134,21 @@ class InvalidIdempotencyKey(HTTPProblem):
     title = "The Idempotency-Key header must be 1-255 visible ASCII characters"
 
 
+class NotAuthenticated(HTTPProblem):
+    status = 401
+    code = "not_authenticated"
+    title = "Sign in, or send an API token"
+
+    def __init__(self, detail: str | None = None):
+        super().__init__(detail, headers={"WWW-Authenticate": 'Bearer realm="leads"'})
+
+
+class NotAllowed(HTTPProblem):
+    status = 403
+    code = "not_allowed"
+    title = "This account or token may not do this"
+
+
 class OriginNotAllowed(HTTPProblem):
     status = 403
     code = "origin_not_allowed"
@@ -130,6 +159,18 @@ class FormNotFound(HTTPProblem):
     status = 404
     code = "form_not_found"
     title = "There is no form at this address"
+
+
+class StaffLeadNotFound(HTTPProblem):
+    status = 404
+    code = "lead_not_found"
+    title = "There is no lead with this id"
+
+
+class PreconditionFailed(HTTPProblem):
+    status = 412
+    code = "precondition_failed"
+    title = "Someone else changed this lead; reload it and try again"
 
 
 class BodyTooLarge(HTTPProblem):

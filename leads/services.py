@@ -5,10 +5,12 @@ ones its lifespan opens (:class:`Services`). Handlers get them through :func:`si
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from starlette.requests import HTTPConnection
 from starlette.templating import Jinja2Templates
 
+from leads.abuse.clock import Clock
 from leads.core.forms import FormCatalog
 from leads.intake.defence import Defences
 from leads.intake.writer import IntakeWriter
@@ -42,6 +44,10 @@ class Services:
     intake: IntakeWriter
     defences: Defences
     dispatcher: Dispatcher | None
+    clock: Clock  # what "now" is for every handler (a test's clock, or the system's)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock.now(), UTC)
 
     @property
     def settings(self) -> Settings:

@@ -283,21 +283,42 @@ def test_export_csv_escapes_formulas_and_keeps_phone_numbers(exported: dict[str,
 # --- serve -------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_serve_with_two_workers_answers(tmp_path: Path) -> None:
+def test_serve_refuses_several_workers_on_sqlite(tmp_path: Path) -> None:
+    """SQLite takes one writer at a time: several workers would only queue behind each
+    other. `serve` says so in one line, before it creates or migrates anything."""
     env = leads_env(database_url=f"sqlite:///{tmp_path / 'leads.db'}")
+    result = run_leads("serve", "--workers", "2", env=env, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith("leads: error: --workers 2 needs PostgreSQL")
+    assert "one worker" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # no database, no key file
+    zero = run_leads("serve", "--workers", "0", env=env, cwd=tmp_path)
+    assert zero.returncode == 2
+    assert zero.stderr == "leads: error: --workers must be at least 1\n"
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_serve_with_two_workers_answers(tmp_path: Path, postgres_url: str) -> None:
+    env = leads_env(database_url=postgres_url, secret_key=SECRET)
     with serving(env, tmp_path, "--workers", "2") as base:
         assert httpx.get(f"{base}/readyz", timeout=5).status_code == 200
         form = httpx.get(f"{base}/f/dry-needling", timeout=5)
         assert form.status_code == 200
-    # One key, made by `serve` before the workers started, kept beside the database.
-    assert (tmp_path / "leads.db.secret").stat().st_mode & 0o777 == 0o600
+        answered = httpx.post(
+            f"{base}/api/leads",
+            json={"name": "Ann Smith", "email": "ann@example.com", "consent": True},
+            timeout=5,
+        )
+        assert answered.status_code == 201, answered.text
 
 
 @pytest.mark.slow
-def test_serve_with_two_workers_logs_like_one_process(tmp_path: Path) -> None:
+@pytest.mark.postgres
+def test_serve_with_two_workers_logs_like_one_process(tmp_path: Path, postgres_url: str) -> None:
     """Workers are spawned processes: each configures the service's logging itself."""
-    env = leads_env(database_url=f"sqlite:///{tmp_path / 'leads.db'}")
+    env = leads_env(database_url=postgres_url, secret_key=SECRET)
     port = free_port()
     with subprocess.Popen(
         [*LEADS, "serve", "--port", str(port), "--workers", "2"],

@@ -386,9 +386,11 @@ def test_beyond_the_cap_with_none_idle_the_newcomer_gets_503(capped: Service) ->
     assert logged(capped, "connection cap reached with no idle connection to close (503)")
 
 
-def test_workers_share_the_limits(tmp_path: Path) -> None:
-    """With several workers (uvicorn spawns processes), each enforces the same deadlines."""
-    env = service_env(tmp_path / "leads.db")
+@pytest.mark.postgres
+def test_workers_share_the_limits(tmp_path: Path, postgres_url: str) -> None:
+    """With several workers (uvicorn spawns processes), each enforces the same deadlines.
+    (Several workers need PostgreSQL.)"""
+    env = {**service_env(tmp_path / "leads.db"), "LEADS_DATABASE_URL": postgres_url}
     port = free_port()
     with leads_process(env, "serve", "--port", str(port), "--workers", "2", port=port) as running:
         with connect(running) as sock:
