@@ -1,4 +1,5 @@
-"""Which leads are past their follow-up deadline, as one SQL condition.
+"""Which leads are past their follow-up deadline, as one SQL condition; and the days a
+digest of them was queued.
 
 A lead is overdue when it is still waiting (status ``new``, not spam, not merged into
 another) and was created at or before the cutoff that
@@ -9,15 +10,18 @@ the daily digest all use :func:`overdue_condition`, so they always agree.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import and_, func
+from sqlalchemy import and_, func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
 from leads.core.vocabulary import LeadStatus
 from leads.storage.models import Lead
+from leads.storage.staff_tables import Digest
 
 
 def counted_condition() -> ColumnElement[bool]:
@@ -50,3 +54,22 @@ async def overdue_leads(*, session: AsyncSession, cutoff: datetime, limit: int) 
 async def count_overdue(*, session: AsyncSession, cutoff: datetime) -> int:
     query = select(func.count()).select_from(Lead).where(overdue_condition(cutoff))
     return int((await session.execute(query)).scalar_one())
+
+
+async def claim_digest_day(*, session: AsyncSession, day: date, now: datetime) -> bool:
+    """Record that ``day``'s digest is being queued; False if another process did first.
+    On PostgreSQL a concurrent claim waits for the first one's transaction, then finds the
+    row; on SQLite writers take turns. Either way exactly one claim succeeds per day."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(Digest)
+        .values(day=day, created_at=now, lead_count=0)
+        .on_conflict_do_nothing(index_elements=["day"])
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def set_digest_count(*, session: AsyncSession, day: date, lead_count: int) -> None:
+    await session.execute(
+        update(Digest).where(col(Digest.day) == day).values(lead_count=lead_count)
+    )
