@@ -29,7 +29,7 @@ from leads.notify.channels import (
 )
 from leads.notify.channels.base import ChannelsOverride
 from leads.notify.channels.mail import EmailChannel
-from leads.notify.content import DigestContent
+from leads.notify.digest_content import DigestContent
 from leads.notify.retry import RetryPolicy
 from leads.settings import Settings, redact_url
 from leads.storage import outbox

@@ -27,7 +27,8 @@ from leads.core.forms import FormCatalog
 from leads.core.hours import OpeningHours
 from leads.core.vocabulary import MessageKind
 from leads.notify.channels import builtin_channels
-from leads.notify.content import DigestContent, DigestRow, first_name, lead_url
+from leads.notify.content import first_name, lead_url
+from leads.notify.digest_content import DigestContent, DigestRow
 from leads.settings import Settings
 from leads.storage.models import OutboxMessage
 from leads.storage.outbox import wake_dispatchers
