@@ -249,6 +249,42 @@ async def test_several_dispatchers_send_exactly_one_digest(
         assert len(await query("SELECT * FROM digests")) == 1
 
 
+async def test_the_list_is_read_when_the_digest_is_sent_not_when_it_was_queued(
+    database_url: str, lead: Callable[..., dict[str, Any]], lead_of: LeadOf, query: Query
+) -> None:
+    with mail_server() as smtp:
+        smtp.script = ["451 try again later"]  # the first attempt fails
+        settings = digest_settings(database_url, smtp)
+        async with serving_app(settings) as client:
+            eve = await place(client, settings, lead_of, lead(name="Eve A"), "2026-03-09 09:00")
+            await place(client, settings, lead_of, lead(name="Fay B"), "2026-03-09 10:00")
+        now = Now(local("2026-03-11 07:30"))
+        async with dispatchers(settings, now):
+
+            async def failed_once() -> list[dict[str, Any]] | None:
+                rows = await query("SELECT * FROM outbox WHERE kind = 'digest'")
+                return rows if rows and rows[0]["last_error"] else None
+
+            await eventually(failed_once, what="the digest's first attempt")
+            # Eve is answered before the retry: the digest sent then no longer lists her.
+            database = Database.from_settings(settings)
+            async with database.writing() as session:
+                await session.execute(
+                    update(Lead).where(col(Lead.id) == eve).values(status=LeadStatus.CONTACTED)
+                )
+            await database.close()
+            now.moment = local("2026-03-11 08:30")  # the retry comes due
+            await eventually(lambda: _async(digests(smtp)), what="the retried digest")
+        [sent] = digests(smtp)
+    assert sent.message["Subject"] == "1 lead waiting over 4 opening hours"
+    assert "Fay (Learn more about dry needling), waiting 46 hours" in sent.part("plain")
+    assert "Eve" not in sent.part("plain")
+    [(day, count)] = [
+        (str(r["day"]), r["lead_count"]) for r in await query("SELECT * FROM digests")
+    ]
+    assert (day, count) == ("2026-03-11", 2)  # what was overdue when it was queued
+
+
 def test_a_digest_needs_an_email_channel(tmp_path: Any) -> None:
     with pytest.raises(ValidationError) as caught:
         make_settings(f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", digest_at="07:30")
