@@ -5,6 +5,8 @@
   ``POLL_SECONDS`` for retries that came due and for leases left by a crashed dispatcher.
 - Claims are leases of ``2 x LEADS_DELIVERY_TIMEOUT_SECONDS + 1`` seconds; every attempt is
   cut off at LEADS_DELIVERY_TIMEOUT_SECONDS, so a live dispatcher never outlives its lease.
+- Its housekeeping queues the daily digest once LEADS_DIGEST_AT has come on an opening day
+  (:mod:`leads.notify.digest`; by its ``clock``), and hourly forgets expired keys.
 - :meth:`stop` lets in-flight deliveries finish for LEADS_SHUTDOWN_GRACE_SECONDS, then
   cancels the rest and releases their claims so another dispatcher can take them at once.
 """
