@@ -30,6 +30,8 @@ from leads.services import Services, Site
 from leads.settings import Settings
 from leads.staff import login
 from leads.staff.throttle import LoginThrottle
+from leads.staff import api as staff_api
+from leads.staff import stats_api
 from leads.storage.database import Database
 from leads.web import health
 from leads.web.headers import SecurityHeaders
@@ -115,6 +117,8 @@ def create_app(
             *pages.routes,
             *login.routes,
             *health.routes,
+            *staff_api.routes,
+            *stats_api.routes,
             Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
         ],
         middleware=middleware,
