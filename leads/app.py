@@ -28,10 +28,9 @@ from leads.logs import configure_logging
 from leads.notify.dispatcher import Dispatcher
 from leads.services import Services, Site
 from leads.settings import Settings
-from leads.staff import login
-from leads.staff.throttle import LoginThrottle
 from leads.staff import api as staff_api
-from leads.staff import stats_api
+from leads.staff import login, stats_api
+from leads.staff.throttle import LoginThrottle
 from leads.storage.database import Database
 from leads.web import health
 from leads.web.headers import SecurityHeaders
