@@ -173,6 +173,7 @@ def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.staff.commands import CLI_ACTOR
     from leads.staff.spam import release_lead
     from leads.storage.types import utcnow
 
@@ -183,9 +184,15 @@ def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
 
     async def release(database: Database) -> int:
         async with database.writing() as session:
-            return await release_lead(
-                session=session, settings=settings, lead_id=lead_id, now=utcnow()
+            _lead, queued = await release_lead(
+                session=session,
+                settings=settings,
+                actor=CLI_ACTOR,
+                lead_id=lead_id,
+                now=utcnow(),
+                by_receipt=True,
             )
+            return queued
 
     released = asyncio.run(with_ready_database(settings, release))
     print(f"lead {args.id} marked not spam; {released} notification(s) on their way")

@@ -440,6 +440,11 @@ async def test_releasing_a_flagged_lead_notifies_the_clinic_then(
         (row,) = await query("SELECT spam, spam_reason FROM leads")
         assert not row["spam"]
         assert row["spam_reason"] == "released; was: blocked_term"
+        # The command line releases as the staff side does: on the timeline, in the audit log.
+        events = await query("SELECT kind, actor FROM lead_events")
+        assert [(e["kind"], e["actor"]) for e in events] == [("released", "cli")]
+        audit = await query("SELECT action, actor FROM audit_log")
+        assert [(a["action"], a["actor"]) for a in audit] == [("lead_released", "cli")]
 
         again = await asyncio.to_thread(leads_cli, database_url, "spam", "release", lead_id)
         assert again.returncode == 2

@@ -42,7 +42,7 @@ class Actor:
     """A member of staff (through their session) or a script (through its token)."""
 
     label: str  # how the timeline and the audit log name them: user:<email> or token:<name>
-    via: Literal["session", "token"]
+    via: Literal["session", "token", "cli"]
     can_write: bool
     is_admin: bool = False
     user_id: uuid.UUID | None = None

@@ -12,11 +12,13 @@ from typing import TYPE_CHECKING
 from leads.core.vocabulary import AuditAction, Role, TokenScope
 from leads.errors import UsageError
 from leads.settings import Settings
+from leads.staff.access import Actor
 
 if TYPE_CHECKING:
     from leads.storage.database import Database
 
-CLI_ACTOR = "cli"
+# The command line's operator: whoever may run `leads` on the server may do anything.
+CLI_ACTOR = Actor(label="cli", via="cli", can_write=True, is_admin=True)
 
 
 def _when(moment: object) -> str:
@@ -53,7 +55,7 @@ def cmd_user_add(args: argparse.Namespace, settings: Settings) -> int:
                 email=email,
                 password=password,
                 role=Role(args.role),
-                actor=CLI_ACTOR,
+                actor=CLI_ACTOR.label,
                 now=utcnow(),
             )
 
@@ -74,7 +76,7 @@ def cmd_user_passwd(args: argparse.Namespace, settings: Settings) -> int:
     async def change(database: Database) -> None:
         async with database.writing() as session:
             await change_password(
-                session=session, email=email, password=password, actor=CLI_ACTOR, now=utcnow()
+                session=session, email=email, password=password, actor=CLI_ACTOR.label, now=utcnow()
             )
 
     run_ready(settings, change)
@@ -91,7 +93,7 @@ def cmd_user_disable(args: argparse.Namespace, settings: Settings) -> int:
 
     async def disable(database: Database) -> None:
         async with database.writing() as session:
-            await disable_user(session=session, email=email, actor=CLI_ACTOR, now=utcnow())
+            await disable_user(session=session, email=email, actor=CLI_ACTOR.label, now=utcnow())
 
     run_ready(settings, disable)
     print(f"account {email} disabled; its sessions are over")
@@ -125,7 +127,7 @@ def cmd_token_create(args: argparse.Namespace, settings: Settings) -> int:
                 session=session,
                 name=args.name,
                 scope=TokenScope(args.scope),
-                actor=CLI_ACTOR,
+                actor=CLI_ACTOR.label,
                 now=utcnow(),
             )
 
@@ -159,7 +161,7 @@ def cmd_token_revoke(args: argparse.Namespace, settings: Settings) -> int:
 
     async def revoke(database: Database) -> None:
         async with database.writing() as session:
-            await revoke_token(session=session, name=args.name, actor=CLI_ACTOR, now=utcnow())
+            await revoke_token(session=session, name=args.name, actor=CLI_ACTOR.label, now=utcnow())
 
     run_ready(settings, revoke)
     print(f"token {args.name!r} revoked")
@@ -176,7 +178,7 @@ def cmd_audit_export(args: argparse.Namespace, settings: Settings) -> int:
             count = await export_audit(session=session, out=sys.stdout)
             await record_audit(
                 session=session,
-                actor=CLI_ACTOR,
+                actor=CLI_ACTOR.label,
                 action=AuditAction.AUDIT_EXPORTED,
                 now=utcnow(),
                 detail={"entries": count},
