@@ -73,7 +73,7 @@ def digest_email(message: OutboxMessage, digest: DigestContent, settings: Settin
         for row in digest.rows
     ]
     more = count - len(digest.rows)
-    leads_list = f"{settings.public_url}/staff/leads"
+    leads_list = f"{settings.public_url}/staff?overdue=true"
     text_lines = [intro, ""]
     for row, words in lines:
         text_lines += [f"- {words}", f"  {row.url}"]

@@ -53,7 +53,7 @@ async def list_outbox(*, session: AsyncSession, statuses: list[str], out: TextIO
         pending = m.status == OutboxStatus.PENDING
         next_at = m.next_attempt_at.isoformat(timespec="seconds") if pending else ""
         out.write(
-            f"{m.id}\t{m.lead_id}\t{m.kind}\t{channel}\t{m.status}\t{m.attempts}\t"
+            f"{m.id}\t{m.lead_id or '-'}\t{m.kind}\t{channel}\t{m.status}\t{m.attempts}\t"
             f"{next_at}\t{m.last_error or ''}\n"
         )
     return len(messages)
