@@ -28,6 +28,7 @@ from leads.logs import configure_logging
 from leads.notify.dispatcher import Dispatcher
 from leads.services import Services, Site
 from leads.settings import Settings
+from leads.staff import api as staff_api
 from leads.storage.database import Database
 from leads.web import health
 from leads.web.headers import SecurityHeaders
@@ -108,6 +109,7 @@ def create_app(
             *api.routes,
             *pages.routes,
             *health.routes,
+            *staff_api.routes,
             Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
         ],
         middleware=middleware,

@@ -22,6 +22,10 @@
         ├── OriginNotAllowed        403  a browser on another site (LEADS_ALLOWED_ORIGINS)
         ├── FormNotFound            404  no form with that slug
         ├── StaffLeadNotFound       404  the staff API was asked for a lead that is not there
+        ├── StaffMessageNotFound    404  no such notification of this lead
+        ├── LeadNotInSpam           409  only a lead in the spam folder can be released
+        ├── LeadNotMerged           409  only a merged lead can be unmerged
+        ├── MessageStillPending     409  a notification on its way cannot be sent again yet
         ├── PreconditionFailed      412  If-Match names a version that is no longer current
         ├── BodyTooLarge            413  above LEADS_MAX_BODY_BYTES
         ├── UnsupportedMediaType    415  a content type the endpoint does not take
@@ -165,6 +169,30 @@ class StaffLeadNotFound(HTTPProblem):
     status = 404
     code = "lead_not_found"
     title = "There is no lead with this id"
+
+
+class StaffMessageNotFound(HTTPProblem):
+    status = 404
+    code = "message_not_found"
+    title = "This lead has no notification with this id"
+
+
+class LeadNotInSpam(HTTPProblem):
+    status = 409
+    code = "not_spam"
+    title = "This lead is not in the spam folder"
+
+
+class LeadNotMerged(HTTPProblem):
+    status = 409
+    code = "not_merged"
+    title = "This lead is not merged into another"
+
+
+class MessageStillPending(HTTPProblem):
+    status = 409
+    code = "message_pending"
+    title = "This notification is still on its way; send it again once delivered or failed"
 
 
 class PreconditionFailed(HTTPProblem):

@@ -372,6 +372,9 @@ BAD_VALUES = {
     "clinic_name": "Northside Physio " * 7,  # over 100 characters
     "clinic_phone": "555 0100",  # too short to be a number in the US
     "clinic_url": "clinic.example",
+    "opening_hours": "Mon-Fri 8-18",
+    "follow_up_hours": "0",
+    "digest_at": "7am",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)

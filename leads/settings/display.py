@@ -43,6 +43,7 @@ CHECK_ORDER = (
     "webhook_secret", "public_url", "notify_detail", "autoreply", "retry_base_seconds",
     "retry_give_up_hours", "dispatcher", "delivery_timeout_seconds", "shutdown_grace_seconds",
     "timezone", "clinic_name", "clinic_phone", "clinic_url",
+    "opening_hours", "follow_up_hours", "digest_at",
 )  # fmt: skip
 
 

@@ -6,6 +6,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from leads.core.hours import ALWAYS, OpeningHours
 from leads.settings import urls, values
 from leads.settings.values import CommaList
 
@@ -83,6 +84,29 @@ class NotificationSettings(BaseModel):
         "emails; webhooks keep UTC.",
     )
 
+    # The speed-to-lead clock (docs/operations.md) and the daily digest of overdue leads.
+    opening_hours: str = Field(
+        ALWAYS,
+        description="When the clinic answers leads, in LEADS_TIMEZONE, e.g. "
+        "`Mon-Fri 08:00-18:00; Sat 09:00-12:00`; the follow-up deadline counts only these.",
+    )
+    follow_up_hours: float = Field(
+        4.0,
+        gt=0,
+        le=1000,
+        description="Opening hours a new lead may wait for its first response before it is "
+        "overdue.",
+    )
+    digest_at: str | None = Field(
+        None,
+        description="HH:MM (LEADS_TIMEZONE) on opening days to email LEADS_INBOX the overdue "
+        "leads; unset = no digest.",
+    )
+
+    def opening(self) -> OpeningHours:
+        """LEADS_OPENING_HOURS read, in LEADS_TIMEZONE."""
+        return OpeningHours.parse(self.opening_hours, self.timezone)
+
     @field_validator("smtp_url")
     @classmethod
     def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
@@ -146,6 +170,17 @@ class NotificationSettings(BaseModel):
     @classmethod
     def _timezone(cls, value: str) -> str:
         return values.timezone(value)
+
+    @field_validator("opening_hours")
+    @classmethod
+    def _opening_hours(cls, value: str) -> str:
+        OpeningHours.parse(value)  # the zone is checked on its own
+        return value.strip()
+
+    @field_validator("digest_at")
+    @classmethod
+    def _digest_at(cls, value: str | None) -> str | None:
+        return None if value is None else values.clock_time(value)
 
     @model_validator(mode="after")
     def _channels_complete(self) -> Self:

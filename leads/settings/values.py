@@ -141,6 +141,14 @@ def timezone(value: str) -> str:
     return name
 
 
+def clock_time(value: str) -> str:
+    """A time of day as ``HH:MM`` (24-hour clock), such as ``07:30``."""
+    name = value.strip()
+    if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", name):
+        raise ValueError("must be a time of day as HH:MM, such as 07:30")
+    return name
+
+
 def webhook_secret(value: str) -> str:
     """A Standard Webhooks secret: ``whsec_`` and the key in base64."""
     key = value.removeprefix("whsec_")

@@ -1,0 +1,195 @@
+"""Data access for the staff side's lists and lead pages: plain async functions taking the
+session by keyword. The filters arrive parsed (``leads.staff.listing`` reads them); this
+module only turns them into SQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import and_, not_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col
+
+from leads.core.vocabulary import LeadStatus
+from leads.storage.models import Enquiry, Lead, OutboxMessage
+from leads.storage.staff_tables import LeadEvent, User
+
+UNASSIGNED = "none"  # assigned_to=none: leads nobody is on
+
+
+@dataclass(frozen=True, slots=True)
+class LeadQuery:
+    """What a list asks for, already checked. ``overdue_cutoff`` is set when the list
+    filters on overdue: leads created at or before it are past their follow-up deadline."""
+
+    status: LeadStatus | None = None
+    form: str | None = None
+    spam: bool = False
+    created_after: datetime | None = None  # inclusive
+    created_before: datetime | None = None  # exclusive
+    text: str | None = None  # lowercased
+    phone_digits: str | None = None  # without leading zeros (a national trunk prefix)
+    assigned_to: str | None = None  # a lowercased email, or UNASSIGNED
+    overdue: bool | None = None
+    overdue_cutoff: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a page ended: the last lead's (created_at, id), newest first."""
+
+    created_at: datetime
+    lead_id: uuid.UUID
+
+
+def overdue_condition(cutoff: datetime) -> ColumnElement[bool]:
+    """Still waiting for its first response, and created at or before ``cutoff``."""
+    return and_(
+        col(Lead.status) == LeadStatus.NEW,
+        col(Lead.spam).is_(False),
+        col(Lead.created_at) <= cutoff,
+    )
+
+
+def _conditions(query: LeadQuery) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [
+        col(Lead.merged_into).is_(None),
+        col(Lead.spam).is_(query.spam),
+    ]
+    if query.status is not None:
+        where.append(col(Lead.status) == query.status)
+    if query.form is not None:
+        where.append(col(Lead.form) == query.form)
+    if query.created_after is not None:
+        where.append(col(Lead.created_at) >= query.created_after)
+    if query.created_before is not None:
+        where.append(col(Lead.created_at) < query.created_before)
+    if query.text is not None:
+        matches = [
+            col(Lead.name).ilike(f"%{_escaped(query.text)}%", escape="\\"),
+            col(Lead.email_key).contains(query.text, autoescape=True),
+        ]
+        if query.phone_digits:
+            matches.append(col(Lead.phone).contains(query.phone_digits, autoescape=True))
+        where.append(or_(*matches))
+    if query.assigned_to == UNASSIGNED:
+        where.append(col(Lead.assigned_to).is_(None))
+    elif query.assigned_to is not None:
+        user = select(col(User.id)).where(col(User.email) == query.assigned_to).scalar_subquery()
+        where.append(col(Lead.assigned_to) == user)
+    if query.overdue is not None and query.overdue_cutoff is not None:
+        overdue = overdue_condition(query.overdue_cutoff)
+        where.append(overdue if query.overdue else not_(overdue))
+    return where
+
+
+def _escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+async def list_leads(
+    *, session: AsyncSession, query: LeadQuery, after: Position | None, limit: int
+) -> list[Lead]:
+    """Newest first, keyset-paginated on (created_at, id): a page starts after ``after``,
+    so leads arriving meanwhile (newer than any page read so far) never shift the pages."""
+    statement = select(Lead).where(*_conditions(query))
+    if after is not None:
+        statement = statement.where(
+            or_(
+                col(Lead.created_at) < after.created_at,
+                and_(col(Lead.created_at) == after.created_at, col(Lead.id) < after.lead_id),
+            )
+        )
+    statement = statement.order_by(col(Lead.created_at).desc(), col(Lead.id).desc()).limit(limit)
+    return list((await session.scalars(statement)).all())
+
+
+async def enquiries_of(
+    *, session: AsyncSession, lead_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[Enquiry]]:
+    found: dict[uuid.UUID, list[Enquiry]] = {lead_id: [] for lead_id in lead_ids}
+    if lead_ids:
+        rows = await session.scalars(
+            select(Enquiry)
+            .where(col(Enquiry.lead_id).in_(list(lead_ids)))
+            .order_by(col(Enquiry.created_at), col(Enquiry.id))
+        )
+        for enquiry in rows:
+            found[enquiry.lead_id].append(enquiry)
+    return found
+
+
+async def messages_of(
+    *, session: AsyncSession, lead_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[OutboxMessage]]:
+    found: dict[uuid.UUID, list[OutboxMessage]] = {lead_id: [] for lead_id in lead_ids}
+    if lead_ids:
+        rows = await session.scalars(
+            select(OutboxMessage)
+            .where(col(OutboxMessage.lead_id).in_(list(lead_ids)))
+            .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+        )
+        for message in rows:
+            if message.lead_id is not None:
+                found[message.lead_id].append(message)
+    return found
+
+
+async def emails_of(
+    *, session: AsyncSession, user_ids: Collection[uuid.UUID | None]
+) -> dict[uuid.UUID, str]:
+    wanted = [user_id for user_id in set(user_ids) if user_id is not None]
+    if not wanted:
+        return {}
+    rows = await session.execute(
+        select(col(User.id), col(User.email)).where(col(User.id).in_(wanted))
+    )
+    return {user_id: email for user_id, email in rows.tuples()}
+
+
+async def user_by_email(*, session: AsyncSession, email: str) -> User | None:
+    found = await session.scalars(select(User).where(col(User.email) == email.lower()))
+    return found.first()
+
+
+async def events_of(*, session: AsyncSession, lead_id: uuid.UUID) -> list[LeadEvent]:
+    rows = await session.scalars(
+        select(LeadEvent).where(col(LeadEvent.lead_id) == lead_id).order_by(col(LeadEvent.at))
+    )
+    return list(rows.all())
+
+
+async def duplicates_of(*, session: AsyncSession, lead_id: uuid.UUID) -> list[uuid.UUID]:
+    """Leads stored as possible duplicates of this one, oldest first."""
+    rows = await session.scalars(
+        select(col(Lead.id))
+        .where(col(Lead.duplicate_of) == lead_id)
+        .order_by(col(Lead.created_at), col(Lead.id))
+    )
+    return list(rows.all())
+
+
+async def merged_into_this(*, session: AsyncSession, lead_id: uuid.UUID) -> list[uuid.UUID]:
+    """Leads folded into this one, oldest first."""
+    rows = await session.scalars(
+        select(col(Lead.id))
+        .where(col(Lead.merged_into) == lead_id)
+        .order_by(col(Lead.created_at), col(Lead.id))
+    )
+    return list(rows.all())
+
+
+async def lead_for_update(*, session: AsyncSession, lead_id: uuid.UUID) -> Lead | None:
+    """The lead, its row locked until the transaction ends (PostgreSQL; SQLite writers are
+    serialised already), and read afresh."""
+    found = await session.scalars(
+        select(Lead)
+        .where(col(Lead.id) == lead_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return found.first()
