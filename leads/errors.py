@@ -7,7 +7,8 @@
     ├── NotFound                    what was named by its id is not there
     │   ├── LeadNotFound
     │   ├── MessageNotFound         (or it was delivered already: nothing to retry)
-    │   └── TokenNotFound           no API token of that name
+    │   ├── TokenNotFound           no API token of that name
+    │   └── UserNotFound            no staff account with that email
     ├── LeadNotSpam                 a lead that is not flagged cannot be released
     ├── DuplicateName               a user or token of that name exists already
     ├── DeliveryError               a notification was not delivered this time
@@ -18,7 +19,9 @@
         ├── MalformedBody           400  the body is not what its content type says
         ├── InvalidIdempotencyKey   400  the Idempotency-Key header is unusable
         ├── NotAuthenticated        401  a staff route without a valid session or token
+        ├── SignInRequired          303  a staff page asked for by a browser not signed in
         ├── NotAllowed              403  signed in, but this needs a write token or an admin
+        ├── CsrfFailed              403  a session's change without its CSRF token, or cross-site
         ├── OriginNotAllowed        403  a browser on another site (LEADS_ALLOWED_ORIGINS)
         ├── FormNotFound            404  no form with that slug
         ├── StaffLeadNotFound       404  the staff API was asked for a lead that is not there
@@ -30,6 +33,7 @@
         ├── BodyTooLarge            413  above LEADS_MAX_BODY_BYTES
         ├── UnsupportedMediaType    415  a content type the endpoint does not take
         ├── TooManySubmissions      429  over LEADS_RATE_LIMIT; Retry-After says when
+        ├── TooManyLogins           429  too many failed sign-ins; Retry-After says when
         ├── InvalidSubmission       422  field-level errors, every bad field named
         ├── IdempotencyKeyReused    422  this client's key came with another submission before
         ├── StorageUnavailable      503  the database cannot take the write right now
@@ -74,6 +78,10 @@ class MessageNotFound(NotFound):
 
 
 class TokenNotFound(NotFound):
+    pass
+
+
+class UserNotFound(NotFound):
     pass
 
 
@@ -151,6 +159,26 @@ class NotAllowed(HTTPProblem):
     status = 403
     code = "not_allowed"
     title = "This account or token may not do this"
+
+
+class SignInRequired(HTTPProblem):
+    """Not an error for the browser: it is sent on to the sign-in page, which comes back
+    to ``next`` (this page) afterwards."""
+
+    status = 303
+    code = "sign_in_required"
+    title = "Sign in to see this page"
+
+    def __init__(self, next_path: str):
+        from urllib.parse import quote
+
+        super().__init__(headers={"Location": f"/staff/login?next={quote(next_path, safe='')}"})
+
+
+class CsrfFailed(HTTPProblem):
+    status = 403
+    code = "csrf_failed"
+    title = "This request did not come from a page of this service; reload the page and try again"
 
 
 class OriginNotAllowed(HTTPProblem):
@@ -231,6 +259,17 @@ class TooManySubmissions(HTTPProblem):
         if close:  # a client flooding us over keep-alive connections must reconnect first
             headers["Connection"] = "close"
         super().__init__(f"Please try again in {wait}.", headers=headers)
+
+
+class TooManyLogins(HTTPProblem):
+    status = 429
+    code = "too_many_logins"
+    title = "Too many failed sign-ins; please wait a little and try again"
+
+    def __init__(self, *, retry_after: int):
+        minutes = max(1, round(retry_after / 60))
+        wait = f"{retry_after} seconds" if retry_after < 90 else f"about {minutes} minutes"
+        super().__init__(f"Please try again in {wait}.", headers={"Retry-After": str(retry_after)})
 
 
 class StorageUnavailable(HTTPProblem):

@@ -49,13 +49,19 @@ def leads_env(**settings: str) -> dict[str, str]:
 
 
 def run_leads(
-    *args: str, env: dict[str, str], cwd: Path | None = None, command: tuple[str, ...] = LEADS
+    *args: str,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    command: tuple[str, ...] = LEADS,
+    stdin: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
-    """Run the `leads` command to completion (in ``cwd``: a directory with no ``.env``)."""
+    """Run the `leads` command to completion (in ``cwd``: a directory with no ``.env``),
+    with ``stdin`` piped to it (else this process's standard input)."""
     return subprocess.run(
         [*command, *args],
         env=env,
         cwd=cwd,
+        input=stdin,
         capture_output=True,
         text=True,
         timeout=90,
@@ -63,11 +69,15 @@ def run_leads(
     )
 
 
-def leads_cli(database_url: str, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+def leads_cli(
+    database_url: str, *args: str, stdin: str | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
     """`leads ARGS` against the test's database, as an operator runs it (extra LEADS_*
-    variables by their full names)."""
+    variables by their full names; ``stdin`` piped in, as a script would)."""
     base = leads_env(database_url=database_url, secret_key=SECRET)
-    return run_leads(*args, env={**base, **env}, cwd=Path(__file__).parent)  # no .env here
+    return run_leads(
+        *args, env={**base, **env}, cwd=Path(__file__).parent, stdin=stdin
+    )  # no .env here
 
 
 async def outbox_rows(
