@@ -162,11 +162,29 @@ async def test_filters_search_and_paging(desk: Any) -> None:
     found = await staff.client.get("/staff?view=all&q=person1", headers=HTML)
     assert "Person1" in found.text
     assert "Person0" not in found.text
-    first = await staff.client.get("/staff?view=all&limit=2", headers=HTML)
-    assert "Older leads" not in first.text  # 50 a page
     bad = await staff.client.get("/staff?view=all&assigned_to=nobody-at-all", headers=HTML)
     assert bad.status_code == 422
     assert "assigned_to is an email, or none" in bad.text
+
+
+async def test_older_leads_pages_on_with_the_same_filters(desk: Any) -> None:
+    staff = await desk()
+    await staff.sign_in()
+    await staff.new_lead(name="Other Person")
+    for number in range(51):  # a page holds 50
+        await staff.new_lead(name=f"Paged{number:02d} Example")
+    first = await staff.client.get("/staff?view=all&q=paged", headers=HTML)
+    assert first.text.count('class="lead-row') == 50
+    older = re.search(r'href="(/staff\?[^"]*cursor=[^"]*)">Older leads', first.text)
+    assert older
+    link = unescape(older.group(1))
+    assert "q=paged" in link
+    assert "view=all" in link
+    second = await staff.client.get(link, headers=HTML)
+    assert second.text.count('class="lead-row') == 1
+    assert "Paged00" in second.text  # the oldest, last
+    assert "Other" not in second.text
+    assert "Older leads" not in second.text
 
 
 async def test_each_form_is_refused_without_the_csrf_token(desk: Any, query: Query) -> None:
@@ -231,6 +249,9 @@ async def test_duplicates_merge_and_undo(desk: Any) -> None:
     assert merged.headers["location"] == f"/staff/leads/{first}?done=merged"
     assert "merged" in [e["kind"] for e in await staff.timeline(first)]
     assert "merged" in [e["kind"] for e in await staff.timeline(second)]
+    again = await staff.act(first, "merge", into=second)  # merges are one level deep
+    assert again.status_code == 422
+    assert "Could not merge: that lead is merged into another" in again.text
     undone = await staff.act(second, "unmerge", back=first)
     assert undone.headers["location"] == f"/staff/leads/{first}?done=unmerged"
     assert "unmerged" in [e["kind"] for e in await staff.timeline(first)]
