@@ -144,6 +144,8 @@ async def test_the_list_shows_new_leads_with_their_wait_and_marks_overdue_ones_i
     assert "Overdue</span>" in listing.text
     only_overdue = await staff.client.get("/staff?overdue=true", headers=HTML)
     assert "Grace" in only_overdue.text
+    from_the_digest = await staff.client.get("/staff/leads", headers=HTML)  # "and N more"
+    assert from_the_digest.headers["location"] == "/staff?overdue=true"
     for link in (
         "/staff/spam",
         "/staff/deliveries",

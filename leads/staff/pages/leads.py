@@ -20,6 +20,7 @@ from leads.services import services_of
 from leads.staff import listing
 from leads.staff.access import require_page_actor
 from leads.staff.accounts import list_users
+from leads.staff.pagekit import staff_redirect
 from leads.staff.pages.frame import render_page
 from leads.staff.pages.words import STATUS_LABELS, local_time, status_label, waited
 
@@ -137,4 +138,12 @@ async def lead_list(request: Request) -> Response:
     )
 
 
-routes = [Route("/staff", lead_list, methods=["GET"])]
+async def overdue_list(request: Request) -> Response:
+    """``/staff/leads``, where the daily digest's "and N more" points: the overdue leads."""
+    return staff_redirect("/staff?overdue=true")
+
+
+routes = [
+    Route("/staff", lead_list, methods=["GET"]),
+    Route("/staff/leads", overdue_list, methods=["GET"]),
+]
