@@ -29,6 +29,8 @@ from leads.notify.dispatcher import Dispatcher
 from leads.services import Services, Site
 from leads.settings import Settings
 from leads.staff import api as staff_api
+from leads.staff import login
+from leads.staff.throttle import LoginThrottle
 from leads.storage.database import Database
 from leads.web import health
 from leads.web.headers import SecurityHeaders
@@ -89,7 +91,11 @@ def create_app(
             intake = IntakeWriter(database, settings)
             intake.start()
             stack.push_async_callback(intake.stop)
-            app.state.services = Services(site, database, intake, defences, dispatcher, clock)
+            login_throttle = LoginThrottle(settings.rate_limit_storage, clock=clock)
+            stack.push_async_callback(login_throttle.aclose)
+            app.state.services = Services(
+                site, database, intake, defences, dispatcher, clock, login_throttle
+            )
             yield
 
     middleware = [
@@ -108,6 +114,7 @@ def create_app(
         routes=[
             *api.routes,
             *pages.routes,
+            *login.routes,
             *health.routes,
             *staff_api.routes,
             Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),

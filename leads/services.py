@@ -16,6 +16,7 @@ from leads.intake.defence import Defences
 from leads.intake.writer import IntakeWriter
 from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings
+from leads.staff.throttle import LoginThrottle
 from leads.storage.database import Database
 
 
@@ -36,8 +37,8 @@ class Site:
 
 @dataclass(frozen=True, slots=True)
 class Services:
-    """Opened by the lifespan: the database, the intake writer, the defences and (with
-    ``LEADS_DISPATCHER=inline``) this process's dispatcher."""
+    """Opened by the lifespan: the database, the intake writer, the defences, (with
+    ``LEADS_DISPATCHER=inline``) this process's dispatcher, and the sign-in throttle."""
 
     site: Site
     database: Database
@@ -45,6 +46,7 @@ class Services:
     defences: Defences
     dispatcher: Dispatcher | None
     clock: Clock  # what "now" is for every handler (a test's clock, or the system's)
+    login_throttle: LoginThrottle
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock.now(), UTC)

@@ -375,6 +375,8 @@ BAD_VALUES = {
     "opening_hours": "Mon-Fri 8-18",
     "follow_up_hours": "0",
     "digest_at": "7am",
+    "session_idle_minutes": "0",
+    "session_max_hours": "721",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)

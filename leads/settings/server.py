@@ -1,4 +1,5 @@
-"""The server process: its log, and what one connection may cost (leads/web/connections.py)."""
+"""The server process: its log, what one connection may cost (leads/web/connections.py),
+and how long a staff session lasts (leads/staff/sessions.py)."""
 
 from __future__ import annotations
 
@@ -38,6 +39,18 @@ class ServerSettings(BaseModel):
         le=1000000,
         description="Open connections per process, at most; beyond it the longest-idle one is "
         "closed, or (none idle) the newcomer gets 503.",
+    )
+    session_idle_minutes: int = Field(
+        60,
+        ge=1,
+        le=1440,
+        description="A staff session ends after this many minutes without a request.",
+    )
+    session_max_hours: int = Field(
+        12,
+        ge=1,
+        le=720,
+        description="A staff session ends this many hours after signing in, however busy.",
     )
 
     @field_validator("log_level")
