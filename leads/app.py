@@ -29,7 +29,7 @@ from leads.notify.dispatcher import Dispatcher
 from leads.services import Services, Site
 from leads.settings import Settings
 from leads.staff import api as staff_api
-from leads.staff import login
+from leads.staff import login, stats_api
 from leads.staff.throttle import LoginThrottle
 from leads.storage.database import Database
 from leads.web import health
@@ -117,6 +117,7 @@ def create_app(
             *login.routes,
             *health.routes,
             *staff_api.routes,
+            *stats_api.routes,
             Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
         ],
         middleware=middleware,

@@ -6,6 +6,7 @@ Detail levels (LEADS_NOTIFY_DETAIL), for clinics that must keep health details o
 - ``contact``: name and contact details only: no message, no interest (it can name a condition);
 - ``minimal``: a link to the lead and nothing about the visitor, not even in the subject.
 Webhooks always carry the full lead: they go to systems the clinic runs, signed.
+The daily digest's email is in :mod:`leads.notify.digest_content`.
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import FormCatalog
-from leads.core.vocabulary import Channel
+from leads.core.vocabulary import Channel, MessageKind
 from leads.errors import EndpointGone, PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels import (
     ChannelRegistry,
@@ -28,6 +28,8 @@ from leads.notify.channels import (
     builtin_channels,
 )
 from leads.notify.channels.base import ChannelsOverride
+from leads.notify.channels.mail import EmailChannel
+from leads.notify.digest_content import DigestContent
 from leads.notify.retry import RetryPolicy
 from leads.settings import Settings, redact_url
 from leads.storage import outbox
@@ -47,6 +49,7 @@ class Claimed:
     lead: Lead | None
     enquiry: Enquiry | None
     target_disabled: bool  # its target (a webhook URL) answered 410 Gone
+    digest: DigestContent | None = None  # a digest's list, read as it was claimed
 
 
 class Delivery:
@@ -105,6 +108,9 @@ class Delivery:
 
     async def _send(self, claim: Claimed) -> None:
         message, lead = claim.message, claim.lead
+        if message.kind == MessageKind.DIGEST:
+            await self._send_digest(claim)
+            return
         if lead is None:
             raise PermanentDeliveryError("the lead no longer exists")
         channel = self._channel(message.channel)
@@ -114,6 +120,14 @@ class Delivery:
         await channel.deliver(
             Notice(message, lead, claim.enquiry, form, target_disabled=claim.target_disabled)
         )
+
+    async def _send_digest(self, claim: Claimed) -> None:
+        channel = self._channel(claim.message.channel)
+        if channel is None:
+            raise PermanentDeliveryError(self.registry.gone(claim.message.channel))
+        if not isinstance(channel, EmailChannel) or claim.digest is None:
+            raise PermanentDeliveryError("a digest is sent by email only")
+        await channel.deliver_digest(claim.message, claim.digest)
 
     def _channel(self, name: str) -> NotificationChannel | None:
         try:

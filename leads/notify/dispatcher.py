@@ -5,6 +5,8 @@
   ``POLL_SECONDS`` for retries that came due and for leases left by a crashed dispatcher.
 - Claims are leases of ``2 x LEADS_DELIVERY_TIMEOUT_SECONDS + 1`` seconds; every attempt is
   cut off at LEADS_DELIVERY_TIMEOUT_SECONDS, so a live dispatcher never outlives its lease.
+- Its housekeeping queues the daily digest once LEADS_DIGEST_AT has come on an opening day
+  (:mod:`leads.notify.digest`; by its ``clock``), and hourly forgets expired keys.
 - :meth:`stop` lets in-flight deliveries finish for LEADS_SHUTDOWN_GRACE_SECONDS, then
   cancels the rest and releases their claims so another dispatcher can take them at once.
 """
@@ -18,15 +20,16 @@ import os
 import socket
 import time
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy.engine import make_url
 
 from leads.core.forms import FormCatalog
-from leads.core.vocabulary import REPLAY_WINDOW
+from leads.core.vocabulary import REPLAY_WINDOW, MessageKind
 from leads.errors import StorageUnavailable
+from leads.notify import digest
 from leads.notify.channels import Clock
 from leads.notify.channels.base import ChannelsOverride
 from leads.notify.delivery import Claimed, Delivery, Outcome
@@ -75,6 +78,8 @@ class Dispatcher:
         self._next_housekeeping = 0.0
         self._outcomes: list[Outcome] = []
         self.clock = clock
+        self._opening = settings.opening()
+        self._digest_settled: date | None = None  # the last day whose digest is queued
         self._delivery = Delivery(
             settings, forms, http, worker=self.name, channels=channels, clock=clock
         )
@@ -162,7 +167,9 @@ class Dispatcher:
         return min(self.poll_seconds, max(0.05, (due - self.clock()).total_seconds()))
 
     async def _housekeeping(self) -> None:
-        """Hourly chores that belong to no request: forget expired Idempotency-Keys."""
+        """Chores that belong to no request: the daily digest when it is due (looked at every
+        turn, by the clock), and hourly, forgetting expired Idempotency-Keys."""
+        await self._queue_digest()
         if time.monotonic() < self._next_housekeeping:
             return
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
@@ -173,6 +180,24 @@ class Dispatcher:
                 )
         except StorageUnavailable:
             log.warning("housekeeping: database unavailable; will try again")
+
+    async def _queue_digest(self) -> None:
+        """Queue today's digest once it is due (see :mod:`leads.notify.digest`)."""
+        now = self.clock()
+        day = digest.due_day(self.settings, self._opening, now)
+        if day is None or day == self._digest_settled:
+            return
+        try:
+            async with self.database.writing() as session:
+                queued = await digest.queue_digest(
+                    session=session, settings=self.settings, day=day, now=now
+                )
+        except StorageUnavailable:
+            log.warning("digest: database unavailable; will try again")
+            return
+        self._digest_settled = day
+        if queued:
+            self.wake()
 
     async def _deliver(self, claim: Claimed) -> None:
         outcome = await self._delivery.attempt(claim)
@@ -200,6 +225,13 @@ class Dispatcher:
                 if not messages:
                     return []
                 leads, enquiries = await outbox.load_subjects(session=session, messages=messages)
+                listed = (
+                    await digest.load_digest(
+                        session=session, settings=self.settings, forms=self.forms, now=now
+                    )
+                    if any(m.kind == MessageKind.DIGEST for m in messages)
+                    else None
+                )
                 # Only messages with a target (a webhook URL) can have been switched off.
                 disabled = (
                     await outbox.disabled_webhooks(session=session)
@@ -215,6 +247,7 @@ class Dispatcher:
                 leads.get(m.lead_id) if m.lead_id else None,
                 enquiries.get(m.enquiry_id) if m.enquiry_id else None,
                 m.target in disabled,
+                listed if m.kind == MessageKind.DIGEST else None,
             )
             for m in messages
         ]

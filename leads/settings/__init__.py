@@ -6,7 +6,7 @@ One frozen ``Settings`` object, its fields declared by subsystem in this package
     intake.py         what the intake side accepts: origins, bodies, regions, forms, queue
     server.py         the log level, and what one connection may cost
     abuse.py          spam and abuse defences
-    notifications.py  channels, what notifications say, retries
+    notifications.py  channels, what notifications say, retries; opening hours, the digest
     clinic.py         the clinic's name, phone and website, as pages and emails show them
     urls.py, values.py  the checks behind the fields (URLs; lists, networks, addresses...)
     display.py        how `leads check` shows them, secrets hidden

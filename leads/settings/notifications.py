@@ -191,6 +191,10 @@ class NotificationSettings(BaseModel):
             raise ValueError("LEADS_EMAIL_API_KEY is required with LEADS_EMAIL_API")
         if self.email_api == "mailgun" and not self.mailgun_domain:
             raise ValueError("LEADS_MAILGUN_DOMAIN is required with LEADS_EMAIL_API=mailgun")
+        if self.digest_at is not None and not email_channels:
+            raise ValueError(
+                "LEADS_DIGEST_AT needs an email channel (LEADS_SMTP_URL or LEADS_EMAIL_API)"
+            )
         if self.webhook_urls and self.webhook_secret is None:
             raise ValueError("LEADS_WEBHOOK_SECRET is required with LEADS_WEBHOOK_URLS")
         return self

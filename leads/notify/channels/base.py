@@ -126,6 +126,14 @@ class ChannelRegistry:
                 return Route(channel)
         return None
 
+    def email_routes(self, settings: Settings) -> list[Route]:
+        """The configured channels that carry email (where the daily digest goes)."""
+        return [
+            Route(channel)
+            for channel in self.configured(settings)
+            if self._entries[channel].carries_autoreply
+        ]
+
     def check(self, settings: Settings) -> None:
         for channel in self.configured(settings):
             self._entries[channel].check(settings)

@@ -13,7 +13,9 @@ from leads.core.vocabulary import MessageKind
 from leads.errors import PermanentDeliveryError
 from leads.notify.channels.base import Notice
 from leads.notify.content import Email, autoreply_email, clinic_email
+from leads.notify.digest_content import DigestContent, digest_email
 from leads.settings import Settings
+from leads.storage.models import OutboxMessage
 
 TEST_EMAIL_TEXT = (
     "This is a test from leads. If you can read it, new leads will reach this inbox.\n"
@@ -53,6 +55,10 @@ class EmailChannel(ABC):
         else:
             email = clinic_email(message, lead, notice.enquiry, notice.form, self.settings)
         await self.send(email)
+
+    async def deliver_digest(self, message: OutboxMessage, digest: DigestContent) -> None:
+        """The daily digest of overdue leads (it belongs to no single lead)."""
+        await self.send(digest_email(message, digest, self.settings))
 
     async def send_test(self, target: str | None, test_id: uuid.UUID) -> None:
         await self.send(notify_test_email(self.settings, test_id))

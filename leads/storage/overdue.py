@@ -1,0 +1,75 @@
+"""Which leads are past their follow-up deadline, as one SQL condition; and the days a
+digest of them was queued.
+
+A lead is overdue when it is still waiting (status ``new``, not spam, not merged into
+another) and was created at or before the cutoff that
+:meth:`leads.core.hours.OpeningHours.overdue_cutoff` gives for now and
+LEADS_FOLLOW_UP_HOURS: the staff API's ``overdue`` filter, the dashboard, the statistics and
+the daily digest all use :func:`overdue_condition`, so they always agree.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import and_, func, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.elements import ColumnElement
+from sqlmodel import col, select
+
+from leads.core.vocabulary import LeadStatus
+from leads.storage.models import Lead
+from leads.storage.staff_tables import Digest
+
+
+def counted_condition() -> ColumnElement[bool]:
+    """Leads that count: real (not spam) and not merged into another lead."""
+    return and_(col(Lead.spam).is_(False), col(Lead.merged_into).is_(None))
+
+
+def waiting_condition() -> ColumnElement[bool]:
+    """Counted leads nobody has answered yet."""
+    return and_(counted_condition(), col(Lead.status) == LeadStatus.NEW)
+
+
+def overdue_condition(cutoff: datetime) -> ColumnElement[bool]:
+    """``created_at <= cutoff AND status = 'new' AND spam = false AND merged_into IS NULL``,
+    with ``cutoff = settings.opening().overdue_cutoff(now, settings.follow_up_hours)``."""
+    return and_(waiting_condition(), col(Lead.created_at) <= cutoff)
+
+
+async def overdue_leads(*, session: AsyncSession, cutoff: datetime, limit: int) -> list[Lead]:
+    """The overdue leads, longest waiting first, at most ``limit``."""
+    query = (
+        select(Lead)
+        .where(overdue_condition(cutoff))
+        .order_by(col(Lead.created_at), col(Lead.id))
+        .limit(limit)
+    )
+    return list((await session.scalars(query)).all())
+
+
+async def count_overdue(*, session: AsyncSession, cutoff: datetime) -> int:
+    query = select(func.count()).select_from(Lead).where(overdue_condition(cutoff))
+    return int((await session.execute(query)).scalar_one())
+
+
+async def claim_digest_day(*, session: AsyncSession, day: date, now: datetime) -> bool:
+    """Record that ``day``'s digest is being queued; False if another process did first.
+    On PostgreSQL a concurrent claim waits for the first one's transaction, then finds the
+    row; on SQLite writers take turns. Either way exactly one claim succeeds per day."""
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(
+        insert(Digest)
+        .values(day=day, created_at=now, lead_count=0)
+        .on_conflict_do_nothing(index_elements=["day"])
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def set_digest_count(*, session: AsyncSession, day: date, lead_count: int) -> None:
+    await session.execute(
+        update(Digest).where(col(Digest.day) == day).values(lead_count=lead_count)
+    )
