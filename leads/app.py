@@ -30,6 +30,7 @@ from leads.services import Services, Site
 from leads.settings import Settings
 from leads.staff import api as staff_api
 from leads.staff import login, stats_api
+from leads.staff import pages as staff_pages
 from leads.staff.throttle import LoginThrottle
 from leads.storage.database import Database
 from leads.web import health
@@ -118,6 +119,7 @@ def create_app(
             *health.routes,
             *staff_api.routes,
             *stats_api.routes,
+            *staff_pages.routes,
             Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
         ],
         middleware=middleware,
