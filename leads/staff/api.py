@@ -25,7 +25,7 @@ from leads.staff.merging import merge_lead, read_target, unmerge_lead
 from leads.staff.notes import add_note, read_note
 from leads.staff.releasing import release_from_spam
 from leads.staff.resend import resend_message
-from leads.staff.views import etag, event_entry, existing_lead, lead_detail
+from leads.staff.views import etag, event_entry, existing_lead, lead_detail, viewed_lead
 from leads.storage.models import Lead
 from leads.web.bodies import read_json_object
 
@@ -69,13 +69,11 @@ async def get_lead(request: Request) -> Response:
     services = services_of(request)
     lead_id = _lead_id(request)
     async with services.database.writing() as session:
-        lead = await existing_lead(session=session, lead_id=lead_id)
-        await record_audit(
+        lead = await viewed_lead(
             session=session,
-            actor=actor.label,
-            action=AuditAction.LEAD_VIEWED,
+            actor=actor,
+            lead_id=lead_id,
             now=services.now(),
-            lead_id=lead.id,
             address=client_address(request),
         )
         return await _lead_answer(session, lead)

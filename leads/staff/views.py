@@ -15,7 +15,10 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leads.core.vocabulary import AuditAction
 from leads.errors import StaffLeadNotFound
+from leads.staff.access import Actor
+from leads.staff.audit import record_audit
 from leads.staff.export import lead_record
 from leads.storage import staff_queries
 from leads.storage.models import Enquiry, Lead, OutboxMessage
@@ -68,6 +71,28 @@ async def lead_detail(*, session: AsyncSession, lead: Lead) -> dict[str, Any]:
     record["merged_leads"] = [str(i) for i in merged]
     record["timeline"] = timeline(lead, enquiries, messages, events)
     return record
+
+
+async def viewed_lead(
+    *,
+    session: AsyncSession,
+    actor: Actor,
+    lead_id: uuid.UUID,
+    now: datetime,
+    address: str | None = None,
+) -> Lead:
+    """The lead someone is looking at, their look recorded in the audit log (``lead_viewed``)
+    in this transaction."""
+    lead = await existing_lead(session=session, lead_id=lead_id)
+    await record_audit(
+        session=session,
+        actor=actor.label,
+        action=AuditAction.LEAD_VIEWED,
+        now=now,
+        lead_id=lead.id,
+        address=address,
+    )
+    return lead
 
 
 async def existing_lead(*, session: AsyncSession, lead_id: uuid.UUID) -> Lead:

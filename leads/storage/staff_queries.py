@@ -148,7 +148,7 @@ async def emails_of(
     rows = await session.execute(
         select(col(User.id), col(User.email)).where(col(User.id).in_(wanted))
     )
-    return {user_id: email for user_id, email in rows.tuples()}
+    return {user_id: email for user_id, email in rows.all()}
 
 
 async def user_by_email(*, session: AsyncSession, email: str) -> User | None:

@@ -18,8 +18,9 @@ from leads.core.vocabulary import AuditAction
 from leads.services import services_of
 from leads.staff.access import require_page_actor
 from leads.staff.audit import audit_entries
-from leads.staff.pagekit import render_staff_page
-from leads.staff.pages.wording import action_choices, action_label, local_time, who
+from leads.staff.pages.frame import render_page
+from leads.staff.pages.wording import action_choices, action_label, who
+from leads.staff.pages.words import local_time
 from leads.storage.staff_tables import AuditEntry
 
 PAGE_SIZE = 50
@@ -80,7 +81,7 @@ async def audit_log(request: Request) -> Response:
     filters = {k: v for k, v in (("person", person), ("lead", lead_text), ("action", action)) if v}
     older = "/staff/audit?" + urlencode({**filters, "before": entries[-1].id}) if more else None
     newest = "/staff/audit" + ("?" + urlencode(filters) if filters else "")
-    return render_staff_page(
+    return await render_page(
         request,
         "staff/audit.html",
         {
@@ -96,6 +97,7 @@ async def audit_log(request: Request) -> Response:
             "timezone": services.settings.timezone,
         },
         actor=actor,
+        section="audit",
         status_code=400 if errors else 200,
     )
 

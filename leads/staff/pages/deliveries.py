@@ -19,8 +19,10 @@ from leads.errors import MessageNotFound
 from leads.services import Services, services_of
 from leads.staff.access import Actor, client_address, require_form_actor, require_page_actor
 from leads.staff.deliveries import Delivery, deliveries_overview
-from leads.staff.pagekit import render_staff_page, staff_redirect
-from leads.staff.pages.wording import channel_label, kind_label, local_time, since
+from leads.staff.pagekit import staff_redirect
+from leads.staff.pages.frame import render_page
+from leads.staff.pages.wording import channel_label, kind_label
+from leads.staff.pages.words import local_time, waited
 from leads.staff.retrying import retry_dead_letters
 from leads.web.bodies import read_form_fields
 
@@ -43,7 +45,7 @@ def _row(delivery: Delivery, zone: str, now: datetime) -> dict[str, Any]:
         "target": delivery.target,
         "attempts": delivery.attempts,
         "created": local_time(delivery.created_at, zone),
-        "age": since(delivery.created_at, now),
+        "age": waited(now - delivery.created_at),
         "next": local_time(delivery.next_attempt_at, zone),
         "delivered": local_time(delivery.delivered_at, zone) if delivery.delivered_at else "",
         "error": delivery.error,
@@ -57,7 +59,7 @@ async def deliveries_page(request: Request) -> Response:
     async with services.database.reading() as session:
         overview = await deliveries_overview(session=session)
     zone = services.settings.timezone
-    return render_staff_page(
+    return await render_page(
         request,
         "staff/deliveries.html",
         {
@@ -67,6 +69,7 @@ async def deliveries_page(request: Request) -> Response:
             "notice": NOTICES.get(request.query_params.get("done", "")),
         },
         actor=actor,
+        section="deliveries",
     )
 
 

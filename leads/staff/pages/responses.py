@@ -15,8 +15,9 @@ from starlette.routing import Route
 
 from leads.services import services_of
 from leads.staff.access import require_page_actor
-from leads.staff.pagekit import render_staff_page
-from leads.staff.pages.wording import hours_plainly, span
+from leads.staff.pages.frame import render_page
+from leads.staff.pages.wording import hours_plainly
+from leads.staff.pages.words import waited
 from leads.staff.stats import response_stats
 from leads.staff.stats_api import weeks_asked
 
@@ -32,8 +33,8 @@ def _row(week: dict[str, Any]) -> dict[str, Any]:
     return {
         "week": _week_label(date.fromisoformat(week["week"])),
         "leads": week["leads"],
-        "median": span(median) if median is not None else "none answered",
-        "p90": span(p90) if p90 is not None else "none answered",
+        "median": waited(timedelta(seconds=median)) if median is not None else "none answered",
+        "p90": waited(timedelta(seconds=p90)) if p90 is not None else "none answered",
         "within": f"{round(share * 100)}%" if share is not None else "no leads",
         "waiting": week["waiting"],
     }
@@ -41,7 +42,7 @@ def _row(week: dict[str, Any]) -> dict[str, Any]:
 
 def _hours(value: float) -> str:
     whole = int(value)
-    return span(value * 3600) if value != whole else f"{whole} h"
+    return waited(timedelta(hours=value)) if value != whole else f"{whole} h"
 
 
 async def response_times(request: Request) -> Response:
@@ -53,7 +54,7 @@ async def response_times(request: Request) -> Response:
         stats = await response_stats(
             session=session, settings=settings, now=services.now(), weeks=weeks
         )
-    return render_staff_page(
+    return await render_page(
         request,
         "staff/response_times.html",
         {
@@ -63,6 +64,7 @@ async def response_times(request: Request) -> Response:
             "timezone": settings.timezone,
         },
         actor=actor,
+        section="response-times",
     )
 
 

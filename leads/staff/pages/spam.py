@@ -19,8 +19,11 @@ from leads.errors import LeadNotInSpam, StaffLeadNotFound
 from leads.services import services_of
 from leads.staff.access import client_address, require_form_actor, require_page_actor
 from leads.staff.listing import list_page
-from leads.staff.pagekit import render_staff_page, staff_redirect
-from leads.staff.pages.wording import local_time, spam_reasons
+from leads.staff.pagekit import staff_redirect
+from leads.staff.pages.frame import render_page
+from leads.staff.pages.leads import first_name
+from leads.staff.pages.wording import spam_reasons
+from leads.staff.pages.words import local_time
 from leads.staff.releasing import release_from_spam
 from leads.storage.staff_queries import LeadQuery
 from leads.web.bodies import read_form_fields
@@ -33,10 +36,9 @@ NOTICES = {
 
 
 def _row(item: dict[str, Any], zone: str) -> dict[str, Any]:
-    name = str(item.get("name") or "").split()
     return {
         "id": item["id"],
-        "first_name": name[0] if name else "(no name)",
+        "first_name": first_name(str(item.get("name") or "")) or "(no name)",
         "form": item["form"],
         "when": local_time(datetime.fromisoformat(item["created_at"]), zone),
         "reasons": spam_reasons(item.get("spam_reason")),
@@ -52,7 +54,7 @@ async def spam_folder(request: Request) -> Response:
             session=session, query=LeadQuery(spam=True), limit=PAGE_SIZE, cursor=cursor
         )
     zone = services.settings.timezone
-    return render_staff_page(
+    return await render_page(
         request,
         "staff/spam.html",
         {
@@ -62,6 +64,7 @@ async def spam_folder(request: Request) -> Response:
             "notice": NOTICES.get(request.query_params.get("done", "")),
         },
         actor=actor,
+        section="spam",
     )
 
 

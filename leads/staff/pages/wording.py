@@ -1,11 +1,9 @@
 """How the spam, deliveries, response-times and audit pages word what is stored: spam
-reasons, notification kinds and channels, audit actions and who did them, local times
-(LEADS_TIMEZONE) and spans ("2 h 5 min"), for the front desk rather than for engineers."""
+reasons, notification kinds and channels, audit actions and who did them, and the opening
+hours, for the front desk rather than for engineers. Times and waits are worded by
+``words.py``, as on every dashboard page."""
 
 from __future__ import annotations
-
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from leads.abuse.defaults import built_in_rules
 from leads.core.vocabulary import AuditAction, Channel, MessageKind
@@ -103,31 +101,6 @@ def channel_label(channel: str) -> str:
         return CHANNELS.get(Channel(channel), channel)
     except ValueError:
         return channel
-
-
-def span(seconds: float) -> str:
-    """A span in plain words, to the minute under a day and to the hour above."""
-    minutes = int(seconds // 60)
-    if minutes < 1:
-        return "under a minute"
-    days, minutes = divmod(minutes, 24 * 60)
-    hours, minutes = divmod(minutes, 60)
-    if days:
-        unit = "day" if days == 1 else "days"
-        return f"{days} {unit} {hours} h" if hours else f"{days} {unit}"
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    return f"{minutes} min"
-
-
-def since(moment: datetime, now: datetime) -> str:
-    return span(max((now - moment).total_seconds(), 0.0))
-
-
-def local_time(moment: datetime, zone: str) -> str:
-    """``moment`` in the clinic's zone, like "Tue 1 Dec 2026 14:05"."""
-    local = moment.astimezone(ZoneInfo(zone))
-    return f"{local:%a} {local.day} {local:%b %Y %H:%M}"
 
 
 def hours_plainly(opening_hours: str) -> str:

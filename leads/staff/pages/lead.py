@@ -1,0 +1,182 @@
+"""The lead page, ``GET /staff/leads/{id}`` (the link notification emails carry): how to
+reach the person (tel:, sms:, mailto:), their enquiries, the timeline, and the forms that
+work the lead (``lead_actions.py`` answers them). Viewing is recorded in the audit log as
+``lead_viewed``; admins see who has viewed the lead. An unknown id gets the staff 404 page.
+
+The page's forms carry the lead's version (its ETag): a form sent from a page someone else
+has changed since is refused, and the page says so and shows the lead as it now is."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from leads.core.vocabulary import AuditAction, LeadStatus
+from leads.errors import FieldError, StaffLeadNotFound
+from leads.services import services_of
+from leads.staff.access import Actor, require_page_actor
+from leads.staff.accounts import list_users
+from leads.staff.audit import audit_entries
+from leads.staff.pages.frame import render_page
+from leads.staff.pages.leads import first_name
+from leads.staff.pages.words import (
+    CONTACT_LABELS,
+    STATUS_LABELS,
+    local_time,
+    status_label,
+    waited,
+)
+from leads.staff.views import lead_detail, viewed_lead
+from leads.storage.models import Lead
+
+NOTICES = {
+    "status": "Status saved.",
+    "assigned": "Assignment saved.",
+    "note": "Note added.",
+    "resent": "The notification is queued to be sent again.",
+    "merged": "Merged. Both leads' timelines record it.",
+    "unmerged": "Merge undone. The lead is back in the list on its own.",
+    "stale": "Someone else changed this lead; here it is now. Please check, then try again.",
+    "pending": "That notification is still on its way; it can be sent again once it has "
+    "been delivered or has failed.",
+    "not_merged": "That lead is not merged any more.",
+}
+VIEWERS_SHOWN = 20
+
+
+def who(label: str) -> str:
+    """How the page names whoever did something."""
+    kind, _, name = label.partition(":")
+    if kind == "user":
+        return name
+    if kind == "token":
+        return f"script ({name})"
+    return {"visitor": "the visitor", "system": "Leads", "cli": "the command line"}.get(
+        label, label
+    )
+
+
+async def _neighbour(session: AsyncSession, lead_id: str, zone: str, now: datetime) -> Any:
+    lead = await session.get(Lead, uuid.UUID(lead_id))
+    if lead is None:
+        return None
+    return {
+        "id": str(lead.id),
+        "first_name": first_name(lead.name),
+        "received": local_time(lead.created_at, zone, now),
+    }
+
+
+async def lead_context(
+    request: Request,
+    session: AsyncSession,
+    *,
+    lead: Lead,
+    actor: Actor,
+    now: datetime,
+) -> dict[str, Any]:
+    """What the lead page shows, read in ``session``."""
+    settings = services_of(request).settings
+    zone = settings.timezone
+    record = await lead_detail(session=session, lead=lead)
+    for entry in record["timeline"]:
+        entry["when"] = local_time(entry["at"], zone, now)
+        entry["who"] = who(entry["actor"])
+    neighbours: dict[str, Any] = {}
+    for other in {
+        *record["possible_duplicates"],
+        *record["merged_leads"],
+        *(i for i in (record["duplicate_of"], record["merged_into"]) if i),
+    }:
+        neighbours[other] = await _neighbour(session, other, zone, now)
+    users = [user.email for user in await list_users(session=session) if user.active]
+    viewers = []
+    if actor.is_admin:
+        entries = await audit_entries(
+            session=session,
+            lead_id=lead.id,
+            action=AuditAction.LEAD_VIEWED,
+            limit=VIEWERS_SHOWN,
+        )
+        viewers = [{"who": who(e.actor), "when": local_time(e.at, zone, now)} for e in entries]
+    cutoff = settings.opening().overdue_cutoff(now, settings.follow_up_hours)
+    overdue = lead.status == LeadStatus.NEW and not lead.spam and lead.created_at <= cutoff
+    if lead.first_response_at is None:
+        wait = f"Waiting {waited(now - lead.created_at)}"
+    else:
+        wait = f"Answered after {waited(lead.first_response_at - lead.created_at)}"
+    return {
+        "lead": record,
+        "first_name": first_name(lead.name),
+        "received": local_time(lead.created_at, zone, now),
+        "wait": wait,
+        "overdue": overdue,
+        "status_label": status_label(lead.status),
+        "statuses": [(s.value, label) for s, label in STATUS_LABELS.items()],
+        "preferred": CONTACT_LABELS.get(lead.preferred_contact or "", None),
+        "users": users,
+        "neighbours": neighbours,
+        "viewers": viewers,
+        "status_words": status_label,
+    }
+
+
+async def lead_view(
+    request: Request,
+    session: AsyncSession,
+    *,
+    lead: Lead,
+    actor: Actor,
+    notice: str | None = None,
+    errors: dict[str, FieldError] | None = None,
+    typed: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """The page's context, with a confirmation or warning (a code of :data:`NOTICES`, never
+    text from the request), field errors, and what was typed into the forms."""
+    now = services_of(request).now()
+    context = await lead_context(request, session, lead=lead, actor=actor, now=now)
+    context.update(notice=NOTICES.get(notice or ""), errors=errors or {}, typed=typed or {})
+    return context
+
+
+async def show_lead(
+    request: Request, context: dict[str, Any], actor: Actor, status_code: int = 200
+) -> Response:
+    return await render_page(
+        request, "staff/lead.html", context, actor=actor, section="leads", status_code=status_code
+    )
+
+
+async def not_found_page(request: Request, actor: Actor) -> Response:
+    return await render_page(
+        request, "staff/404.html", {}, actor=actor, section="leads", status_code=404
+    )
+
+
+async def lead_page(request: Request) -> Response:
+    actor = await require_page_actor(request)
+    services = services_of(request)
+    lead_id: uuid.UUID = request.path_params["lead_id"]
+    try:
+        async with services.database.writing() as session:
+            lead = await viewed_lead(
+                session=session,
+                actor=actor,
+                lead_id=lead_id,
+                now=services.now(),
+                address=services.defences.client_ip(request),
+            )
+            notice = request.query_params.get("done")
+            context = await lead_view(request, session, lead=lead, actor=actor, notice=notice)
+    except StaffLeadNotFound:
+        return await not_found_page(request, actor)
+    return await show_lead(request, context, actor)
+
+
+routes = [Route("/staff/leads/{lead_id:uuid}", lead_page, methods=["GET"])]
