@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from leads.app import create_app
-from leads.core.vocabulary import Role
+from leads.core.vocabulary import AuditAction, Role
 from leads.staff.accounts import add_user
 from leads.storage.database import Database
 from tests.clock import FakeClock
@@ -398,6 +398,18 @@ async def test_the_audit_log_is_for_admins_and_its_filters_work(
     assert 'aria-invalid="true"' in bad.text
     assert "<b>not-an-id</b>" not in bad.text
     assert "&lt;b&gt;not-an-id&lt;/b&gt;" in bad.text
+
+
+async def test_every_audit_action_is_worded_for_people(clinic: Any) -> None:
+    app = await clinic(dispatcher="worker")
+    await app.sign_in(ADMIN, Role.ADMIN)
+    page = await app.client.get("/staff/audit")
+    options = re.findall(r'<option value="([a-z_]+)"[^>]*>([^<]+)</option>', page.text)
+    assert [value for value, _ in options] == [action.value for action in AuditAction]
+    assert all(value != words and "_" not in words for value, words in options)
+    table_rows = table(page)
+    assert "Added a staff account" in table_rows  # the accounts `leads user add` made
+    assert "Command line" in table_rows
 
 
 async def test_the_audit_log_pages_newest_first(clinic: Any, query: Query) -> None:

@@ -31,10 +31,10 @@ KINDS = {
     MessageKind.DIGEST: "Daily list of overdue leads",
 }
 CHANNELS = {
-    Channel.SMTP: "email",
-    Channel.EMAIL_API: "email service",
-    Channel.WEBHOOK: "webhook",
-    Channel.LOG: "log",
+    Channel.SMTP: "by email",
+    Channel.EMAIL_API: "through the email service",
+    Channel.WEBHOOK: "by webhook",
+    Channel.LOG: "to the log",
 }
 ACTIONS = {
     AuditAction.LOGIN: "Signed in",
@@ -48,6 +48,13 @@ ACTIONS = {
     AuditAction.MESSAGE_RESENT: "Sent a notification again",
     AuditAction.MESSAGE_RETRIED: "Retried a failed notification",
     AuditAction.LEADS_MERGED: "Merged leads",
+    AuditAction.LEADS_UNMERGED: "Undid a merge",
+    AuditAction.USER_ADDED: "Added a staff account",
+    AuditAction.USER_PASSWORD_CHANGED: "Changed a password",
+    AuditAction.USER_DISABLED: "Disabled a staff account",
+    AuditAction.TOKEN_CREATED: "Created an API token",
+    AuditAction.TOKEN_REVOKED: "Revoked an API token",
+    AuditAction.AUDIT_EXPORTED: "Exported the audit log",
 }
 
 
