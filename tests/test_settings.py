@@ -372,11 +372,11 @@ BAD_VALUES = {
     "clinic_name": "Northside Physio " * 7,  # over 100 characters
     "clinic_phone": "555 0100",  # too short to be a number in the US
     "clinic_url": "clinic.example",
+    "session_idle_minutes": "0",
+    "session_max_hours": "721",
     "opening_hours": "Mon-Fri 8-18",
     "follow_up_hours": "0",
     "digest_at": "7am",
-    "session_idle_minutes": "0",
-    "session_max_hours": "721",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)

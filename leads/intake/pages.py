@@ -88,6 +88,13 @@ def error_summary(errors: dict[str, FieldError]) -> list[SummaryItem]:
     return items
 
 
+def framed(request: Request) -> bool:
+    """Whether the browser is loading the page into a frame (``Sec-Fetch-Dest``). Only then
+    does the page carry /static/frame.js, which tells the parent page how tall it is; shown
+    on its own, the page has no script at all."""
+    return request.headers.get("sec-fetch-dest") in ("iframe", "frame")
+
+
 def content_security_policy(form: Form, request: Request) -> str:
     form_targets = ["'self'"]
     if form.thank_you_url and form.thank_you_url.startswith("http"):
@@ -96,9 +103,11 @@ def content_security_policy(form: Form, request: Request) -> str:
     settings = site_of(request).settings
     ancestors = ["'self'", *(o for o in settings.allowed_origins if o != "null")]
     sources: dict[str, list[str]] = {"style-src": ["'self'"], "img-src": ["'self'", "data:"]}
+    if framed(request):
+        sources["script-src"] = ["'self'"]
     # The captcha is the only third-party asset ever allowed, and only when configured.
     if settings.captcha_provider is not None:
-        sources["script-src"] = ["'self'"]
+        sources.setdefault("script-src", ["'self'"])
         for directive, hosts in PROVIDERS[settings.captcha_provider].csp.items():
             sources.setdefault(directive, ["'self'"] if directive != "frame-src" else [])
             sources[directive] += hosts
@@ -139,6 +148,7 @@ def render_form(
     headers = {
         "Content-Security-Policy": content_security_policy(form, request),
         "Cache-Control": "no-store",
+        "Vary": "Sec-Fetch-Dest",
         **(notice.headers if notice else {}),
     }
     # Shown again after an error, the form keeps the token it was first served with: the
@@ -158,6 +168,7 @@ def render_form(
             "captcha": captcha_widget(settings),
             "hidden": ATTRIBUTION,
             "contact_choices": CONTACT_CHOICES,
+            "framed": framed(request),
             "action": request.url_for("submit_form", slug=form.slug).path,
         },
         status_code=status_code,
@@ -174,8 +185,9 @@ class _Blank(dict[str, Any]):
 
 async def show_form(request: Request) -> Response:
     form = site_of(request).forms.get(request.path_params["slug"])
+    # A page that frames the form names itself in the frame's address (docs/forms.md).
     found = {
-        "page_url": str(request.url),
+        "page_url": request.query_params.get("page_url") or str(request.url),
         "referrer": request.headers.get("referer"),
         **{f: request.query_params.get(f) for f in ATTRIBUTION if f.startswith("utm_")},
     }
@@ -219,8 +231,15 @@ async def thanks(request: Request) -> Response:
     return site.templates.TemplateResponse(
         request,
         "thanks.html",
-        {"form": form, "clinic": form.identity(site.settings.clinic_identity())},
-        headers={"Content-Security-Policy": content_security_policy(form, request)},
+        {
+            "form": form,
+            "clinic": form.identity(site.settings.clinic_identity()),
+            "framed": framed(request),
+        },
+        headers={
+            "Content-Security-Policy": content_security_policy(form, request),
+            "Vary": "Sec-Fetch-Dest",
+        },
     )
 
 

@@ -42,9 +42,9 @@ CHECK_ORDER = (
     "email_api", "email_api_key", "mailgun_domain", "email_api_base_url", "webhook_urls",
     "webhook_secret", "public_url", "notify_detail", "autoreply", "retry_base_seconds",
     "retry_give_up_hours", "dispatcher", "delivery_timeout_seconds", "shutdown_grace_seconds",
-    "timezone", "clinic_name", "clinic_phone", "clinic_url",
+    "timezone", "clinic_name", "clinic_phone", "clinic_url", "session_idle_minutes",
+    "session_max_hours",
     "opening_hours", "follow_up_hours", "digest_at",
-    "session_idle_minutes", "session_max_hours",
 )  # fmt: skip
 
 

@@ -67,8 +67,17 @@ class WeekStats:
         }
 
 
+@dataclass(frozen=True, slots=True)
+class _Counted:
+    """What the statistics read of a lead: when it came, where it stands, when answered."""
+
+    created_at: datetime
+    status: str
+    first_response_at: datetime | None
+
+
 def _week_stats(
-    monday: date, leads: list[Lead], opening: OpeningHours, follow_up_hours: float
+    monday: date, leads: list[_Counted], opening: OpeningHours, follow_up_hours: float
 ) -> WeekStats:
     answered = sorted(
         opening.opening_seconds_between(lead.created_at, lead.first_response_at)
@@ -100,13 +109,14 @@ async def response_stats(
     mondays = [today - timedelta(days=today.weekday() + 7 * i) for i in range(weeks)]
     starts = [datetime.combine(m, time(), tzinfo=opening.zone) for m in mondays]
     query = (
-        select(Lead)
+        select(col(Lead.created_at), col(Lead.status), col(Lead.first_response_at))
         .where(counted_condition())
         .where(col(Lead.created_at) >= starts[-1])
         .order_by(col(Lead.created_at))
     )
-    by_week: dict[date, list[Lead]] = {monday: [] for monday in mondays}
-    for lead in (await session.scalars(query)).all():
+    by_week: dict[date, list[_Counted]] = {monday: [] for monday in mondays}
+    for row in (await session.execute(query)).all():
+        lead = _Counted(*row)
         local = lead.created_at.astimezone(opening.zone).date()
         monday = local - timedelta(days=local.weekday())
         if monday in by_week:  # a lead "from the future" (a clock set wrong) is left out

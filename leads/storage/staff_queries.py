@@ -16,6 +16,7 @@ from sqlmodel import col
 
 from leads.core.vocabulary import LeadStatus
 from leads.storage.models import Enquiry, Lead, OutboxMessage
+from leads.storage.overdue import overdue_condition
 from leads.storage.staff_tables import LeadEvent, User
 
 UNASSIGNED = "none"  # assigned_to=none: leads nobody is on
@@ -44,15 +45,6 @@ class Position:
 
     created_at: datetime
     lead_id: uuid.UUID
-
-
-def overdue_condition(cutoff: datetime) -> ColumnElement[bool]:
-    """Still waiting for its first response, and created at or before ``cutoff``."""
-    return and_(
-        col(Lead.status) == LeadStatus.NEW,
-        col(Lead.spam).is_(False),
-        col(Lead.created_at) <= cutoff,
-    )
 
 
 def _conditions(query: LeadQuery) -> list[ColumnElement[bool]]:
@@ -148,7 +140,7 @@ async def emails_of(
     rows = await session.execute(
         select(col(User.id), col(User.email)).where(col(User.id).in_(wanted))
     )
-    return {user_id: email for user_id, email in rows.all()}
+    return {user_id: email for user_id, email in rows}
 
 
 async def user_by_email(*, session: AsyncSession, email: str) -> User | None:

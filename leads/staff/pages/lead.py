@@ -24,7 +24,7 @@ from leads.staff.access import Actor, require_page_actor
 from leads.staff.accounts import list_users
 from leads.staff.audit import audit_entries
 from leads.staff.pages.frame import render_page
-from leads.staff.pages.leads import first_name
+from leads.staff.pages.leads import first_name, form_title
 from leads.staff.pages.words import (
     CONTACT_LABELS,
     STATUS_LABELS,
@@ -114,6 +114,7 @@ async def lead_context(
     return {
         "lead": record,
         "first_name": first_name(lead.name),
+        "form_title": form_title(request, lead.form),
         "received": local_time(lead.created_at, zone, now),
         "wait": wait,
         "overdue": overdue,

@@ -45,7 +45,13 @@ def first_name(name: str) -> str:
     return name.split()[0] if name.split() else name
 
 
-def _row(item: dict[str, Any], *, now: datetime, cutoff: datetime, zone: str) -> Row:
+def form_title(request: Request, slug: str) -> str:
+    """The form's title, as the visitor saw it; its slug if it is no longer defined."""
+    form = services_of(request).site.forms.forms.get(slug)
+    return form.title if form is not None else slug
+
+
+def _row(item: dict[str, Any], *, now: datetime, cutoff: datetime, zone: str, form: str) -> Row:
     created = datetime.fromisoformat(item["created_at"])
     answered = item["first_response_at"]
     if answered is None:
@@ -55,7 +61,7 @@ def _row(item: dict[str, Any], *, now: datetime, cutoff: datetime, zone: str) ->
     return Row(
         id=item["id"],
         first_name=first_name(item["name"]),
-        form=item["form"],
+        form=form,
         received=local_time(created, zone, now),
         wait=wait,
         status=item["status"],
@@ -99,7 +105,16 @@ async def lead_list(request: Request) -> Response:
         page = await listing.list_page(session=session, query=query, cursor=cursor)
         users = [user for user in await list_users(session=session) if user.active]
     cutoff = settings.opening().overdue_cutoff(now, settings.follow_up_hours)
-    rows = [_row(item, now=now, cutoff=cutoff, zone=settings.timezone) for item in page.items]
+    rows = [
+        _row(
+            item,
+            now=now,
+            cutoff=cutoff,
+            zone=settings.timezone,
+            form=form_title(request, item["form"]),
+        )
+        for item in page.items
+    ]
     older = None
     if page.next_cursor is not None:
         older = "/staff?" + urlencode({"view": view, **chosen, "cursor": page.next_cursor})
