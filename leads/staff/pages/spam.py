@@ -21,7 +21,7 @@ from leads.staff.access import client_address, require_form_actor, require_page_
 from leads.staff.listing import list_page
 from leads.staff.pagekit import staff_redirect
 from leads.staff.pages.frame import render_page
-from leads.staff.pages.leads import first_name
+from leads.staff.pages.leads import first_name, form_title
 from leads.staff.pages.wording import spam_reasons
 from leads.staff.pages.words import local_time
 from leads.staff.releasing import release_from_spam
@@ -35,11 +35,11 @@ NOTICES = {
 }
 
 
-def _row(item: dict[str, Any], zone: str) -> dict[str, Any]:
+def _row(request: Request, item: dict[str, Any], zone: str) -> dict[str, Any]:
     return {
         "id": item["id"],
         "first_name": first_name(str(item.get("name") or "")) or "(no name)",
-        "form": item["form"],
+        "form": form_title(request, item["form"]),
         "when": local_time(datetime.fromisoformat(item["created_at"]), zone),
         "reasons": spam_reasons(item.get("spam_reason")),
     }
@@ -58,7 +58,7 @@ async def spam_folder(request: Request) -> Response:
         request,
         "staff/spam.html",
         {
-            "rows": [_row(item, zone) for item in page.items],
+            "rows": [_row(request, item, zone) for item in page.items],
             "next_cursor": page.next_cursor,
             "first_page": cursor is None,
             "notice": NOTICES.get(request.query_params.get("done", "")),
