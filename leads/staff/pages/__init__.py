@@ -4,10 +4,14 @@
 
 from __future__ import annotations
 
-from leads.staff.pages import lead, lead_actions, leads
+from leads.staff.pages import audit, deliveries, lead, lead_actions, leads, responses, spam
 
 routes = [
     *leads.routes,
     *lead.routes,
     *lead_actions.routes,
+    *spam.routes,
+    *deliveries.routes,
+    *responses.routes,
+    *audit.routes,
 ]
