@@ -33,7 +33,7 @@ from leads.staff import login, stats_api
 from leads.staff import pages as staff_pages
 from leads.staff.throttle import LoginThrottle
 from leads.storage.database import Database
-from leads.web import health
+from leads.web import health, openapi
 from leads.web.headers import SecurityHeaders
 from leads.web.problems import (
     ContainUnexpected,
@@ -117,6 +117,7 @@ def create_app(
             *pages.routes,
             *login.routes,
             *health.routes,
+            *openapi.routes,
             *staff_api.routes,
             *stats_api.routes,
             *staff_pages.routes,

@@ -8,6 +8,7 @@ import traceback
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -64,10 +65,24 @@ class _StarletteProblem(HTTPProblem):
         super().__init__(detail, headers=headers)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route takes at this path. Starlette's 405 names only those of the
+    first route that matches it, and a path can have one route per method."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.methods:
+            match, _ = route.matches({**request.scope, "method": "GET"})
+            if match != Match.NONE:
+                methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
 async def on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     detail = {404: "There is nothing at this address."}.get(exc.status_code, exc.detail)
     headers = dict(exc.headers) if exc.headers else None
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": allowed_methods(request)}
     return render_problem(request, _StarletteProblem(exc.status_code, detail, headers))
 
 
