@@ -304,3 +304,15 @@ async def test_a_lone_surrogate_in_a_field_name_is_a_422_not_a_500(client) -> No
         "/api/leads", content=raw, headers={"content-type": "application/json"}
     )
     assert errors_of(response) == {"\\ud800": "unknown_field"}
+
+
+async def test_a_405_names_every_method_of_its_path(client) -> None:
+    # Starlette's own 405 names only the first route of a path that has one per method.
+    staff = await client.request("OPTIONS", "/api/staff/leads/7d1c1a4e-3f0e-4a57-9b6b-1f2e3d4c5b6a")
+    assert staff.status_code == 405
+    assert staff.headers["content-type"] == "application/problem+json"
+    assert set(staff.headers["allow"].split(", ")) == {"GET", "HEAD", "PATCH"}
+    form = await client.delete("/f/dry-needling")
+    assert set(form.headers["allow"].split(", ")) == {"GET", "HEAD", "POST"}
+    leads = await client.get("/api/leads")
+    assert leads.headers["allow"] == "POST"

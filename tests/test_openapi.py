@@ -28,7 +28,8 @@ HOOKS = Path(__file__).parent / "openapi_formats.py"
 CONFIG = """
 [[operations]]
 include-operation-id = "patchLead"
-checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "412", "422"]
+checks.positive_data_acceptance.expected-statuses = [
+    "2xx", "401", "403", "404", "409", "412", "422"]
 
 [[operations]]
 include-operation-id = "mergeLead"

@@ -146,7 +146,7 @@ def _submission_fields(forms: FormCatalog) -> dict[str, Schema]:
         "message": text(MAX_MESSAGE_LENGTH, multiline=True),
         "interest": {**enum(interests), "description": "One of the interests of the form."},
         "form": {**enum(["", *forms.forms]), "description": "The default form if blank."},
-        "website": {"type": "string", "description": "The honeypot: leave it out or empty."},
+        "website": {"description": "The honeypot: leave it out or empty (else flagged as spam)."},
         # Tokens that are not plain text count as not sent: any value is taken.
         "form_token": {"description": "From GET /api/form-token."},
         **{f: {"description": "The captcha's answer."} for f in CAPTCHA_FIELDS},
@@ -195,7 +195,7 @@ def submission(forms: FormCatalog, *, json_body: bool) -> Schema:
     )
 
 
-_PROBLEM_FIELDS = {
+_PROBLEM_FIELDS: dict[str, Schema] = {
     "type": {"type": "string", "pattern": "^urn:leads:problem:[a-z0-9_]+$"},
     "title": {"type": "string"},
     "status": {"type": "integer", "minimum": 100, "maximum": 599},

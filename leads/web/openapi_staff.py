@@ -45,8 +45,8 @@ SECURITY_SCHEMES = {
     },
 }
 assert SECURITY_SCHEMES["csrfToken"]["name"].lower() == CSRF_HEADER
-READ = [{"bearerToken": []}, {"session": []}]
-WRITE = [{"bearerToken": []}, {"session": [], "csrfToken": []}]
+READ: list[dict[str, list[str]]] = [{"bearerToken": []}, {"session": []}]
+WRITE: list[dict[str, list[str]]] = [{"bearerToken": []}, {"session": [], "csrfToken": []}]
 
 NO_STORE = {"Cache-Control": header("no-store")}
 ETAG = {**NO_STORE, "ETag": header('The lead\'s version, e.g. "3"', {"type": "string"})}
