@@ -160,8 +160,11 @@ CONSENT_WORDS = {
 }
 
 
+BLANK = {"type": "string", "pattern": "^\\s*$"}  # "" or only spaces: not given
+
+
 def _given(field: str) -> Schema:
-    return {"required": [field], "properties": {field: {"type": "string"}}}
+    return {"required": [field], "properties": {field: {"type": "string", "pattern": "\\S"}}}
 
 
 def submission(forms: FormCatalog, *, json_body: bool) -> Schema:
@@ -172,7 +175,10 @@ def submission(forms: FormCatalog, *, json_body: bool) -> Schema:
     if not json_body:  # the hosted form keeps what it can use of these, and drops the rest
         fields.update({f: {"type": "string"} for f in ATTRIBUTION})
         fields.update({f: {"type": "string"} for f in ("form_token", *CAPTCHA_FIELDS)})
+    for contact in ("email", "phone"):
+        fields[contact] = {"anyOf": [fields[contact], BLANK]}
     properties = {name: nullable(s) if json_body else s for name, s in fields.items()}
+    properties["name"] = fields["name"]  # required, and never null
     properties["consent"] = (
         {"anyOf": [{"const": True}, CONSENT_WORDS]} if json_body else CONSENT_WORDS
     )
