@@ -104,8 +104,8 @@ def test_schemathesis_finds_nothing_against_a_live_server(tmp_path: Path) -> Non
                 "30",
                 "--max-redirects",
                 "0",
-                "--workers",
-                "2",
+                "--workers",  # one: CPython 3.11 can fail compiling in threads (SystemError)
+                "1",
                 "--seed",
                 "1",
                 "--header",
