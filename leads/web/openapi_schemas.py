@@ -175,6 +175,7 @@ def submission(forms: FormCatalog, *, json_body: bool) -> Schema:
     if not json_body:  # the hosted form keeps what it can use of these, and drops the rest
         fields.update({f: {"type": "string"} for f in ATTRIBUTION})
         fields.update({f: {"type": "string"} for f in ("form_token", *CAPTCHA_FIELDS)})
+        fields["form"] = {"type": "string", "description": "Ignored: the address names the form."}
     for contact in ("email", "phone"):
         fields[contact] = {"anyOf": [fields[contact], BLANK]}
     properties = {name: nullable(s) if json_body else s for name, s in fields.items()}
