@@ -111,11 +111,23 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.core.vocabulary import AuditAction
+    from leads.staff.audit import record_audit
+    from leads.staff.commands import CLI_ACTOR
     from leads.staff.export import export_leads
+    from leads.storage.types import utcnow
 
     async def export(database: Database) -> None:
         async with database.reading() as session:
             await export_leads(session=session, fmt=args.format, out=sys.stdout)
+        async with database.writing() as session:  # exports are audited, as downloads are
+            await record_audit(
+                session=session,
+                actor=CLI_ACTOR.label,
+                action=AuditAction.LEADS_EXPORTED,
+                now=utcnow(),
+                detail={"format": args.format, "via": "leads export"},
+            )
 
     asyncio.run(with_ready_database(settings, export))
     return 0
