@@ -38,6 +38,9 @@ def lead_record(
     # The receipt ids of its submissions, oldest first: what each sender was told.
     record["enquiry_ids"] = [str(lead.receipt_id), *(str(e.id) for e in enquiries)]
     record["duplicate_of"] = _plain(lead.duplicate_of)
+    # Consent withdrawn through the staff side: when, and who entered it.
+    record["consent_withdrawn_at"] = _plain(lead.consent_withdrawn_at)
+    record["consent_withdrawn_by"] = lead.consent_withdrawn_by
     # The delivery state of each notification of this lead.
     record["notifications"] = [
         {
@@ -84,7 +87,9 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 E164 = re.compile(r"\+[0-9]{1,15}")
 
 
-CSV_HEADER = (*CSV_COLUMNS, "enquiry_ids", "duplicate_of", "notifications")
+# Columns are only ever added at the end: scripts read them by position.
+WITHDRAWAL = ("consent_withdrawn_at", "consent_withdrawn_by")
+CSV_HEADER = (*CSV_COLUMNS, "enquiry_ids", "duplicate_of", "notifications", *WITHDRAWAL)
 
 
 def csv_cell(value: Any) -> str:
@@ -106,6 +111,7 @@ def csv_row(record: dict[str, Any], notifications: Sequence[OutboxMessage]) -> l
         [csv_cell(record[c]) for c in CSV_COLUMNS]
         + [" ".join(record["enquiry_ids"]), csv_cell(record["duplicate_of"])]
         + [summary]
+        + [csv_cell(record[c]) for c in WITHDRAWAL]
     )
 
 
