@@ -38,7 +38,8 @@ def lead_record(
     # The receipt ids of its submissions, oldest first: what each sender was told.
     record["enquiry_ids"] = [str(lead.receipt_id), *(str(e.id) for e in enquiries)]
     record["duplicate_of"] = _plain(lead.duplicate_of)
-    # Consent withdrawn through the staff side: when, and who entered it.
+    # Consent withdrawn through the staff side: when, and who entered it (JSON only: the
+    # CSV's columns stay as they are, `notifications` last).
     record["consent_withdrawn_at"] = _plain(lead.consent_withdrawn_at)
     record["consent_withdrawn_by"] = lead.consent_withdrawn_by
     # The delivery state of each notification of this lead.
@@ -87,9 +88,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
 E164 = re.compile(r"\+[0-9]{1,15}")
 
 
-# Columns are only ever added at the end: scripts read them by position.
-WITHDRAWAL = ("consent_withdrawn_at", "consent_withdrawn_by")
-CSV_HEADER = (*CSV_COLUMNS, "enquiry_ids", "duplicate_of", "notifications", *WITHDRAWAL)
+CSV_HEADER = (*CSV_COLUMNS, "enquiry_ids", "duplicate_of", "notifications")
 
 
 def csv_cell(value: Any) -> str:
@@ -111,7 +110,6 @@ def csv_row(record: dict[str, Any], notifications: Sequence[OutboxMessage]) -> l
         [csv_cell(record[c]) for c in CSV_COLUMNS]
         + [" ".join(record["enquiry_ids"]), csv_cell(record["duplicate_of"])]
         + [summary]
-        + [csv_cell(record[c]) for c in WITHDRAWAL]
     )
 
 
