@@ -21,6 +21,7 @@ from leads.abuse.clock import SYSTEM_CLOCK, Clock
 from leads.core.forms import load_forms
 from leads.errors import HTTPProblem
 from leads.intake import api, pages
+from leads.intake.consent import check_wordings
 from leads.intake.defence import Defences
 from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
@@ -78,6 +79,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             database = Database.from_settings(settings)
             stack.push_async_callback(database.close)
+            await check_wordings(database, forms)  # a reused consent_version stops here
             http = httpx.AsyncClient(
                 timeout=settings.delivery_timeout_seconds, transport=http_transport
             )

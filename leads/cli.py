@@ -28,6 +28,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from leads.core.forms import load_forms
+    from leads.intake.consent import check_wordings
     from leads.keys import with_secret_key
     from leads.notify.channels import builtin_channels
     from leads.storage.migrations import upgrade_to_head
@@ -43,10 +44,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     settings = with_secret_key(settings)  # before the workers start: one key for all
     # A broken forms file fails here, in one line.
-    load_forms(settings.forms_file, region=settings.default_region)
+    forms = load_forms(settings.forms_file, region=settings.default_region)
     channels = builtin_channels()
     channels.check(settings)  # so does a channel's setting that cannot work
     asyncio.run(with_database(settings, upgrade_to_head))
+    # So does a consent_version reused for new wording (each worker checks again).
+    asyncio.run(with_database(settings, lambda database: check_wordings(database, forms)))
     base = f"http://{args.host}:{args.port}"
     logger = logging.getLogger("leads")
     if not channels.configured(settings):

@@ -78,6 +78,7 @@ class EventKind(StrEnum):
     RESENT = "resent"  # detail: {"message_id": ...}
     MERGED = "merged"  # detail: {"other": lead id}; on both leads
     UNMERGED = "unmerged"  # detail: {"other": lead id}; on both leads
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # the person asked not to be contacted again
 
 
 class AuditAction(StrEnum):
@@ -95,6 +96,7 @@ class AuditAction(StrEnum):
     MESSAGE_RETRIED = "message_retried"
     LEADS_MERGED = "leads_merged"
     LEADS_UNMERGED = "leads_unmerged"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
     USER_ADDED = "user_added"
     USER_PASSWORD_CHANGED = "user_password_changed"  # noqa: S105 (an action, not a secret)
     USER_DISABLED = "user_disabled"

@@ -113,6 +113,8 @@ class Delivery:
             return
         if lead is None:
             raise PermanentDeliveryError("the lead no longer exists")
+        if message.kind == MessageKind.AUTOREPLY and lead.consent_withdrawn_at is not None:
+            raise PermanentDeliveryError("consent withdrawn")  # checked as it is sent
         channel = self._channel(message.channel)
         if channel is None:
             raise PermanentDeliveryError(self.registry.gone(message.channel))
