@@ -168,6 +168,7 @@ class DisabledWebhook(SQLModel, table=True):
 
 # The staff side's tables live in their own module; importing it here registers them with
 # the metadata that migrations and tests compare against.
+from leads.storage.job_days import JobDay  # noqa: E402
 from leads.storage.staff_tables import (  # noqa: E402
     ApiToken,
     AuditEntry,
@@ -185,6 +186,7 @@ __all__ = [
     "DisabledWebhook",
     "Enquiry",
     "IdempotencyRecord",
+    "JobDay",
     "Lead",
     "LeadEvent",
     "OutboxMessage",
