@@ -27,6 +27,7 @@ from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
 from leads.logs import configure_logging
 from leads.notify.dispatcher import Dispatcher
+from leads.privacy import api as erasures_api
 from leads.services import Services, Site
 from leads.settings import Settings
 from leads.staff import api as staff_api
@@ -122,6 +123,7 @@ def create_app(
             *staff_api.routes,
             *stats_api.routes,
             *staff_pages.routes,
+            *erasures_api.routes,
             Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
         ],
         middleware=middleware,

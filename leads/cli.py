@@ -341,6 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     from leads.staff.commands import add_commands
 
     add_commands(sub)
+    from leads.privacy.commands import add_commands as add_privacy_commands
+
+    add_privacy_commands(sub)
     return parser
 
 

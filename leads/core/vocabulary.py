@@ -103,3 +103,28 @@ class AuditAction(StrEnum):
     TOKEN_CREATED = "token_created"  # noqa: S105
     TOKEN_REVOKED = "token_revoked"  # noqa: S105
     AUDIT_EXPORTED = "audit_exported"
+    PURGE = "purge"  # detail: the counts removed, by RemovedKind
+    ERASURE = "erasure"  # detail: {"by": "email" | "phone", and the counts}; never the address
+    SUBJECT_EXPORTED = "subject_exported"  # detail: {"by": ..., and the counts}
+
+
+class RemovedKind(StrEnum):
+    """What retention and erasure remove, counted by kind; ``label`` is how the commands
+    print it (``leads: 3``)."""
+
+    LEADS = "leads"
+    ENQUIRIES = "enquiries"
+    OUTBOX_MESSAGES = "outbox_messages"
+    TIMELINE_ENTRIES = "timeline_entries"
+    IDEMPOTENCY_KEYS = "idempotency_keys"
+    SESSIONS = "sessions"  # ended staff sessions (retention only)
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class DailyJob(StrEnum):
+    """Chores done once a day across every server and worker (a ``daily_jobs`` row each)."""
+
+    PURGE = "purge"

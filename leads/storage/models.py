@@ -172,9 +172,11 @@ class DisabledWebhook(SQLModel, table=True):
     reason: str = Field(max_length=200)
 
 
-# The staff side's tables and the consent wordings live in their own modules; importing them
-# here registers them with the metadata that migrations and tests compare against.
+# The staff side's tables, the consent wordings and the daily jobs live in their own
+# modules; importing them here registers them with the metadata that migrations and tests
+# compare against.
 from leads.storage.consent_tables import ConsentVersion  # noqa: E402
+from leads.storage.job_days import JobDay  # noqa: E402
 from leads.storage.staff_tables import (  # noqa: E402
     ApiToken,
     AuditEntry,
@@ -193,6 +195,7 @@ __all__ = [
     "DisabledWebhook",
     "Enquiry",
     "IdempotencyRecord",
+    "JobDay",
     "Lead",
     "LeadEvent",
     "OutboxMessage",
