@@ -26,7 +26,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select
+from sqlalchemy import Delete, and_, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
@@ -88,13 +88,14 @@ async def purge_expired(
     actor: str,
     dry_run: bool = False,
     record_nothing: bool = True,
+    sessions: bool = True,
 ) -> Counts:
     """Remove everything past its time, in the caller's transaction; or, dry, only count it.
     A real purge is recorded in the audit log with its counts (one that removed nothing
     only if ``record_nothing``)."""
     if dry_run:
-        return await rehearse(session, lambda: _purge(session, retention, now))
-    counts = await _purge(session, retention, now)
+        return await rehearse(session, lambda: _purge(session, retention, now, sessions))
+    counts = await _purge(session, retention, now, sessions)
     if record_nothing or any(counts.values()):
         session.add(
             AuditEntry(
@@ -107,11 +108,13 @@ async def purge_expired(
     return counts
 
 
-async def _purge(session: AsyncSession, retention: Retention, now: datetime) -> Counts:
+async def _purge(
+    session: AsyncSession, retention: Retention, now: datetime, sessions: bool
+) -> Counts:
     counts = no_counts()
     leads = await expired_leads(session=session, retention=retention, now=now)
     counts.update(await forget(session=session, lead_ids=leads))
-    chores = (
+    chores: list[tuple[RemovedKind, Delete]] = [
         (
             RemovedKind.OUTBOX_MESSAGES,
             delete(OutboxMessage).where(
@@ -126,11 +129,10 @@ async def _purge(session: AsyncSession, retention: Retention, now: datetime) -> 
                 col(IdempotencyRecord.created_at) < now - REPLAY_WINDOW
             ),
         ),
-        (
-            RemovedKind.SESSIONS,
-            delete(StaffSession).where(_ended_sessions(now, retention.session_idle)),
-        ),
-    )
+    ]
+    if sessions:
+        ended = delete(StaffSession).where(_ended_sessions(now, retention.session_idle))
+        chores.append((RemovedKind.SESSIONS, ended))
     for kind, statement in chores:
         result = await session.execute(statement)
         counts[kind] += int(result.rowcount)  # type: ignore[attr-defined]
@@ -170,6 +172,9 @@ async def purge_once_a_day(
         now=now,
         actor="system",
         record_nothing=False,  # the daily_jobs row says it ran; the audit log, what it removed
+        # Ended sessions are cleared at each sign-in, and by `leads purge`; not here, where
+        # "now" is the dispatcher's clock, which need not be the one sessions are timed by.
+        sessions=False,
     )
     log.info("retention: purged %s", ", ".join(f"{counts[k]} {k.label}" for k in RemovedKind))
     return counts
