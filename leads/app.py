@@ -25,6 +25,7 @@ from leads.intake.defence import Defences
 from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
 from leads.logs import configure_logging
+from leads.metrics import Metrics
 from leads.notify.dispatcher import Dispatcher
 from leads.services import Services, Site
 from leads.settings import Settings
@@ -40,6 +41,8 @@ from leads.web.problems import (
     on_problem,
     on_unexpected,
 )
+from leads.web.scrape import metrics_routes
+from leads.web.timing import RequestTimer
 
 PACKAGE = Path(__file__).parent
 
@@ -68,7 +71,8 @@ def create_app(
     )
     # Pages that know their form pass its identity; the rest (error pages) show this one.
     templates.env.globals["clinic"] = settings.clinic_identity()
-    site = Site(settings, forms, templates)
+    metrics = Metrics()  # this app's own: tests build many apps in one process
+    site = Site(settings, forms, templates, metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -85,10 +89,10 @@ def create_app(
             stack.push_async_callback(defences.close)
             dispatcher = None
             if settings.dispatcher == "inline":
-                dispatcher = Dispatcher(settings, database, forms, http)
+                dispatcher = Dispatcher(settings, database, forms, http, metrics=metrics)
                 dispatcher.start()
                 stack.push_async_callback(dispatcher.stop)
-            intake = IntakeWriter(database, settings)
+            intake = IntakeWriter(database, settings, metrics=metrics)
             intake.start()
             stack.push_async_callback(intake.stop)
             login_throttle = LoginThrottle(settings.rate_limit_storage, clock=clock)
@@ -99,6 +103,7 @@ def create_app(
             yield
 
     middleware = [
+        Middleware(RequestTimer, metrics=metrics),  # outermost: it times all the rest
         Middleware(SecurityHeaders),
         Middleware(
             CORSMiddleware,
@@ -118,6 +123,7 @@ def create_app(
             *health.routes,
             *staff_api.routes,
             *stats_api.routes,
+            *metrics_routes(settings),
             Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
         ],
         middleware=middleware,
