@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, values
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
@@ -42,6 +42,10 @@ class Metrics:
     """One app's instruments, and the methods that move them."""
 
     def __init__(self) -> None:
+        # prometheus-client decides where values live (memory, or PROMETHEUS_MULTIPROC_DIR's
+        # files) when first imported, and `leads serve` sets the directory after the command
+        # line's imports: decide again, from the environment as it is now, for this app.
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
         # registry=None: not in prometheus-client's global registry; each scrape builds its own.
         self._submissions = Counter(
             "leads_submissions", "Submissions by outcome.", ["outcome"], registry=None
