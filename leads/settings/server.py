@@ -61,8 +61,9 @@ class ServerSettings(BaseModel):
     )
     metrics_bind: str | None = Field(
         None,
-        description="host:port of a separate listener that `leads serve` opens for /metrics "
-        "only, without the token; /metrics on the main port then answers 404.",
+        description="host:port of a listener that `leads serve` opens for /metrics alone "
+        "(asking for no token unless LEADS_METRICS_TOKEN is set); /metrics on the main port "
+        "then answers 404.",
     )
 
     @field_validator("metrics_token")
