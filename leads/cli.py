@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -25,6 +28,46 @@ T = TypeVar("T")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    # Before anything imports prometheus-client, which picks its storage on import: every
+    # process of this server (the workers, and this one) counts into files here, and a
+    # scrape adds them up (leads/metrics.py).
+    metrics_dir = tempfile.mkdtemp(prefix="leads-metrics-")
+    os.environ[MULTIPROC_DIR] = metrics_dir
+    # uvicorn stops on SIGTERM or SIGINT and then raises the signal again, to die of it: let
+    # that reach us as an exception, remove the directory, and die of the signal after all.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped_by)
+    try:
+        return _serve(args, settings)
+    except StoppedBySignal as stopped:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        signal.signal(stopped.signum, signal.SIG_DFL)
+        signal.raise_signal(stopped.signum)
+        raise
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class StoppedBySignal(BaseException):
+    """How `leads serve` learns it was told to stop; not an error."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stopped_by(signum: int, _frame: object) -> None:
+    raise StoppedBySignal(signum)
+
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # leads.metrics.MULTIPROC_DIR, not imported yet
+
+
+def metrics_dir() -> str:
+    return os.environ[MULTIPROC_DIR]
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from leads.core.forms import load_forms
@@ -33,6 +76,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from leads.notify.channels import builtin_channels
     from leads.storage.migrations import upgrade_to_head
     from leads.web.connections import protocol_factory
+    from leads.web.scrape import MetricsListener
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -68,20 +112,32 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             settings.max_connections,
             OPEN_FILES_HEADROOM,
         )
-    logger.info("serving; the form is at %s/f/dry-needling", base)
-    uvicorn.run(
-        "leads.app:app_from_environment",
-        factory=True,
-        # uvicorn's httptools protocol with deadlines and limits (leads/web/connections.py);
-        # uvicorn takes a protocol class, and instantiates this partial the same way.
-        http=cast("type[asyncio.Protocol]", protocol_factory(settings)),
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level,
-        proxy_headers=False,  # X-Forwarded-For is not trusted: the peer address is stored
-        server_header=False,
+    logger.info(
+        "PROMETHEUS_MULTIPROC_DIR=%s (the workers' metrics; removed on exit)", metrics_dir()
     )
+    listener = None
+    if settings.metrics_bind is not None:
+        listener = MetricsListener(settings)
+        listener.open()  # an address in use stops us here, in one line
+        logger.info("metrics at http://%s/metrics", settings.metrics_bind)
+    logger.info("serving; the form is at %s/f/dry-needling", base)
+    try:
+        uvicorn.run(
+            "leads.app:app_from_environment",
+            factory=True,
+            # uvicorn's httptools protocol with deadlines and limits (leads/web/connections.py);
+            # uvicorn takes a protocol class, and instantiates this partial the same way.
+            http=cast("type[asyncio.Protocol]", protocol_factory(settings)),
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+            proxy_headers=False,  # X-Forwarded-For is not trusted: the peer address is stored
+            server_header=False,
+        )
+    finally:
+        if listener is not None:
+            listener.close()
     return 0
 
 

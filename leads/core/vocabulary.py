@@ -128,3 +128,26 @@ class DailyJob(StrEnum):
     """Chores done once a day across every server and worker (a ``daily_jobs`` row each)."""
 
     PURGE = "purge"
+
+
+# The label values of the metrics (leads/web/metrics.py): fixed lists, never visitor input.
+class SubmissionOutcome(StrEnum):
+    STORED = "stored"  # a new lead, or an enquiry joined to an open one
+    SPAM = "spam"  # stored, flagged
+    INVALID = "invalid"  # 422: the fields failed their checks
+    RATE_LIMITED = "rate_limited"  # 429
+    BUSY = "busy"  # 503 intake_busy: the intake queue was full, or shutting down
+    REPLAYED = "replayed"  # a known Idempotency-Key answered with its first receipt
+    UNAVAILABLE = "unavailable"  # 503: the database failed
+
+
+class DeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # failed for now; tried again later
+    DEAD = "dead"  # a dead letter
+
+
+class LoginOutcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"  # unknown account, disabled account or wrong password
+    THROTTLED = "throttled"  # refused before the password was checked

@@ -31,6 +31,7 @@ from sqlalchemy.engine import make_url
 from leads.core.forms import FormCatalog
 from leads.core.vocabulary import REPLAY_WINDOW, MessageKind
 from leads.errors import StorageUnavailable
+from leads.metrics import Metrics
 from leads.notify import digest
 from leads.notify.channels import Clock
 from leads.notify.channels.base import ChannelsOverride
@@ -66,6 +67,7 @@ class Dispatcher:
         concurrency: int = CONCURRENCY,
         channels: ChannelsOverride | None = None,
         clock: Clock = utcnow,
+        metrics: Metrics | None = None,
     ):
         self.settings = settings
         self.database = database
@@ -85,7 +87,13 @@ class Dispatcher:
         self._digest_settled: date | None = None  # the last day whose digest is queued
         self._purge_settled: date | None = None  # the last (UTC) day purged, here or elsewhere
         self._delivery = Delivery(
-            settings, forms, http, worker=self.name, channels=channels, clock=clock
+            settings,
+            forms,
+            http,
+            worker=self.name,
+            channels=channels,
+            clock=clock,
+            metrics=metrics or Metrics(),
         )
 
     # -- lifecycle -------------------------------------------------------------------------

@@ -45,6 +45,7 @@ CHECK_ORDER = (
     "timezone", "clinic_name", "clinic_phone", "clinic_url", "session_idle_minutes",
     "session_max_hours",
     "opening_hours", "follow_up_hours", "digest_at", "retention_days", "spam_retention_days",
+    "metrics_token", "metrics_bind",
 )  # fmt: skip
 
 
