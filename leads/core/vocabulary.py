@@ -101,3 +101,4 @@ class AuditAction(StrEnum):
     TOKEN_CREATED = "token_created"  # noqa: S105
     TOKEN_REVOKED = "token_revoked"  # noqa: S105
     AUDIT_EXPORTED = "audit_exported"
+    BACKUP = "backup"  # `leads backup`: detail {"path": ..., "bytes": ...}
