@@ -78,11 +78,19 @@ async def deployment(database_url: str, redis_url: str) -> AsyncIterator[Deploym
         env["LEADS_SMTP_URL"] = f"smtp://127.0.0.1:{smtp.port}?starttls=off"
         servers = [stack.enter_context(leads_process(env, ready=False)) for _ in range(2)]
         workers = [stack.enter_context(leads_process(env, "worker", ready=False)) for _ in range(2)]
-        for server in servers:
-            await eventually(lambda s=server: answers(s), what=f"{server.url} to answer")
-        for worker in workers:  # it has its signal handlers once it says this
-            await eventually(lambda w=worker: started(w), what="a worker's start", every=0.05)
-        yield Deployment(servers, workers, smtp, database_url)
+        try:
+            # Four interpreters importing at once on a small machine: give them time.
+            for server in servers:
+                await eventually(
+                    lambda s=server: answers(s), within=90, what=f"{server.url} to answer"
+                )
+            for worker in workers:  # it has its signal handlers once it says this
+                await eventually(lambda w=worker: started(w), within=90, what="a worker's start")
+            yield Deployment(servers, workers, smtp, database_url)
+        except BaseException:
+            for process in (*servers, *workers):  # what each said, for the failure report
+                print(f"--- {' '.join(map(str, process.process.args))}\n{process.output()[-3000:]}")
+            raise
 
 
 async def answers(server: Service) -> bool:
@@ -112,7 +120,11 @@ def email_of(tag: str, n: int) -> str:
 async def submit_all(servers: list[Service], tag: str) -> list[httpx.Response]:
     """SUBMISSIONS leads, every other one to each server, each from its own address."""
     gate = asyncio.Semaphore(IN_FLIGHT)
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    # Idle connections are dropped well before uvicorn's own 5 s keep-alive closes them, so
+    # that no request goes out on a connection the server is closing at that moment.
+    limits = httpx.Limits(
+        max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT, keepalive_expiry=2
+    )
     async with contextlib.AsyncExitStack() as stack:
         clients = [
             await stack.enter_async_context(
