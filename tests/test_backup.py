@@ -143,10 +143,7 @@ def test_an_existing_file_is_kept_unless_forced(tmp_path: Path) -> None:
 
 
 def test_a_set_secret_key_is_not_copied_but_recalled(tmp_path: Path) -> None:
-    env = {
-        **(await make_database(tmp_path)),
-        "LEADS_SECRET_KEY": "a-key-from-the-secret-store-0123",
-    }
+    env = {**make_database(tmp_path), "LEADS_SECRET_KEY": "a-key-from-the-secret-store-0123"}
     target = tmp_path / "backup.db"
     done = run_leads("backup", str(target), env=env, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
