@@ -270,6 +270,58 @@ def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from leads.core.vocabulary import AuditAction
+    from leads.keys import key_file_for
+    from leads.staff.audit import record_audit
+    from leads.staff.commands import CLI_ACTOR
+    from leads.storage.backup import back_up_sqlite, check_target
+    from leads.storage.database import sqlite_path
+    from leads.storage.types import utcnow
+
+    source = sqlite_path(settings.database_url)
+    if not settings.is_sqlite:
+        raise UsageError(
+            "leads backup copies SQLite databases; on PostgreSQL use pg_dump "
+            "(docs/operations.md, Backups and restore)"
+        )
+    if source is None:
+        raise UsageError("an in-memory database cannot be backed up")
+    target = Path(args.path).absolute()
+    check_target(target, force=args.force)  # before opening anything
+    # The generated key file signs form tokens; a key set in the environment is not ours.
+    key_file = key_file_for(settings) if settings.secret_key is None else None
+
+    async def backup(database: Database) -> tuple[int, Path | None]:
+        result = await asyncio.to_thread(
+            back_up_sqlite,
+            source,
+            target,
+            key_file=key_file,
+            force=args.force,
+            timeout=settings.database_timeout_seconds,
+        )
+        async with database.writing() as session:
+            await record_audit(
+                session=session,
+                actor=CLI_ACTOR.label,
+                action=AuditAction.BACKUP,
+                now=utcnow(),
+                detail={"path": str(target), "bytes": result.size},
+            )
+        return result.size, result.key_copy
+
+    size, key_copy = asyncio.run(with_ready_database(settings, backup))
+    print(f"backed up {source} to {target} ({size} bytes)")
+    if key_copy is not None:
+        print(f"copied the secret key to {key_copy}: keep it with the backup")
+    elif settings.secret_key is not None:
+        print("LEADS_SECRET_KEY is not in the backup: keep it in your secret store")
+    return 0
+
+
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from leads.core.forms import load_forms
     from leads.keys import key_file_for, with_secret_key
@@ -367,6 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = sub.add_parser("export", help="write every stored lead to standard output")
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.set_defaults(run=cmd_export)
+
+    backup = sub.add_parser("backup", help="copy the SQLite database (and its key) while it runs")
+    backup.add_argument("path", metavar="PATH", help="the file to write; it must not exist")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    backup.set_defaults(run=cmd_backup)
 
     check = sub.add_parser("check", help="show the configuration and test the database")
     check.set_defaults(run=cmd_check)

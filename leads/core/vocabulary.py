@@ -106,6 +106,7 @@ class AuditAction(StrEnum):
     PURGE = "purge"  # detail: the counts removed, by RemovedKind
     ERASURE = "erasure"  # detail: {"by": "email" | "phone", and the counts}; never the address
     SUBJECT_EXPORTED = "subject_exported"  # detail: {"by": ..., and the counts}
+    BACKUP = "backup"  # `leads backup`: detail {"path": ..., "bytes": ...}
 
 
 class RemovedKind(StrEnum):
