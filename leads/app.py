@@ -21,11 +21,14 @@ from leads.abuse.clock import SYSTEM_CLOCK, Clock
 from leads.core.forms import load_forms
 from leads.errors import HTTPProblem
 from leads.intake import api, pages
+from leads.intake.consent import check_wordings
 from leads.intake.defence import Defences
 from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
 from leads.logs import configure_logging
+from leads.metrics import Metrics
 from leads.notify.dispatcher import Dispatcher
+from leads.privacy import api as erasures_api
 from leads.services import Services, Site
 from leads.settings import Settings
 from leads.staff import api as staff_api
@@ -41,6 +44,8 @@ from leads.web.problems import (
     on_problem,
     on_unexpected,
 )
+from leads.web.scrape import metrics_routes
+from leads.web.timing import RequestTimer
 
 PACKAGE = Path(__file__).parent
 
@@ -69,7 +74,8 @@ def create_app(
     )
     # Pages that know their form pass its identity; the rest (error pages) show this one.
     templates.env.globals["clinic"] = settings.clinic_identity()
-    site = Site(settings, forms, templates)
+    metrics = Metrics()  # this app's own: tests build many apps in one process
+    site = Site(settings, forms, templates, metrics)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -78,6 +84,7 @@ def create_app(
         async with contextlib.AsyncExitStack() as stack:
             database = Database.from_settings(settings)
             stack.push_async_callback(database.close)
+            await check_wordings(database, forms)  # a reused consent_version stops here
             http = httpx.AsyncClient(
                 timeout=settings.delivery_timeout_seconds, transport=http_transport
             )
@@ -86,10 +93,10 @@ def create_app(
             stack.push_async_callback(defences.close)
             dispatcher = None
             if settings.dispatcher == "inline":
-                dispatcher = Dispatcher(settings, database, forms, http)
+                dispatcher = Dispatcher(settings, database, forms, http, metrics=metrics)
                 dispatcher.start()
                 stack.push_async_callback(dispatcher.stop)
-            intake = IntakeWriter(database, settings)
+            intake = IntakeWriter(database, settings, metrics=metrics)
             intake.start()
             stack.push_async_callback(intake.stop)
             login_throttle = LoginThrottle(settings.rate_limit_storage, clock=clock)
@@ -100,6 +107,7 @@ def create_app(
             yield
 
     middleware = [
+        Middleware(RequestTimer, metrics=metrics),  # outermost: it times all the rest
         Middleware(SecurityHeaders),
         Middleware(
             CORSMiddleware,
@@ -121,6 +129,8 @@ def create_app(
             *staff_api.routes,
             *stats_api.routes,
             *staff_pages.routes,
+            *erasures_api.routes,
+            *metrics_routes(settings),
             Mount("/static", StaticFiles(directory=PACKAGE / "static"), name="static"),
         ],
         middleware=middleware,

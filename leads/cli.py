@@ -6,7 +6,10 @@ import argparse
 import asyncio
 import logging
 import os
+import shutil
+import signal
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar, cast
@@ -25,13 +28,55 @@ T = TypeVar("T")
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    # Before anything imports prometheus-client, which picks its storage on import: every
+    # process of this server (the workers, and this one) counts into files here, and a
+    # scrape adds them up (leads/metrics.py).
+    metrics_dir = tempfile.mkdtemp(prefix="leads-metrics-")
+    os.environ[MULTIPROC_DIR] = metrics_dir
+    # uvicorn stops on SIGTERM or SIGINT and then raises the signal again, to die of it: let
+    # that reach us as an exception, remove the directory, and die of the signal after all.
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, _stopped_by)
+    try:
+        return _serve(args, settings)
+    except StoppedBySignal as stopped:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+        signal.signal(stopped.signum, signal.SIG_DFL)
+        signal.raise_signal(stopped.signum)
+        raise
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+class StoppedBySignal(BaseException):
+    """How `leads serve` learns it was told to stop; not an error."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _stopped_by(signum: int, _frame: object) -> None:
+    raise StoppedBySignal(signum)
+
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"  # leads.metrics.MULTIPROC_DIR, not imported yet
+
+
+def metrics_dir() -> str:
+    return os.environ[MULTIPROC_DIR]
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
     from leads.core.forms import load_forms
+    from leads.intake.consent import check_wordings
     from leads.keys import with_secret_key
     from leads.notify.channels import builtin_channels
     from leads.storage.migrations import upgrade_to_head
     from leads.web.connections import protocol_factory
+    from leads.web.scrape import MetricsListener
 
     if args.workers < 1:
         raise UsageError("--workers must be at least 1")
@@ -43,10 +88,12 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         )
     settings = with_secret_key(settings)  # before the workers start: one key for all
     # A broken forms file fails here, in one line.
-    load_forms(settings.forms_file, region=settings.default_region)
+    forms = load_forms(settings.forms_file, region=settings.default_region)
     channels = builtin_channels()
     channels.check(settings)  # so does a channel's setting that cannot work
     asyncio.run(with_database(settings, upgrade_to_head))
+    # So does a consent_version reused for new wording (each worker checks again).
+    asyncio.run(with_database(settings, lambda database: check_wordings(database, forms)))
     base = f"http://{args.host}:{args.port}"
     logger = logging.getLogger("leads")
     if not channels.configured(settings):
@@ -65,20 +112,32 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
             settings.max_connections,
             OPEN_FILES_HEADROOM,
         )
-    logger.info("serving; the form is at %s/f/dry-needling", base)
-    uvicorn.run(
-        "leads.app:app_from_environment",
-        factory=True,
-        # uvicorn's httptools protocol with deadlines and limits (leads/web/connections.py);
-        # uvicorn takes a protocol class, and instantiates this partial the same way.
-        http=cast("type[asyncio.Protocol]", protocol_factory(settings)),
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        log_level=settings.log_level,
-        proxy_headers=False,  # X-Forwarded-For is not trusted: the peer address is stored
-        server_header=False,
+    logger.info(
+        "PROMETHEUS_MULTIPROC_DIR=%s (the workers' metrics; removed on exit)", metrics_dir()
     )
+    listener = None
+    if settings.metrics_bind is not None:
+        listener = MetricsListener(settings)
+        listener.open()  # an address in use stops us here, in one line
+        logger.info("metrics at http://%s/metrics", settings.metrics_bind)
+    logger.info("serving; the form is at %s/f/dry-needling", base)
+    try:
+        uvicorn.run(
+            "leads.app:app_from_environment",
+            factory=True,
+            # uvicorn's httptools protocol with deadlines and limits (leads/web/connections.py);
+            # uvicorn takes a protocol class, and instantiates this partial the same way.
+            http=cast("type[asyncio.Protocol]", protocol_factory(settings)),
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=settings.log_level,
+            proxy_headers=False,  # X-Forwarded-For is not trusted: the peer address is stored
+            server_header=False,
+        )
+    finally:
+        if listener is not None:
+            listener.close()
     return 0
 
 
@@ -111,11 +170,23 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.core.vocabulary import AuditAction
+    from leads.staff.audit import record_audit
+    from leads.staff.commands import CLI_ACTOR
     from leads.staff.export import export_leads
+    from leads.storage.types import utcnow
 
     async def export(database: Database) -> None:
         async with database.reading() as session:
             await export_leads(session=session, fmt=args.format, out=sys.stdout)
+        async with database.writing() as session:  # exports are audited, as downloads are
+            await record_audit(
+                session=session,
+                actor=CLI_ACTOR.label,
+                action=AuditAction.LEADS_EXPORTED,
+                now=utcnow(),
+                detail={"format": args.format, "via": "leads export"},
+            )
 
     asyncio.run(with_ready_database(settings, export))
     return 0
@@ -196,6 +267,58 @@ def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
 
     released = asyncio.run(with_ready_database(settings, release))
     print(f"lead {args.id} marked not spam; {released} notification(s) on their way")
+    return 0
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from leads.core.vocabulary import AuditAction
+    from leads.keys import key_file_for
+    from leads.staff.audit import record_audit
+    from leads.staff.commands import CLI_ACTOR
+    from leads.storage.backup import back_up_sqlite, check_target
+    from leads.storage.database import sqlite_path
+    from leads.storage.types import utcnow
+
+    source = sqlite_path(settings.database_url)
+    if not settings.is_sqlite:
+        raise UsageError(
+            "leads backup copies SQLite databases; on PostgreSQL use pg_dump "
+            "(docs/operations.md, Backups and restore)"
+        )
+    if source is None:
+        raise UsageError("an in-memory database cannot be backed up")
+    target = Path(args.path).absolute()
+    check_target(target, force=args.force)  # before opening anything
+    # The generated key file signs form tokens; a key set in the environment is not ours.
+    key_file = key_file_for(settings) if settings.secret_key is None else None
+
+    async def backup(database: Database) -> tuple[int, Path | None]:
+        result = await asyncio.to_thread(
+            back_up_sqlite,
+            source,
+            target,
+            key_file=key_file,
+            force=args.force,
+            timeout=settings.database_timeout_seconds,
+        )
+        async with database.writing() as session:
+            await record_audit(
+                session=session,
+                actor=CLI_ACTOR.label,
+                action=AuditAction.BACKUP,
+                now=utcnow(),
+                detail={"path": str(target), "bytes": result.size},
+            )
+        return result.size, result.key_copy
+
+    size, key_copy = asyncio.run(with_ready_database(settings, backup))
+    print(f"backed up {source} to {target} ({size} bytes)")
+    if key_copy is not None:
+        print(f"copied the secret key to {key_copy}: keep it with the backup")
+    elif settings.secret_key is not None:
+        print("LEADS_SECRET_KEY is not in the backup: keep it in your secret store")
     return 0
 
 
@@ -297,6 +420,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--format", choices=("jsonl", "csv"), default="jsonl")
     export.set_defaults(run=cmd_export)
 
+    backup = sub.add_parser("backup", help="copy the SQLite database (and its key) while it runs")
+    backup.add_argument("path", metavar="PATH", help="the file to write; it must not exist")
+    backup.add_argument("--force", action="store_true", help="replace PATH if it exists")
+    backup.set_defaults(run=cmd_backup)
+
     check = sub.add_parser("check", help="show the configuration and test the database")
     check.set_defaults(run=cmd_check)
 
@@ -326,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     from leads.staff.commands import add_commands
 
     add_commands(sub)
+    from leads.privacy.commands import add_commands as add_privacy_commands
+
+    add_privacy_commands(sub)
     return parser
 
 

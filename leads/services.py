@@ -4,7 +4,7 @@ ones its lifespan opens (:class:`Services`). Handlers get them through :func:`si
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from starlette.requests import HTTPConnection
@@ -14,6 +14,7 @@ from leads.abuse.clock import Clock
 from leads.core.forms import FormCatalog
 from leads.intake.defence import Defences
 from leads.intake.writer import IntakeWriter
+from leads.metrics import Metrics
 from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings
 from leads.staff.throttle import LoginThrottle
@@ -27,6 +28,7 @@ class Site:
     settings: Settings
     forms: FormCatalog
     templates: Jinja2Templates
+    metrics: Metrics = field(default_factory=Metrics)  # this app's counters (/metrics)
 
     @property
     def secret_key(self) -> str:
@@ -54,6 +56,10 @@ class Services:
     @property
     def settings(self) -> Settings:
         return self.site.settings
+
+    @property
+    def metrics(self) -> Metrics:
+        return self.site.metrics
 
     @property
     def forms(self) -> FormCatalog:

@@ -239,6 +239,13 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     as_csv = run_leads("export", "--format", "csv", env=env, cwd=directory)
     for result in (jsonl, as_csv):
         assert result.returncode == 0, result.stderr
+    # Each export is audited, as a download from the dashboard is.
+    with sqlite3.connect(directory / "leads.db") as conn:
+        audited = conn.execute("SELECT actor, action, detail FROM audit_log ORDER BY id").fetchall()
+    assert [(actor, action, json.loads(detail)["format"]) for actor, action, detail in audited] == [
+        ("cli", "leads_exported", "jsonl"),
+        ("cli", "leads_exported", "csv"),
+    ]
     return {"ids": ids, "jsonl": jsonl.stdout, "csv": as_csv.stdout}
 
 

@@ -377,6 +377,10 @@ BAD_VALUES = {
     "opening_hours": "Mon-Fri 8-18",
     "follow_up_hours": "0",
     "digest_at": "7am",
+    "retention_days": "0",
+    "spam_retention_days": "-1",
+    "metrics_token": "short-token",  # under 16 characters
+    "metrics_bind": "127.0.0.1",  # no port
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)

@@ -204,6 +204,7 @@ async def test_each_form_is_refused_without_the_csrf_token(desk: Any, query: Que
         f"messages/{uuid.UUID(str(message_id))}/resend": {},
         "merge": {"into": other},
         "unmerge": {},
+        "withdraw-consent": {},
     }
     for action, data in forms.items():
         for token in ({}, {"csrf_token": "forged"}):
@@ -235,6 +236,24 @@ async def test_each_action_is_committed_and_on_the_timeline(desk: Any, query: Qu
     assert 'href="mailto:ada.' in page.text
     actions = {row["action"] for row in await query("SELECT action FROM audit_log")}
     assert {"lead_changed", "note_added", "message_resent", "lead_viewed"} <= actions
+
+
+async def test_a_withdrawal_of_consent_is_recorded_and_shown(desk: Any, query: Query) -> None:
+    staff = await desk()
+    await staff.sign_in()
+    lead_id = await staff.new_lead()
+    before = await staff.page(lead_id)
+    assert "They withdrew their consent" in before.text
+    done = await staff.act(lead_id, "withdraw-consent")
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/staff/leads/{lead_id}?done=withdrawn"
+    page = await staff.client.get(done.headers["location"], headers=HTML)
+    assert "Consent withdrawn: no more automatic emails" in page.text
+    assert f"recorded by {DESK}" in page.text
+    assert "They withdrew their consent" not in page.text  # once is enough
+    (row,) = await query("SELECT consent_withdrawn_by FROM leads")
+    assert row["consent_withdrawn_by"] == f"user:{DESK}"
+    assert "consent_withdrawn" in [e["kind"] for e in await staff.timeline(lead_id)]
 
 
 async def test_duplicates_merge_and_undo(desk: Any) -> None:

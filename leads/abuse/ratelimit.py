@@ -92,6 +92,12 @@ def storage_uri(uri: str) -> str:
     return f"{_SCHEMES[scheme.lower()]}://{rest}"
 
 
+# A timeout cancels a Redis command halfway and coredis closes that connection; a command
+# of another request can still write to it and get the event loop's RuntimeError ("the
+# handler is closed"). That is the storage failing too: allow, as for the others.
+STORAGE_FAILURES = (StorageError, OSError, TimeoutError, RuntimeError)
+
+
 class SubmissionLimiter:
     """Counts submissions against ``LEADS_RATE_LIMIT``; see the module docstring."""
 
@@ -123,7 +129,7 @@ class SubmissionLimiter:
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._refusal(self._get_limiter(), keys, consume=True)
-        except (StorageError, OSError, TimeoutError) as exc:
+        except STORAGE_FAILURES as exc:
             self._warn(exc)
             return None
 
@@ -134,7 +140,7 @@ class SubmissionLimiter:
         try:
             async with asyncio.timeout(self._timeout):
                 return await self._refusal(self._get_limiter(), keys, consume=False)
-        except (StorageError, OSError, TimeoutError) as exc:
+        except STORAGE_FAILURES as exc:
             self._warn(exc)
             return None
 

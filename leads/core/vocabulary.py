@@ -78,6 +78,7 @@ class EventKind(StrEnum):
     RESENT = "resent"  # detail: {"message_id": ...}
     MERGED = "merged"  # detail: {"other": lead id}; on both leads
     UNMERGED = "unmerged"  # detail: {"other": lead id}; on both leads
+    CONSENT_WITHDRAWN = "consent_withdrawn"  # the person asked not to be contacted again
 
 
 class AuditAction(StrEnum):
@@ -95,9 +96,59 @@ class AuditAction(StrEnum):
     MESSAGE_RETRIED = "message_retried"
     LEADS_MERGED = "leads_merged"
     LEADS_UNMERGED = "leads_unmerged"
+    CONSENT_WITHDRAWN = "consent_withdrawn"
     USER_ADDED = "user_added"
     USER_PASSWORD_CHANGED = "user_password_changed"  # noqa: S105 (an action, not a secret)
     USER_DISABLED = "user_disabled"
     TOKEN_CREATED = "token_created"  # noqa: S105
     TOKEN_REVOKED = "token_revoked"  # noqa: S105
     AUDIT_EXPORTED = "audit_exported"
+    PURGE = "purge"  # detail: the counts removed, by RemovedKind
+    ERASURE = "erasure"  # detail: {"by": "email" | "phone", and the counts}; never the address
+    SUBJECT_EXPORTED = "subject_exported"  # detail: {"by": ..., and the counts}
+    BACKUP = "backup"  # `leads backup`: detail {"path": ..., "bytes": ...}
+
+
+class RemovedKind(StrEnum):
+    """What retention and erasure remove, counted by kind; ``label`` is how the commands
+    print it (``leads: 3``)."""
+
+    LEADS = "leads"
+    ENQUIRIES = "enquiries"
+    OUTBOX_MESSAGES = "outbox_messages"
+    TIMELINE_ENTRIES = "timeline_entries"
+    IDEMPOTENCY_KEYS = "idempotency_keys"
+    SESSIONS = "sessions"  # ended staff sessions (retention only)
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ")
+
+
+class DailyJob(StrEnum):
+    """Chores done once a day across every server and worker (a ``daily_jobs`` row each)."""
+
+    PURGE = "purge"
+
+
+# The label values of the metrics (leads/web/metrics.py): fixed lists, never visitor input.
+class SubmissionOutcome(StrEnum):
+    STORED = "stored"  # a new lead, or an enquiry joined to an open one
+    SPAM = "spam"  # stored, flagged
+    INVALID = "invalid"  # 422: the fields failed their checks
+    RATE_LIMITED = "rate_limited"  # 429
+    BUSY = "busy"  # 503 intake_busy: the intake queue was full, or shutting down
+    REPLAYED = "replayed"  # a known Idempotency-Key answered with its first receipt
+    UNAVAILABLE = "unavailable"  # 503: the database failed
+
+
+class DeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRY = "retry"  # failed for now; tried again later
+    DEAD = "dead"  # a dead letter
+
+
+class LoginOutcome(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"  # unknown account, disabled account or wrong password
+    THROTTLED = "throttled"  # refused before the password was checked

@@ -10,7 +10,7 @@ from starlette.routing import Route
 
 from leads.abuse.tokens import MAX_AGE_SECONDS
 from leads.errors import InvalidIdempotencyKey, TooManySubmissions
-from leads.intake.pipeline import Arrival, take_submission
+from leads.intake.pipeline import Arrival, count_refusal, take_submission
 from leads.intake.receipts import Receipt
 from leads.services import services_of, site_of
 from leads.web.bodies import read_json_object
@@ -35,6 +35,7 @@ async def create_lead(request: Request) -> Response:
         await defences.before_reading(request, ip)
     except TooManySubmissions as exc:
         if key is None:
+            count_refusal(services, exc)
             raise
         limited = exc  # a retry of a request that succeeded still gets its answer
     raw = await read_json_object(request, services.settings.max_body_bytes)

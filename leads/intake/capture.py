@@ -9,7 +9,8 @@ In one transaction:
    email or phone with such a lead but disagrees on the other is a lead of its own, marked
    as a possible duplicate, so nobody can attach themselves to someone else's lead;
 3. otherwise a new lead is stored (flagged as spam, with its reason, when it is);
-4. its notifications are written to the outbox (none for spam: staff can release it).
+4. its notifications are written to the outbox (none for spam: staff can release it);
+5. the form's consent wording is put on file (``consent_versions``) if it is not yet.
 Every submission gets a receipt id of its own (the lead's ``receipt_id`` for the first, the
 enquiry's id for later ones): visitors see receipts, staff see leads, so an answer never
 tells whether someone else wrote in before.
@@ -33,6 +34,7 @@ from leads.intake.receipts import IdempotencyKey, Receipt, answer
 from leads.intake.submission import Submission
 from leads.notify.outbox import messages_for
 from leads.settings import Settings
+from leads.storage.consent_tables import record_wordings
 from leads.storage.database import Database
 from leads.storage.leads import (
     find_open_leads,
@@ -128,6 +130,13 @@ async def store_submissions(
         batch.remember(lead)
     receipts = [await batch.store(job) for job in jobs]
     await session.flush()
+    await record_wordings(
+        session=session,
+        wordings=[
+            (f.slug, f.consent_version, f.consent) for f in (j.submission.form for j in jobs)
+        ],
+        now=now,
+    )
     if any(isinstance(r, Receipt) and r.notify for r in receipts):
         await wake_dispatchers(session=session)
     return receipts

@@ -29,7 +29,7 @@ from leads.errors import (
     TooManySubmissions,
 )
 from leads.intake.attribution import tracking_value
-from leads.intake.pipeline import Arrival, take_submission
+from leads.intake.pipeline import Arrival, count_refusal, take_submission
 from leads.services import services_of, site_of
 from leads.settings import Settings
 from leads.web.bodies import read_form_fields
@@ -203,6 +203,7 @@ async def submit_form(request: Request) -> Response:
     try:
         await defences.before_reading(request, ip)
     except TooManySubmissions as exc:
+        count_refusal(services, exc)
         # Read what they typed anyway (it is small and bounded): a person must get it back.
         fields = await read_form_fields(request, services.settings.max_body_bytes)
         return render_form(request, form, fields, notice=exc, status_code=exc.status)

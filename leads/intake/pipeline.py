@@ -3,6 +3,9 @@ the raw fields a door has read to a committed receipt. The doors differ only in 
 read the body and how they word an error for their reader.
 
     parse -> (replay a known Idempotency-Key) -> screen -> capture -> log and wake
+
+Every submission's outcome is counted here (``leads_submissions_total``), and by the doors
+for a refusal met before the body is read (:func:`count_refusal`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,15 @@ from dataclasses import dataclass
 
 from starlette.requests import Request
 
-from leads.errors import TooManySubmissions
+from leads.core.vocabulary import SubmissionOutcome
+from leads.errors import (
+    HTTPProblem,
+    IdempotencyKeyReused,
+    IntakeBusy,
+    InvalidSubmission,
+    StorageUnavailable,
+    TooManySubmissions,
+)
 from leads.intake.attribution import from_referer
 from leads.intake.capture import CaptureJob, RequestMeta
 from leads.intake.receipts import IdempotencyKey, Receipt, replay_of
@@ -21,6 +32,15 @@ from leads.intake.submission import parse_submission
 from leads.services import Services
 
 log = logging.getLogger("leads.intake")
+
+# What each error a submission can meet counts as; any other error is not counted.
+ERROR_OUTCOMES: tuple[tuple[type[HTTPProblem], SubmissionOutcome], ...] = (
+    (InvalidSubmission, SubmissionOutcome.INVALID),
+    (IdempotencyKeyReused, SubmissionOutcome.INVALID),
+    (TooManySubmissions, SubmissionOutcome.RATE_LIMITED),
+    (IntakeBusy, SubmissionOutcome.BUSY),
+    (StorageUnavailable, SubmissionOutcome.UNAVAILABLE),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +73,35 @@ async def take_submission(
 
     ``limited`` is a refusal the door met before reading (the per-IP test): a retry of a
     request that succeeded still gets its answer, anything else gets the refusal."""
+    try:
+        receipt = await _take(services, raw, arrival, idempotency_key, limited)
+    except HTTPProblem as exc:
+        count_refusal(services, exc)
+        raise
+    if receipt.outcome == "replayed":
+        services.metrics.submission(SubmissionOutcome.REPLAYED)
+    else:
+        services.metrics.submission(
+            SubmissionOutcome.SPAM if receipt.spam else SubmissionOutcome.STORED
+        )
+    return receipt
+
+
+def count_refusal(services: Services, error: HTTPProblem) -> None:
+    """Count a submission that met ``error``: here, or at a door before it read the body."""
+    for kind, outcome in ERROR_OUTCOMES:
+        if isinstance(error, kind):
+            services.metrics.submission(outcome)
+            return
+
+
+async def _take(
+    services: Services,
+    raw: Mapping[str, object],
+    arrival: Arrival,
+    idempotency_key: str | None,
+    limited: TooManySubmissions | None,
+) -> Receipt:
     settings = services.settings
     # A site's own form may not say which page it is on; the browser's Referer does.
     raw = from_referer(raw, arrival.referer)

@@ -22,6 +22,7 @@ import logging
 from leads.errors import IntakeBusy, LeadsError, StorageUnavailable
 from leads.intake.capture import CaptureJob, capture_batch
 from leads.intake.receipts import Receipt
+from leads.metrics import Metrics
 from leads.settings import Settings
 from leads.storage.database import Database
 
@@ -34,9 +35,10 @@ Pending = tuple[CaptureJob, "asyncio.Future[Receipt]"]
 
 
 class IntakeWriter:
-    def __init__(self, database: Database, settings: Settings):
+    def __init__(self, database: Database, settings: Settings, *, metrics: Metrics | None = None):
         self.database = database
         self.settings = settings
+        self.metrics = metrics or Metrics()
         self._queue: asyncio.Queue[Pending] = asyncio.Queue(settings.intake_queue_size)
         self._writers: list[asyncio.Task[None]] = []
         self._closed = False
@@ -93,6 +95,7 @@ class IntakeWriter:
 
     async def _write(self, batch: list[Pending]) -> None:
         jobs = [job for job, _ in batch]
+        self.metrics.intake_batch(len(jobs))
         try:
             results: list[Receipt | LeadsError] = await capture_batch(
                 self.database, jobs, settings=self.settings

@@ -18,8 +18,9 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import FormCatalog
-from leads.core.vocabulary import Channel, MessageKind
+from leads.core.vocabulary import Channel, DeliveryOutcome, MessageKind
 from leads.errors import EndpointGone, PermanentDeliveryError, TransientDeliveryError
+from leads.metrics import Metrics
 from leads.notify.channels import (
     ChannelRegistry,
     Clock,
@@ -69,9 +70,11 @@ class Delivery:
         registry: ChannelRegistry | None = None,
         channels: ChannelsOverride | None = None,
         clock: Clock = utcnow,
+        metrics: Metrics | None = None,
     ):
         self.settings = settings
         self.forms = forms
+        self.metrics = metrics or Metrics()
         self.worker = worker
         self.clock = clock
         self.retry = RetryPolicy(
@@ -113,6 +116,8 @@ class Delivery:
             return
         if lead is None:
             raise PermanentDeliveryError("the lead no longer exists")
+        if message.kind == MessageKind.AUTOREPLY and lead.consent_withdrawn_at is not None:
+            raise PermanentDeliveryError("consent withdrawn")  # checked as it is sent
         channel = self._channel(message.channel)
         if channel is None:
             raise PermanentDeliveryError(self.registry.gone(message.channel))
@@ -148,6 +153,7 @@ class Delivery:
             )
             return self._dead(message, f"gave up after {message.attempts} attempts: {error}")
         log.info("notification %s: %s; next attempt at %s", message.id, error, at.isoformat())
+        self.metrics.delivery(message.channel, DeliveryOutcome.RETRY)
 
         async def retry(session: AsyncSession, _: datetime) -> None:
             await outbox.mark_retry(
@@ -157,6 +163,8 @@ class Delivery:
         return retry
 
     def _delivered(self, message: OutboxMessage) -> Outcome:
+        self.metrics.delivery(message.channel, DeliveryOutcome.DELIVERED)
+
         async def delivered(session: AsyncSession, now: datetime) -> None:
             await outbox.mark_delivered(
                 session=session, message_id=message.id, worker=self.worker, now=now
@@ -165,6 +173,8 @@ class Delivery:
         return delivered
 
     def _dead(self, message: OutboxMessage, error: str, *, gone: bool = False) -> Outcome:
+        self.metrics.delivery(message.channel, DeliveryOutcome.DEAD)
+
         async def dead(session: AsyncSession, now: datetime) -> None:
             await outbox.mark_dead(
                 session=session, message_id=message.id, worker=self.worker, error=error

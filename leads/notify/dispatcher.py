@@ -6,7 +6,9 @@
 - Claims are leases of ``2 x LEADS_DELIVERY_TIMEOUT_SECONDS + 1`` seconds; every attempt is
   cut off at LEADS_DELIVERY_TIMEOUT_SECONDS, so a live dispatcher never outlives its lease.
 - Its housekeeping queues the daily digest once LEADS_DIGEST_AT has come on an opening day
-  (:mod:`leads.notify.digest`; by its ``clock``), and hourly forgets expired keys.
+  (:mod:`leads.notify.digest`; by its ``clock``), purges what is past its retention once a
+  day across every dispatcher (:mod:`leads.storage.retention`), and hourly forgets expired
+  keys.
 - :meth:`stop` lets in-flight deliveries finish for LEADS_SHUTDOWN_GRACE_SECONDS, then
   cancels the rest and releases their claims so another dispatcher can take them at once.
 """
@@ -20,7 +22,7 @@ import os
 import socket
 import time
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 
 import asyncpg  # type: ignore[import-untyped]
 import httpx
@@ -29,6 +31,7 @@ from sqlalchemy.engine import make_url
 from leads.core.forms import FormCatalog
 from leads.core.vocabulary import REPLAY_WINDOW, MessageKind
 from leads.errors import StorageUnavailable
+from leads.metrics import Metrics
 from leads.notify import digest
 from leads.notify.channels import Clock
 from leads.notify.channels.base import ChannelsOverride
@@ -37,6 +40,7 @@ from leads.settings import Settings
 from leads.storage import outbox
 from leads.storage.database import Database
 from leads.storage.leads import delete_expired_idempotency_keys
+from leads.storage.retention import purge_once_a_day
 from leads.storage.types import utcnow
 
 log = logging.getLogger("leads.notify")
@@ -63,6 +67,7 @@ class Dispatcher:
         concurrency: int = CONCURRENCY,
         channels: ChannelsOverride | None = None,
         clock: Clock = utcnow,
+        metrics: Metrics | None = None,
     ):
         self.settings = settings
         self.database = database
@@ -80,8 +85,15 @@ class Dispatcher:
         self.clock = clock
         self._opening = settings.opening()
         self._digest_settled: date | None = None  # the last day whose digest is queued
+        self._purge_settled: date | None = None  # the last (UTC) day purged, here or elsewhere
         self._delivery = Delivery(
-            settings, forms, http, worker=self.name, channels=channels, clock=clock
+            settings,
+            forms,
+            http,
+            worker=self.name,
+            channels=channels,
+            clock=clock,
+            metrics=metrics or Metrics(),
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -168,8 +180,9 @@ class Dispatcher:
 
     async def _housekeeping(self) -> None:
         """Chores that belong to no request: the daily digest when it is due (looked at every
-        turn, by the clock), and hourly, forgetting expired Idempotency-Keys."""
+        turn, by the clock), the daily purge, and hourly, forgetting expired Idempotency-Keys."""
         await self._queue_digest()
+        await self._purge_daily()
         if time.monotonic() < self._next_housekeeping:
             return
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
@@ -198,6 +211,20 @@ class Dispatcher:
         self._digest_settled = day
         if queued:
             self.wake()
+
+    async def _purge_daily(self) -> None:
+        """Today's retention purge, unless this dispatcher saw it done today (by whom ever)."""
+        now = self.clock()
+        day = now.astimezone(UTC).date()
+        if day == self._purge_settled:
+            return
+        try:
+            async with self.database.writing() as session:
+                await purge_once_a_day(session=session, settings=self.settings, now=now)
+        except StorageUnavailable:
+            log.warning("retention: database unavailable; will try again")
+            return
+        self._purge_settled = day
 
     async def _deliver(self, claim: Claimed) -> None:
         outcome = await self._delivery.attempt(claim)

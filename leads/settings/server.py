@@ -1,9 +1,10 @@
 """The server process: its log, what one connection may cost (leads/web/connections.py),
-and how long a staff session lasts (leads/staff/sessions.py)."""
+how long a staff session lasts (leads/staff/sessions.py), and who may read its metrics
+(leads/web/metrics.py)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from leads.settings import values
 
@@ -52,6 +53,30 @@ class ServerSettings(BaseModel):
         le=720,
         description="A staff session ends this many hours after signing in, however busy.",
     )
+
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token that /metrics asks for (16 characters or more); "
+        "unset (and no LEADS_METRICS_BIND): /metrics answers 404.",
+    )
+    metrics_bind: str | None = Field(
+        None,
+        description="host:port of a listener that `leads serve` opens for /metrics alone "
+        "(asking for no token unless LEADS_METRICS_TOKEN is set); /metrics on the main port "
+        "then answers 404.",
+    )
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            values.secret_key(value.get_secret_value())
+        return value
+
+    @field_validator("metrics_bind")
+    @classmethod
+    def _metrics_bind(cls, value: str | None) -> str | None:
+        return None if value is None else values.listen_address(value)
 
     @field_validator("log_level")
     @classmethod

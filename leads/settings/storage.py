@@ -1,4 +1,5 @@
-"""Where leads are kept: the database, and the key that signs form tokens."""
+"""Where leads are kept, and for how long: the database, the key that signs form tokens,
+and the retention periods (see docs/privacy.md)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,19 @@ class StorageSettings(BaseModel):
     )
     database_timeout_seconds: float = Field(
         5.0, gt=0, le=300, description="How long to wait for the database before answering 503."
+    )
+    retention_days: int = Field(
+        730,
+        gt=0,
+        le=36500,
+        description="Days a lead is kept after its last activity (enquiry, change or note), "
+        "with everything of it; then it is purged.",
+    )
+    spam_retention_days: int = Field(
+        30,
+        gt=0,
+        le=36500,
+        description="Days a lead in the spam folder is kept after its last activity.",
     )
 
     @field_validator("database_url")

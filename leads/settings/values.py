@@ -163,6 +163,15 @@ def webhook_secret(value: str) -> str:
     return value
 
 
+def listen_address(value: str) -> str:
+    """Where a server listens, as ``host:port``: ``127.0.0.1:9100``, ``[::1]:9100``."""
+    host, sep, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or has_blanks(host) or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("must be host:port, such as 127.0.0.1:9100")
+    return value.strip()
+
+
 def readable_file(path: Path) -> Path:
     if not path.is_file():
         raise ValueError(f"{str(path)!r} is not a file")

@@ -20,6 +20,7 @@ from leads.staff import listing
 from leads.staff.access import client_address, require_actor
 from leads.staff.audit import record_audit
 from leads.staff.changes import change_lead, parse_lead_id, read_change
+from leads.staff.consent import withdraw_consent
 from leads.staff.download import audit_filters, csv_chunks
 from leads.staff.merging import merge_lead, read_target, unmerge_lead
 from leads.staff.notes import add_note, read_note
@@ -188,6 +189,21 @@ async def unmerge(request: Request) -> Response:
         return await _lead_answer(session, lead)
 
 
+async def withdraw(request: Request) -> Response:
+    actor = await require_actor(request, write=True)
+    services = services_of(request)
+    lead_id = _lead_id(request)
+    async with services.database.writing() as session:
+        lead = await withdraw_consent(
+            session=session,
+            actor=actor,
+            lead_id=lead_id,
+            now=services.now(),
+            address=client_address(request),
+        )
+        return await _lead_answer(session, lead)
+
+
 async def download_csv(request: Request) -> Response:
     actor = await require_actor(request)
     services = services_of(request)
@@ -219,5 +235,6 @@ routes = [
     Route("/api/staff/leads/{lead_id}/release", release, methods=["POST"]),
     Route("/api/staff/leads/{lead_id}/merge", merge, methods=["POST"]),
     Route("/api/staff/leads/{lead_id}/unmerge", unmerge, methods=["POST"]),
+    Route("/api/staff/leads/{lead_id}/withdraw-consent", withdraw, methods=["POST"]),
     Route("/api/staff/leads/{lead_id}/messages/{message_id}/resend", resend, methods=["POST"]),
 ]

@@ -38,6 +38,10 @@ def lead_record(
     # The receipt ids of its submissions, oldest first: what each sender was told.
     record["enquiry_ids"] = [str(lead.receipt_id), *(str(e.id) for e in enquiries)]
     record["duplicate_of"] = _plain(lead.duplicate_of)
+    # Consent withdrawn through the staff side: when, and who entered it (JSON only: the
+    # CSV's columns stay as they are, `notifications` last).
+    record["consent_withdrawn_at"] = _plain(lead.consent_withdrawn_at)
+    record["consent_withdrawn_by"] = lead.consent_withdrawn_by
     # The delivery state of each notification of this lead.
     record["notifications"] = [
         {

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from leads.core.vocabulary import AuditAction
+from leads.core.vocabulary import AuditAction, LoginOutcome
 from leads.errors import CsrfFailed, UsageError
 from leads.services import Services, services_of
 from leads.staff import accounts, sessions
@@ -107,6 +107,7 @@ async def _sign_in(request: Request) -> Response:
 
     wait = await services.login_throttle.refusal(email=email, address=address)
     if wait is not None:
+        services.metrics.login(LoginOutcome.THROTTLED)
         minutes = max(1, round(wait / 60))
         return _login_page(
             request,
@@ -123,6 +124,7 @@ async def _sign_in(request: Request) -> Response:
         accounts.password_matches, stored, password[: accounts.MAX_PASSWORD_LENGTH]
     )
     if user is None or not user.active or not matches:
+        services.metrics.login(LoginOutcome.FAILURE)
         await services.login_throttle.failed(email=email, address=address)
         async with services.database.writing() as session:
             await record_audit(
@@ -135,6 +137,7 @@ async def _sign_in(request: Request) -> Response:
                 detail={"user_id": str(user.id)} if user is not None else {},
             )
         return _login_page(request, email=email, next_path=next_path, error=MISMATCH)
+    services.metrics.login(LoginOutcome.SUCCESS)
     return await _signed_in(request, services, user, password, next_path, address)
 
 

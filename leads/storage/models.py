@@ -65,6 +65,12 @@ class Lead(Attribution, table=True):
     consent_version: str = Field(max_length=64)
     consent_text: str = Field(sa_column=Column(Text, nullable=False))
     consent_at: datetime = _at()
+    # Withdrawn through the staff side: when, and by whom (an actor label, as the
+    # timeline names them). Nothing more is sent to the person, and no digest names them.
+    consent_withdrawn_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    consent_withdrawn_by: str | None = Field(default=None, max_length=120)
     spam: bool = Field(default=False)
     spam_reason: str | None = Field(default=None, max_length=200)
     # An open lead this one shares an email or phone with, while the other details differ:
@@ -166,8 +172,11 @@ class DisabledWebhook(SQLModel, table=True):
     reason: str = Field(max_length=200)
 
 
-# The staff side's tables live in their own module; importing it here registers them with
-# the metadata that migrations and tests compare against.
+# The staff side's tables, the consent wordings and the daily jobs live in their own
+# modules; importing them here registers them with the metadata that migrations and tests
+# compare against.
+from leads.storage.consent_tables import ConsentVersion  # noqa: E402
+from leads.storage.job_days import JobDay  # noqa: E402
 from leads.storage.staff_tables import (  # noqa: E402
     ApiToken,
     AuditEntry,
@@ -181,10 +190,12 @@ __all__ = [
     "ApiToken",
     "Attribution",
     "AuditEntry",
+    "ConsentVersion",
     "Digest",
     "DisabledWebhook",
     "Enquiry",
     "IdempotencyRecord",
+    "JobDay",
     "Lead",
     "LeadEvent",
     "OutboxMessage",

@@ -147,6 +147,21 @@ async def mark_dead(
     )
 
 
+async def stop_pending(
+    *, session: AsyncSession, lead_id: uuid.UUID, kinds: Sequence[str], reason: str
+) -> int:
+    """Make a lead's pending messages of these kinds dead letters, with ``reason``; how
+    many. A claim in flight is left in place, so its outcome, if it gets one, is recorded."""
+    result = await session.execute(
+        update(OutboxMessage)
+        .where(col(OutboxMessage.lead_id) == lead_id)
+        .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
+        .where(col(OutboxMessage.kind).in_(list(kinds)))
+        .values(status=OutboxStatus.DEAD, last_error=reason[:500])
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
 async def disable_webhook(*, session: AsyncSession, url: str, reason: str, now: datetime) -> None:
     """Idempotent: two deliveries meeting 410 at once both succeed in switching it off."""
     insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert

@@ -5,7 +5,8 @@ A lead is overdue when it is still waiting (status ``new``, not spam, not merged
 another) and was created at or before the cutoff that
 :meth:`leads.core.hours.OpeningHours.overdue_cutoff` gives for now and
 LEADS_FOLLOW_UP_HOURS: the staff API's ``overdue`` filter, the dashboard, the statistics and
-the daily digest all use :func:`overdue_condition`, so they always agree.
+the daily digest all use :func:`overdue_condition`, so they always agree. The digest
+leaves out the people who withdrew their consent (:func:`digest_condition`).
 """
 
 from __future__ import annotations
@@ -40,11 +41,17 @@ def overdue_condition(cutoff: datetime) -> ColumnElement[bool]:
     return and_(waiting_condition(), col(Lead.created_at) <= cutoff)
 
 
+def digest_condition(cutoff: datetime) -> ColumnElement[bool]:
+    """The overdue leads a digest may name: not those whose consent was withdrawn."""
+    return and_(overdue_condition(cutoff), col(Lead.consent_withdrawn_at).is_(None))
+
+
 async def overdue_leads(*, session: AsyncSession, cutoff: datetime, limit: int) -> list[Lead]:
-    """The overdue leads, longest waiting first, at most ``limit``."""
+    """The overdue leads a digest names (:func:`digest_condition`), longest waiting first,
+    at most ``limit``."""
     query = (
         select(Lead)
-        .where(overdue_condition(cutoff))
+        .where(digest_condition(cutoff))
         .order_by(col(Lead.created_at), col(Lead.id))
         .limit(limit)
     )
@@ -52,7 +59,8 @@ async def overdue_leads(*, session: AsyncSession, cutoff: datetime, limit: int) 
 
 
 async def count_overdue(*, session: AsyncSession, cutoff: datetime) -> int:
-    query = select(func.count()).select_from(Lead).where(overdue_condition(cutoff))
+    """How many overdue leads a digest would name."""
+    query = select(func.count()).select_from(Lead).where(digest_condition(cutoff))
     return int((await session.execute(query)).scalar_one())
 
 

@@ -150,6 +150,15 @@ def staff_paths() -> dict[str, Any]:
     note = obj({"text": {"type": "string", "maxLength": MAX_NOTE_LENGTH, "pattern": NOT_BLANK}},
                required=("text",))  # fmt: skip
     target = obj({"into": UUID}, required=("into",), additionalProperties=False)
+    # Exactly one of email and phone names the person.
+    subject = obj(
+        {"email": {"type": "string"}, "phone": {"type": "string"}, "dry_run": {"type": "boolean"}},
+        additionalProperties=False,
+        oneOf=[{"required": ["email"], "not": {"required": ["phone"]}},
+               {"required": ["phone"], "not": {"required": ["email"]}}],
+    )  # fmt: skip
+    erased = obj({"dry_run": {"type": "boolean"}}, required=("dry_run",),
+                 additionalProperties={"type": "integer"})  # fmt: skip
     weeks = {"type": "integer", "minimum": 1, "maximum": MAX_WEEKS, "default": DEFAULT_WEEKS}
     if_match = {"name": "If-Match", "in": "header", "required": False, "schema": {"type": "string"},
                 "description": "The ETag read: 412 if the lead has changed since."}  # fmt: skip
@@ -182,6 +191,13 @@ def staff_paths() -> dict[str, Any]:
                                      _lead_answer("The lead, merged"), write=True, body=target)},
         f"{one}/unmerge": {"post": _op("unmergeLead", "Take it out of the lead it was merged into",
                                        _lead_answer("The lead, on its own"), write=True)},
+        f"{one}/withdraw-consent": {"post": _op(
+            "withdrawConsent", "The visitor withdrew consent: no more autoreplies or contact",
+            _lead_answer("The lead"), write=True)},
+        "/api/staff/erasures": {"post": _op(
+            "eraseSubject", "Erase a person by email or phone (admins' sessions only)",
+            {"200": answer("What was removed, by kind", erased, headers=NO_STORE)},
+            write=True, parameters=[], body=subject)},
         "/api/staff/stats": {"get": _op(
             "stats", "Response times, week by week",
             {"200": answer("The weeks", ref("Stats"), headers=NO_STORE), **problems(422)},

@@ -25,6 +25,7 @@ from leads.staff.accounts import list_users
 from leads.staff.audit import audit_entries
 from leads.staff.pages.frame import render_page
 from leads.staff.pages.leads import first_name, form_title
+from leads.staff.pages.wording import channel_label, kind_label, who
 from leads.staff.pages.words import (
     CONTACT_LABELS,
     STATUS_LABELS,
@@ -46,20 +47,9 @@ NOTICES = {
     "pending": "That notification is still on its way; it can be sent again once it has "
     "been delivered or has failed.",
     "not_merged": "That lead is not merged any more.",
+    "withdrawn": "Consent withdrawn: no more automatic emails to this person.",
 }
 VIEWERS_SHOWN = 20
-
-
-def who(label: str) -> str:
-    """How the page names whoever did something."""
-    kind, _, name = label.partition(":")
-    if kind == "user":
-        return name
-    if kind == "token":
-        return f"script ({name})"
-    return {"visitor": "the visitor", "system": "Leads", "cli": "the command line"}.get(
-        label, label
-    )
 
 
 async def _neighbour(session: AsyncSession, lead_id: str, zone: str, now: datetime) -> Any:
@@ -125,6 +115,16 @@ async def lead_context(
         "neighbours": neighbours,
         "viewers": viewers,
         "status_words": status_label,
+        "kind_label": kind_label,
+        "channel_label": channel_label,
+        "withdrawn": (
+            {
+                "when": local_time(lead.consent_withdrawn_at, zone, now),
+                "who": who(lead.consent_withdrawn_by or ""),
+            }
+            if lead.consent_withdrawn_at
+            else None
+        ),
     }
 
 

@@ -1,5 +1,6 @@
-"""The lead page's forms: status, assignment, notes, resend, merge and undo merge. Each is
-a POST carrying the session's ``csrf_token``, runs the staff use case in one transaction,
+"""The lead page's forms: status, assignment, notes, resend, merge, undo merge, and consent
+withdrawn. Each is a POST carrying the session's ``csrf_token``, runs the staff use case in
+one transaction,
 and answers 303 back to the lead page with a short confirmation (post/redirect/get).
 
 Status and assignment forms carry the ``version`` the page showed: if the lead has changed
@@ -28,6 +29,7 @@ from leads.errors import (
 from leads.services import Services, services_of
 from leads.staff.access import Actor, require_form_actor
 from leads.staff.changes import change_lead, read_change
+from leads.staff.consent import withdraw_consent
 from leads.staff.merging import merge_lead, unmerge_lead
 from leads.staff.notes import add_note, read_note
 from leads.staff.pagekit import staff_redirect
@@ -225,6 +227,24 @@ async def unmerge(request: Request) -> Response:
     return await _act(request, run, "unmerged")
 
 
+async def withdraw(request: Request) -> Response:
+    """The person asked the clinic to stop: recorded, and automatic emails to them stop."""
+
+    async def run(
+        session: Any, actor: Actor, services: Services, fields: dict[str, object]
+    ) -> uuid.UUID:
+        lead = await withdraw_consent(
+            session=session,
+            actor=actor,
+            lead_id=request.path_params["lead_id"],
+            now=services.now(),
+            address=_address(request, services),
+        )
+        return lead.id
+
+    return await _act(request, run, "withdrawn")
+
+
 LEAD = "/staff/leads/{lead_id:uuid}"
 routes = [
     Route(f"{LEAD}/status", set_status, methods=["POST"]),
@@ -233,4 +253,5 @@ routes = [
     Route(f"{LEAD}/messages/{{message_id:uuid}}/resend", resend, methods=["POST"]),
     Route(f"{LEAD}/merge", merge, methods=["POST"]),
     Route(f"{LEAD}/unmerge", unmerge, methods=["POST"]),
+    Route(f"{LEAD}/withdraw-consent", withdraw, methods=["POST"]),
 ]

@@ -55,6 +55,7 @@ ACTIONS = {
     AuditAction.TOKEN_CREATED: "Created an API token",
     AuditAction.TOKEN_REVOKED: "Revoked an API token",
     AuditAction.AUDIT_EXPORTED: "Exported the audit log",
+    AuditAction.CONSENT_WITHDRAWN: "Recorded a withdrawal of consent",
 }
 
 
@@ -93,7 +94,12 @@ def who(label: str) -> str:
         return name
     if kind == "token" and name:
         return f"API token {name}"
-    return {"cli": "Command line", "system": "Leads itself"}.get(label, label)
+    return {
+        "cli": "Command line",
+        "system": "Leads itself",
+        "visitor": "The visitor",
+        "anonymous": "Someone not signed in",
+    }.get(label, label)
 
 
 def kind_label(kind: str) -> str:

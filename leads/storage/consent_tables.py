@@ -1,0 +1,69 @@
+"""Every consent wording a form has shown, by version: ``consent_versions``.
+
+A row is written the first time a lead or enquiry is stored with that wording, in the same
+transaction (so the wording a person agreed to is always on file), and is never changed or
+deleted afterwards: a new wording is a new version, and the old one stays. Leads and
+enquiries keep their own copy of the text too (``consent_text``); this table is the
+catalogue a reviewer reads to see what each form said, and from when.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import Column, Text, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import Field, SQLModel, col, select
+
+from leads.storage.types import UTCDateTime, utcnow
+
+# (form slug, version, wording)
+Wording = tuple[str, str, str]
+
+
+class ConsentVersion(SQLModel, table=True):
+    __tablename__ = "consent_versions"
+
+    form: str = Field(primary_key=True, max_length=50)
+    version: str = Field(primary_key=True, max_length=64)
+    text: str = Field(sa_column=Column(Text, nullable=False))
+    # When a submission was first stored with this wording.
+    first_shown_at: datetime = Field(
+        default_factory=utcnow, sa_column=Column(UTCDateTime(), nullable=False)
+    )
+
+
+async def record_wordings(
+    *, session: AsyncSession, wordings: Iterable[Wording], now: datetime
+) -> None:
+    """Add the wordings not on file yet, in one statement; those on file stay as they are."""
+    rows = [
+        {"form": form, "version": version, "text": text, "first_shown_at": now}
+        for form, version, text in sorted(set(wordings))
+    ]
+    if not rows:
+        return
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    await session.execute(
+        insert(ConsentVersion)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=["form", "version"])
+    )
+
+
+async def stored_wordings(
+    *, session: AsyncSession, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], str]:
+    """The wordings on file for these (form, version) pairs."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    found = await session.execute(
+        select(ConsentVersion.form, ConsentVersion.version, ConsentVersion.text).where(
+            tuple_(col(ConsentVersion.form), col(ConsentVersion.version)).in_(wanted)
+        )
+    )
+    return {(form, version): text for form, version, text in found.all()}
