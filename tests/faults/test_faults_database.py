@@ -1,5 +1,6 @@
-"""The database lost and back: a PostgreSQL of the test's own, stopped as if it had died
-while a real `leads serve` takes a steady load of submissions, then started again.
+"""The database lost and back: a PostgreSQL of the test's own, stopped (``immediate``: as if
+it had died; ``fast``: every session ended) while a real `leads serve` takes a steady load
+of submissions, then started again.
 
 While it is down every submission is answered 503 problem+json (never a 201 without a
 commit), /readyz says 503, and a signed-in member of staff gets a 503 page saying the
@@ -89,8 +90,9 @@ async def ready(client: httpx.AsyncClient) -> bool:
     return (await client.get("/readyz")).status_code == 200
 
 
+@pytest.mark.parametrize("mode", ["immediate", "fast"])
 async def test_postgresql_stopped_and_started_again_under_load(
-    cluster: pgcluster.Cluster, record_property: pytest.RecordProperty
+    cluster: pgcluster.Cluster, mode: str, record_property: pytest.RecordProperty
 ) -> None:
     conn = await asyncpg.connect(f"{cluster.url}/postgres")
     await conn.execute("CREATE DATABASE leads")
@@ -122,7 +124,7 @@ async def test_postgresql_stopped_and_started_again_under_load(
                 try:
                     await eventually(lambda: load.answered(50), what="50 answers")
                     stopped = time.monotonic()
-                    cluster.stop("immediate")
+                    cluster.stop(mode)
                     await asyncio.sleep(OUTAGE_SECONDS)  # the load runs on meanwhile
                     down = await client.get("/readyz")
                     page = await staff.get("/staff", headers={"Accept": "text/html"})
@@ -179,7 +181,8 @@ async def test_postgresql_stopped_and_started_again_under_load(
 
     record_property(
         "measured",
-        f"{statuses.count(201)} answered 201, {statuses.count(503)} answered 503, "
+        f"pg_ctl stop -m {mode}: {statuses.count(201)} answered 201, "
+        f"{statuses.count(503)} answered 503, "
         f"{len(stored)} stored, {total} delivered; "
         f"/readyz back {back - started:.1f} s after PostgreSQL was started, "
         f"first 201 {first_201 - started:.1f} s after; outage {started - stopped:.1f} s",
