@@ -119,6 +119,8 @@ async def test_postgresql_stopped_and_started_again_under_load(
                 httpx.AsyncClient(base_url=service.url, timeout=30) as staff,
             ):
                 await sign_in(staff)
+                listing = await staff.get("/staff", headers={"Accept": "text/html"})
+                csrf = field_value(listing.text, "csrf_token")
                 load = Load(client)
                 visitors = [asyncio.create_task(load.visitor(n)) for n in range(IN_FLIGHT)]
                 try:
@@ -128,6 +130,9 @@ async def test_postgresql_stopped_and_started_again_under_load(
                     await asyncio.sleep(OUTAGE_SECONDS)  # the load runs on meanwhile
                     down = await client.get("/readyz")
                     page = await staff.get("/staff", headers={"Accept": "text/html"})
+                    sign_out = await staff.post(
+                        "/staff/logout", data={"csrf_token": csrf}, headers={"Accept": "text/html"}
+                    )
                     during = load.since(time.monotonic() - 1)
                     started = time.monotonic()
                     cluster.start()
@@ -148,7 +153,10 @@ async def test_postgresql_stopped_and_started_again_under_load(
             assert page.status_code == 503, page.text
             assert page.headers["content-type"].startswith("text/html")
             assert "The database is unavailable" in page.text
-            assert staff_after.status_code == 200  # the same session, signed in still
+            assert "Try again" in page.text
+            assert sign_out.status_code == 503, sign_out.text
+            assert "may not have been saved" in sign_out.text
+            assert staff_after.status_code == 200  # the same session: the sign-out never was
             assert during, "no answer at all while the database was down"
             for answer in during:
                 assert answer.status_code == 503, answer.text
