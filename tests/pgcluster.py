@@ -15,7 +15,8 @@ import shutil
 import socket
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 HOST = "127.0.0.1"
@@ -37,9 +38,32 @@ def postgres_bin() -> Path | None:
     return Path(found).parent if found else None
 
 
+@dataclass
+class Cluster:
+    """A running cluster the caller may stop and start again (the fault tests do)."""
+
+    url: str
+    run: Callable[..., None]
+    pg_ctl: list[str]
+
+    def stop(self, mode: str = "immediate") -> None:
+        """``immediate``: every backend killed, no checkpoint, as if the server died."""
+        self.run(*self.pg_ctl, "-m", mode, "-w", "stop")
+
+    def start(self) -> None:
+        self.run(*self.pg_ctl, "-w", "-t", "60", "start")
+
+
 @contextlib.contextmanager
 def postgres_cluster(bindir: Path, *, fsync: bool) -> Iterator[str]:
     """Start a cluster; yield its base URL, ``postgresql://postgres@127.0.0.1:PORT``."""
+    with stoppable_cluster(bindir, fsync=fsync) as cluster:
+        yield cluster.url
+
+
+@contextlib.contextmanager
+def stoppable_cluster(bindir: Path, *, fsync: bool) -> Iterator[Cluster]:
+    """Start a cluster; yield it, to be stopped and started again at will."""
     workdir = Path(tempfile.mkdtemp(prefix="leads-pg-"))
     as_postgres: list[str] = []
     if os.geteuid() == 0:
@@ -55,12 +79,12 @@ def postgres_cluster(bindir: Path, *, fsync: bool) -> Iterator[str]:
     options = f"-p {port} -h {HOST} -k {workdir} -c max_connections=200"
     if not fsync:
         options += " -c fsync=off"
-    log = str(workdir / "log")
-    pg_ctl = str(bindir / "pg_ctl")
-    run(pg_ctl, "-D", str(data), "-l", log, "-w", "-t", "60", "-o", options, "start")
+    pg_ctl = [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(workdir / "log"), "-o", options]
+    cluster = Cluster(f"postgresql://postgres@{HOST}:{port}", run, pg_ctl)
+    cluster.start()
     try:
-        yield f"postgresql://postgres@{HOST}:{port}"
+        yield cluster
     finally:
         with contextlib.suppress(subprocess.SubprocessError):
-            run(pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop")
+            cluster.stop()
         shutil.rmtree(workdir, ignore_errors=True)

@@ -12,7 +12,7 @@ from starlette.routing import Match, Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from leads.errors import HTTPProblem
+from leads.errors import HTTPProblem, StorageUnavailable
 
 log = logging.getLogger("leads.web")
 
@@ -34,14 +34,22 @@ def wants_html(request: Request) -> bool:
     return "text/html" in accept
 
 
+def error_page(request: Request, problem: HTTPProblem) -> str:
+    """The template for a browser: staff are told the database is down in their own words
+    (the visitors' page would tell them to call the clinic)."""
+    if isinstance(problem, StorageUnavailable) and request.url.path.startswith("/staff"):
+        return "staff/unavailable.html"
+    return "error.html"
+
+
 def render_problem(request: Request, problem: HTTPProblem) -> Response:
     if wants_html(request):
         templates = request.app.state.site.templates  # leads.services.Site, set by create_app
         assert isinstance(templates, Jinja2Templates)
         return templates.TemplateResponse(
             request,
-            "error.html",
-            {"problem": problem},
+            error_page(request, problem),
+            {"problem": problem, "actor": None},
             status_code=problem.status,
             headers={**problem.headers, "Content-Security-Policy": ERROR_PAGE_CSP},
         )
