@@ -44,7 +44,7 @@ CHECK_ORDER = (
     "retry_give_up_hours", "dispatcher", "delivery_timeout_seconds", "shutdown_grace_seconds",
     "timezone", "clinic_name", "clinic_phone", "clinic_url", "session_idle_minutes",
     "session_max_hours",
-    "opening_hours", "follow_up_hours", "digest_at",
+    "opening_hours", "follow_up_hours", "digest_at", "log_format", "alert_after_minutes",
 )  # fmt: skip
 
 

@@ -3,6 +3,8 @@ and how long a staff session lasts (leads/staff/sessions.py)."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, field_validator
 
 from leads.settings import values
@@ -51,6 +53,11 @@ class ServerSettings(BaseModel):
         ge=1,
         le=720,
         description="A staff session ends this many hours after signing in, however busy.",
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="Log lines as json (one object per line) or text; auto: text when "
+        "standard error is a terminal, else json.",
     )
 
     @field_validator("log_level")
