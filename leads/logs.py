@@ -25,6 +25,7 @@ from typing import Any
 
 EVENT_FIELDS = "leads_event_fields"  # the LogRecord attribute an event's fields travel in
 
+
 def event(name: str, **fields: object) -> dict[str, Any]:
     """``extra=`` for a log call that is an event: its name and fields, kept together."""
     return {EVENT_FIELDS: {"event": name, **fields}}
@@ -87,8 +88,9 @@ def formatter_for(log_format: str) -> logging.Formatter:
 
 def configure_logging(level: str, log_format: str = "auto") -> None:
     """Once per process: a later call (the app built in the process `leads` runs in) is a
-    no-op, as is any call once the root logger has a handler. uvicorn's loggers go through the same handler; its access log is off, since
-    :mod:`leads.web.requestlog` logs each request once, with its route rather than its path."""
+    no-op, as is any call once the root logger has a handler. uvicorn's loggers go through
+    the same handler; its access log is off, since :mod:`leads.web.requestlog` logs each
+    request once, with its route rather than its path."""
     root = logging.getLogger()
     if root.handlers:  # configured already (as logging.basicConfig, it changes nothing then)
         return
@@ -111,7 +113,15 @@ def configure_logging(level: str, log_format: str = "auto") -> None:
     # Even at debug: these quote what they send and receive (SMTP commands name the
     # recipients; httpcore and asyncio's debug lines can show request bodies).
     # SQLAlchemy logs every statement with its parameters once its logger allows INFO.
-    for noisy in ("sqlalchemy", "aiosmtplib", "httpcore", "hpack", "asyncio", "aiosqlite", "multipart"):
+    for noisy in (
+        "sqlalchemy",
+        "aiosmtplib",
+        "httpcore",
+        "hpack",
+        "asyncio",
+        "aiosqlite",
+        "multipart",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

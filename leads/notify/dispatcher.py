@@ -6,7 +6,8 @@
 - Claims are leases of ``2 x LEADS_DELIVERY_TIMEOUT_SECONDS + 1`` seconds; every attempt is
   cut off at LEADS_DELIVERY_TIMEOUT_SECONDS, so a live dispatcher never outlives its lease.
 - Its housekeeping queues the daily digest once LEADS_DIGEST_AT has come on an opening day
-  (:mod:`leads.notify.digest`; by its ``clock``), and hourly forgets expired keys.
+  (:mod:`leads.notify.digest`; by its ``clock``), alerts the admins when notifications
+  stall (:mod:`leads.notify.alerts`), and hourly forgets expired keys.
 - :meth:`stop` lets in-flight deliveries finish for LEADS_SHUTDOWN_GRACE_SECONDS, then
   cancels the rest and releases their claims so another dispatcher can take them at once.
 """
@@ -30,6 +31,7 @@ from leads.core.forms import FormCatalog
 from leads.core.vocabulary import REPLAY_WINDOW, MessageKind
 from leads.errors import StorageUnavailable
 from leads.notify import digest
+from leads.notify.alerts import Alerts
 from leads.notify.channels import Clock
 from leads.notify.channels.base import ChannelsOverride
 from leads.notify.delivery import Claimed, Delivery, Outcome
@@ -83,6 +85,7 @@ class Dispatcher:
         self._delivery = Delivery(
             settings, forms, http, worker=self.name, channels=channels, clock=clock
         )
+        self._alerts = Alerts(settings, database, self._delivery.channels, clock)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -168,8 +171,10 @@ class Dispatcher:
 
     async def _housekeeping(self) -> None:
         """Chores that belong to no request: the daily digest when it is due (looked at every
-        turn, by the clock), and hourly, forgetting expired Idempotency-Keys."""
+        turn, by the clock), alerts when notifications stall (:mod:`leads.notify.alerts`,
+        every half minute by the clock), and hourly, forgetting expired Idempotency-Keys."""
         await self._queue_digest()
+        await self._alerts.check()
         if time.monotonic() < self._next_housekeeping:
             return
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS
