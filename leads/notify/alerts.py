@@ -201,9 +201,12 @@ class Alerts:
                 continue
             told.append(channel.value)
         log.error(
-            "delivery incident %d: notifications %s, since %s; %s (see /staff/deliveries)",
+            "delivery incident %d: %d dead, %d waiting over %d minutes, since %s; %s "
+            "(see /staff/deliveries)",
             alert.number,
-            alert.summary(),
+            alert.dead,
+            alert.waiting,
+            alert.after_minutes,
             iso_utc(alert.since),
             f"admins told by {', '.join(told)}" if told else "no other channel to tell",
             extra=event(
