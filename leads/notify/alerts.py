@@ -232,7 +232,15 @@ class Alerts:
                 await implementation.send(alert_email(alert, self.settings, recipients))
         elif isinstance(implementation, WebhookChannel):
             payload = alert_payload(alert, now)
-            for url in self.settings.webhook_urls:
-                await implementation.post(url, f"incident-{alert.number}", payload)
+            failed: DeliveryError | None = None
+            reached = 0
+            for url in self.settings.webhook_urls:  # each URL, whatever the others answer
+                try:
+                    await implementation.post(url, f"incident-{alert.number}", payload)
+                    reached += 1
+                except DeliveryError as exc:
+                    failed = exc
+            if failed is not None and not reached:
+                raise failed
         else:
             raise DeliveryError(f"{type(implementation).__name__} cannot carry an alert")
