@@ -154,3 +154,12 @@ def _wait(probe: Callable[[], Any]) -> Any:
         return probe()
 
     return asyncio.run(eventually(ask, what="the log line"))
+
+
+async def test_a_page_on_an_allowed_origin_may_read_the_request_id(database_url: str) -> None:
+    origin = "https://www.clinic.example"
+    async with serving_app(make_settings(database_url, allowed_origins=origin)) as client:
+        answer = await client.post("/api/leads", json={"name": ""}, headers={"Origin": origin})
+    assert answer.status_code == 422
+    exposed = answer.headers["access-control-expose-headers"].lower().split(", ")
+    assert "x-request-id" in exposed
