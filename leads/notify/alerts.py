@@ -43,7 +43,7 @@ from leads.notify.content import Email, iso_utc, local_time
 from leads.settings import Settings
 from leads.storage.alert_tables import DeliveryIncident
 from leads.storage.database import Database
-from leads.storage.incidents import claim_incident, close_incident, open_incident, read_stall
+from leads.storage.incidents import claim_incident, close_incident, latest_incident, read_stall
 from leads.storage.staff_tables import User
 
 log = logging.getLogger("leads.notify.alerts")
@@ -162,20 +162,23 @@ class Alerts:
         if self._next_check is not None and now < self._next_check:
             return
         self._next_check = now + timedelta(seconds=CHECK_SECONDS)
-        cutoff = now - timedelta(minutes=self.settings.alert_after_minutes)
         try:
             async with self.database.writing() as session:
+                # The time once the transaction has begun: another server may have opened
+                # an incident while this one waited, by a later clock than ours was then.
+                now = self.clock()
+                cutoff = now - timedelta(minutes=self.settings.alert_after_minutes)
+                latest = await latest_incident(session=session)
                 stall = await read_stall(session=session, cutoff=cutoff)
-                current = await open_incident(session=session)
-                if current is not None:
+                if latest is not None and latest.closed_at is None:
                     if not stall.stuck and await close_incident(
-                        session=session, number=current.number, now=now
+                        session=session, number=latest.number, now=now
                     ):
-                        log.info("delivery incident %d closed: all through", current.number)
+                        log.info("delivery incident %d closed: all through", latest.number)
                     return
                 if not stall.stuck:
                     return
-                incident = await claim_incident(session=session, stall=stall, now=now)
+                incident = await claim_incident(session=session, after=latest, stall=stall, now=now)
                 if incident is None:
                     return  # another server opened it, and alerts
                 recipients = await admin_addresses(session=session) or self.settings.inbox

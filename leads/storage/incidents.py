@@ -64,29 +64,28 @@ async def read_stall(*, session: AsyncSession, cutoff: datetime) -> Stall:
     )
 
 
-async def open_incident(*, session: AsyncSession) -> DeliveryIncident | None:
-    """The incident still open, if any (the latest, when it has no ``closed_at``)."""
-    latest = await session.scalar(
+async def latest_incident(*, session: AsyncSession) -> DeliveryIncident | None:
+    """The last incident, open (no ``closed_at``) or not."""
+    return await session.scalar(
         select(DeliveryIncident).order_by(col(DeliveryIncident.number).desc()).limit(1)
     )
-    return latest if latest is not None and latest.closed_at is None else None
 
 
 async def claim_incident(
-    *, session: AsyncSession, stall: Stall, now: datetime
+    *, session: AsyncSession, after: DeliveryIncident | None, stall: Stall, now: datetime
 ) -> DeliveryIncident | None:
-    """Open the next incident for ``stall``; None if another process just did."""
-    last = await session.scalar(select(func.max(DeliveryIncident.number)))
-    number = (last or 0) + 1
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    """Open the incident after ``after`` (the latest the caller saw) for ``stall``; None if
+    another process opened that one first. Numbering from what the caller saw, not from a
+    fresh look, is what makes two servers that both saw no open incident collide."""
     incident = DeliveryIncident(
-        number=number,
+        number=(after.number if after is not None else 0) + 1,
         opened_at=now,
         since=stall.since or now,
         dead=stall.dead,
         waiting=stall.waiting,
         channels=",".join(stall.channels)[:100],
     )
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = await session.execute(
         insert(DeliveryIncident)
         .values(incident.model_dump())
@@ -96,9 +95,15 @@ async def claim_incident(
 
 
 async def close_incident(*, session: AsyncSession, number: int, now: datetime) -> bool:
+    """Close incident ``number``, unless it is closed already or was opened after ``now``
+    (by a server whose look at the outbox was later than the caller's)."""
     result = await session.execute(
         update(DeliveryIncident)
-        .where(col(DeliveryIncident.number) == number, col(DeliveryIncident.closed_at).is_(None))
+        .where(
+            col(DeliveryIncident.number) == number,
+            col(DeliveryIncident.closed_at).is_(None),
+            col(DeliveryIncident.opened_at) <= now,
+        )
         .values(closed_at=now)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
