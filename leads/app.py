@@ -44,6 +44,7 @@ from leads.web.problems import (
     on_problem,
     on_unexpected,
 )
+from leads.web.requestlog import RequestLog
 from leads.web.scrape import metrics_routes
 from leads.web.timing import RequestTimer
 
@@ -107,14 +108,16 @@ def create_app(
             yield
 
     middleware = [
-        Middleware(RequestTimer, metrics=metrics),  # outermost: it times all the rest
+        # Outermost: the request id first, then the timer around all the rest.
+        Middleware(RequestLog, trusted_proxies=settings.trusted_proxies),
+        Middleware(RequestTimer, metrics=metrics),
         Middleware(SecurityHeaders),
         Middleware(
             CORSMiddleware,
             allow_origins=list(settings.allowed_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["Content-Type", "Idempotency-Key"],
-            expose_headers=["Retry-After", "Idempotent-Replayed"],
+            expose_headers=["Retry-After", "Idempotent-Replayed", "X-Request-ID"],
             max_age=600,
         ),
         Middleware(ContainUnexpected),  # innermost: see its docstring
@@ -149,7 +152,7 @@ def app_from_environment() -> Starlette:
     """Factory for ``uvicorn --factory`` (and `leads serve`): settings from the environment."""
     settings = Settings()
     # A worker of `leads serve --workers N` is a new process: it logs only once told how.
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)
     # A server process: what exists by now (modules, classes, SQLAlchemy's mappings) lives
     # as long as it does. Out of the collector's sight, full collections stay short, so real

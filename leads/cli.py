@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, TypeVar, cast
 from pydantic import ValidationError
 
 from leads.errors import LeadsError, UsageError
-from leads.logs import configure_logging
+from leads.logs import configure_logging, uvicorn_log_config
 from leads.settings import Settings, error_lines
 
 if TYPE_CHECKING:
@@ -132,6 +132,10 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
             port=args.port,
             workers=args.workers,
             log_level=settings.log_level,
+            # Our handler and format in every process; each request is logged once, by
+            # leads/web/requestlog.py (with its route, not its path), so no access log.
+            log_config=uvicorn_log_config(),
+            access_log=False,
             proxy_headers=False,  # X-Forwarded-For is not trusted: the peer address is stored
             server_header=False,
         )
@@ -464,7 +468,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         settings = Settings()
-        configure_logging(settings.log_level)
+        configure_logging(settings.log_level, settings.log_format)
         run: Command = args.run
         return run(args, settings)
     except ValidationError as exc:

@@ -325,7 +325,7 @@ def test_serve_with_two_workers_answers(tmp_path: Path, postgres_url: str) -> No
 @pytest.mark.postgres
 def test_serve_with_two_workers_logs_like_one_process(tmp_path: Path, postgres_url: str) -> None:
     """Workers are spawned processes: each configures the service's logging itself."""
-    env = leads_env(database_url=postgres_url, secret_key=SECRET)
+    env = leads_env(database_url=postgres_url, secret_key=SECRET, log_format="text")
     port = free_port()
     with subprocess.Popen(
         [*LEADS, "serve", "--port", str(port), "--workers", "2"],

@@ -331,6 +331,8 @@ BAD_VALUES = {
     "forms_file": "/nonexistent/forms.toml",
     "intake_queue_size": "0",
     "log_level": "loud",
+    "log_format": "xml",
+    "alert_after_minutes": "0",
     "header_timeout_seconds": "0",
     "body_timeout_seconds": "3601",
     "max_header_bytes": "1023",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -20,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leads.core.forms import FormCatalog
 from leads.core.vocabulary import Channel, DeliveryOutcome, MessageKind
 from leads.errors import EndpointGone, PermanentDeliveryError, TransientDeliveryError
+from leads.logs import event
 from leads.metrics import Metrics
 from leads.notify.channels import (
     ChannelRegistry,
@@ -40,6 +42,9 @@ from leads.storage.types import utcnow
 log = logging.getLogger("leads.notify")
 
 Outcome = Callable[[AsyncSession, datetime], Awaitable[None]]
+
+# What an attempt meant, as the ``delivery`` log event's ``outcome`` says it.
+DELIVERED, RETRY, DEAD = "delivered", "retry", "dead"
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +76,14 @@ class Delivery:
         channels: ChannelsOverride | None = None,
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
+        timer: Callable[[], float] = time.perf_counter,
     ):
         self.settings = settings
         self.forms = forms
         self.metrics = metrics or Metrics()
         self.worker = worker
         self.clock = clock
+        self.timer = timer  # how long an attempt took, for the log
         self.retry = RetryPolicy(
             settings.retry_base_seconds, timedelta(hours=settings.retry_give_up_hours)
         )
@@ -85,6 +92,31 @@ class Delivery:
         self.channels: dict[Channel, NotificationChannel] = {**built, **(channels or {})}
 
     async def attempt(self, claim: Claimed) -> Outcome:
+        """Send once, and log the attempt: one ``delivery`` event (:mod:`leads.logs`) with
+        the message id, channel, kind, outcome (delivered, retry, dead) and duration."""
+        message = claim.message
+        started = self.timer()
+        kind, outcome = await self._attempt(claim)
+        duration_ms = round((self.timer() - started) * 1000, 1)
+        log.info(
+            "notification %s %s (%s, %s)",
+            message.id,
+            kind,
+            message.channel,
+            message.kind,
+            extra=event(
+                "delivery",
+                message_id=str(message.id),
+                channel=str(message.channel),
+                kind=str(message.kind),
+                outcome=kind,
+                attempt=message.attempts,
+                duration_ms=duration_ms,
+            ),
+        )
+        return outcome
+
+    async def _attempt(self, claim: Claimed) -> tuple[str, Outcome]:
         message = claim.message
         try:
             async with asyncio.timeout(self.settings.delivery_timeout_seconds):
@@ -95,19 +127,20 @@ class Delivery:
                 "an operator runs `leads outbox retry` for one of its messages",
                 redact_url(message.target or ""),
             )
-            return self._dead(message, str(exc), gone=True)
+            return DEAD, self._dead(message, str(exc), gone=True)
         except PermanentDeliveryError as exc:
             log.warning("notification %s is a dead letter: %s", message.id, exc)
-            return self._dead(message, str(exc))
+            return DEAD, self._dead(message, str(exc))
         except TransientDeliveryError as exc:
             return self._failed(message, str(exc), exc.retry_after)
         except TimeoutError:
             return self._failed(message, "timed out", None)
         except Exception as exc:  # a bug must not lose the message: retry it, and say so
-            log.exception("notification %s: unexpected %s", message.id, type(exc).__name__)
+            log.error(
+                "notification %s: unexpected %s", message.id, type(exc).__name__, exc_info=exc
+            )
             return self._failed(message, f"unexpected {type(exc).__name__}", None)
-        log.info("notification %s delivered (%s, %s)", message.id, message.channel, message.kind)
-        return self._delivered(message)
+        return DELIVERED, self._delivered(message)
 
     async def _send(self, claim: Claimed) -> None:
         message, lead = claim.message, claim.lead
@@ -140,7 +173,9 @@ class Delivery:
         except ValueError:  # a name no release of leads knows
             return None
 
-    def _failed(self, message: OutboxMessage, error: str, retry_after: float | None) -> Outcome:
+    def _failed(
+        self, message: OutboxMessage, error: str, retry_after: float | None
+    ) -> tuple[str, Outcome]:
         at = self.retry.next_attempt(
             attempts=message.attempts,
             now=self.clock(),
@@ -151,7 +186,7 @@ class Delivery:
             log.warning(
                 "notification %s: giving up after %d attempts", message.id, message.attempts
             )
-            return self._dead(message, f"gave up after {message.attempts} attempts: {error}")
+            return DEAD, self._dead(message, f"gave up after {message.attempts} attempts: {error}")
         log.info("notification %s: %s; next attempt at %s", message.id, error, at.isoformat())
         self.metrics.delivery(message.channel, DeliveryOutcome.RETRY)
 
@@ -160,7 +195,7 @@ class Delivery:
                 session=session, message_id=message.id, worker=self.worker, at=at, error=error
             )
 
-        return retry
+        return RETRY, retry
 
     def _delivered(self, message: OutboxMessage) -> Outcome:
         self.metrics.delivery(message.channel, DeliveryOutcome.DELIVERED)

@@ -7,8 +7,8 @@
   cut off at LEADS_DELIVERY_TIMEOUT_SECONDS, so a live dispatcher never outlives its lease.
 - Its housekeeping queues the daily digest once LEADS_DIGEST_AT has come on an opening day
   (:mod:`leads.notify.digest`; by its ``clock``), purges what is past its retention once a
-  day across every dispatcher (:mod:`leads.storage.retention`), and hourly forgets expired
-  keys.
+  day across every dispatcher (:mod:`leads.storage.retention`), alerts the admins when
+  notifications stall (:mod:`leads.notify.alerts`), and hourly forgets expired keys.
 - :meth:`stop` lets in-flight deliveries finish for LEADS_SHUTDOWN_GRACE_SECONDS, then
   cancels the rest and releases their claims so another dispatcher can take them at once.
 """
@@ -33,6 +33,7 @@ from leads.core.vocabulary import REPLAY_WINDOW, MessageKind
 from leads.errors import StorageUnavailable
 from leads.metrics import Metrics
 from leads.notify import digest
+from leads.notify.alerts import Alerts
 from leads.notify.channels import Clock
 from leads.notify.channels.base import ChannelsOverride
 from leads.notify.delivery import Claimed, Delivery, Outcome
@@ -95,6 +96,7 @@ class Dispatcher:
             clock=clock,
             metrics=metrics or Metrics(),
         )
+        self._alerts = Alerts(settings, database, self._delivery.channels, clock)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -180,9 +182,12 @@ class Dispatcher:
 
     async def _housekeeping(self) -> None:
         """Chores that belong to no request: the daily digest when it is due (looked at every
-        turn, by the clock), the daily purge, and hourly, forgetting expired Idempotency-Keys."""
+        turn, by the clock), the daily purge, alerts when notifications stall
+        (:mod:`leads.notify.alerts`, every half minute by the clock), and hourly, forgetting
+        expired Idempotency-Keys."""
         await self._queue_digest()
         await self._purge_daily()
+        await self._alerts.check()
         if time.monotonic() < self._next_housekeeping:
             return
         self._next_housekeeping = time.monotonic() + HOUSEKEEPING_SECONDS

@@ -102,6 +102,13 @@ class NotificationSettings(BaseModel):
         description="HH:MM (LEADS_TIMEZONE) on opening days to email LEADS_INBOX the overdue "
         "leads; unset = no digest.",
     )
+    alert_after_minutes: int = Field(
+        15,
+        ge=1,
+        le=1440,
+        description="Tell the admins through the other channels when a notification is a "
+        "dead letter or has waited this many minutes.",
+    )
 
     def opening(self) -> OpeningHours:
         """LEADS_OPENING_HOURS read, in LEADS_TIMEZONE."""

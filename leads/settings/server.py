@@ -4,6 +4,8 @@ how long a staff session lasts (leads/staff/sessions.py), and who may read its m
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field, SecretStr, field_validator
 
 from leads.settings import values
@@ -52,6 +54,11 @@ class ServerSettings(BaseModel):
         ge=1,
         le=720,
         description="A staff session ends this many hours after signing in, however busy.",
+    )
+    log_format: Literal["auto", "json", "text"] = Field(
+        "auto",
+        description="Log lines as json (one object per line) or text; auto: text when "
+        "standard error is a terminal, else json.",
     )
 
     metrics_token: SecretStr | None = Field(

@@ -202,3 +202,6 @@ __all__ = [
     "StaffSession",
     "User",
 ]
+
+# Delivery incidents (notifications not getting through): the alerts' table.
+from leads.storage.alert_tables import DeliveryIncident  # noqa: E402, F401
