@@ -252,7 +252,9 @@ async def assert_staff_changes_kept(server_url: str, token: str, ledger: Ledger)
             timeline = lead["timeline"]
             assert any(e["kind"] == "status" and e["to"] == status for e in timeline), lead_id
             written = [e["text"] for e in timeline if e["kind"] == "note"]
-            assert written == ledger.notes.get(lead_id, []), f"lead {lead_id}: a 201 note lost"
+            # A note whose answer a crash cut off may be there too: it was never acknowledged.
+            lost = set(ledger.notes.get(lead_id, [])) - set(written)
+            assert not lost, f"lead {lead_id}: {len(lost)} note(s) given a 201 lost"
 
 
 def integrity(database_url: str) -> str:
