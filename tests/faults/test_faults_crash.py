@@ -7,7 +7,7 @@ What was acknowledged survives every crash: each 201's receipt is stored, each 2
 change is on the lead and its timeline, every lead's clinic email reaches the inbox (some
 twice: a worker killed between the server's "250" and its own record sends it again; those
 repeats are counted and reported), and on SQLite `PRAGMA integrity_check` is ok after each
-crash. The kill moments are random (the seed is reported, and LEADS_CRASH_SEED replays one):
+crash. The kill moments are random (the seed is reported, and CRASH_TEST_SEED replays one):
 the server dies on its K-th answer of the round with other requests in flight, the worker
 on its K-th email, while the SMTP server holds the message it has just been sent."""
 
@@ -289,7 +289,7 @@ def deployed(database_url: str) -> Iterator[Deployment]:
 
 async def crash_rounds(database_url: str, query: Query, rounds: int) -> str:
     """``rounds`` crashes under load; gives what was measured, in a line."""
-    seed = int(os.environ.get("LEADS_CRASH_SEED") or random.SystemRandom().randrange(10**6))
+    seed = int(os.environ.get("CRASH_TEST_SEED") or random.SystemRandom().randrange(10**6))
     rng, tag = random.Random(seed), uuid.uuid4().hex[:8]
     await migrate(make_settings(database_url))  # `leads token create` needs the tables
     made = leads_cli(database_url, "token", "create", "--name", "crash-test", "--scope", "write")
