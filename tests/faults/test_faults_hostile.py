@@ -49,6 +49,11 @@ FIELDS = [
     *("form_token", "captcha_token", "status", "assigned_to", "text", "into", "csrf_token"),
     *("next", "password", "login_token", "dry_run"),
 ]
+# Every query parameter a handler reads, and values none of them expects.
+QUERY = "action assigned_to before cursor done form lead limit next page_url person q status "
+QUERY += "view weeks utm_source"
+QUERY_NAMES = QUERY.split()
+GARBAGE = ["\x00", "\u202e", "-1", "1e999", "9" * 40, "9999-99-99", "../../etc", "AAAA====", "[]"]
 ASTRAL = "\U0001f9b4\U0001d54f\U00020000\U0010fffd"  # 4 bytes each in UTF-8
 TRICKY = "\u202eevil\u202c\u200b\u200d\ufeff\u2066x\u2069\x00\x00nul"
 
@@ -213,6 +218,10 @@ def hostile_bodies() -> list[tuple[str, bytes, bytes]]:
     ]
 
 
+def every_parameter(value: str) -> str:
+    return "&".join(f"{name}={quote(value)}" for name in QUERY_NAMES)
+
+
 def hostile_targets(path: str) -> list[tuple[str, str, dict[str, bytes]]]:
     """(what, request target, extra headers): each sent to every route and method."""
     bidi = TRICKY.replace("\x00", "").encode()
@@ -222,7 +231,13 @@ def hostile_targets(path: str) -> list[tuple[str, str, dict[str, bytes]]]:
             path + "?q=%00%E2%80%AE%FF%ZZ&status=%00&cursor=%E2%80%AE&limit=%00",
             {},
         ),
-        ("10,000 query parameters", path + "?" + "&".join(f"p{i}=1" for i in range(2_000)), {}),
+        *(
+            (f"every query parameter {value!r}", f"{path}?{every_parameter(value)}", {})
+            for value in GARBAGE
+        ),
+        # As many parameters as a 16 KiB head holds, and then 10,000 (431).
+        ("1,500 query parameters", path + "?" + "&".join(f"p{i}=1" for i in range(1_500)), {}),
+        ("10,000 query parameters", path + "?" + "&".join(f"p{i}=1" for i in range(10_000)), {}),
         ("NUL and bidi in the path", path + "/%00%E2%80%AE", {}),
         (
             "bidi and zero-width bytes in headers",
