@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import sqlite3
 import subprocess
@@ -65,7 +66,8 @@ class Tally:
     def __init__(self) -> None:
         self.statuses: collections.Counter[str] = collections.Counter()
         self.latencies: list[float] = []
-        self.lead_ids: list[str] = []
+        self.growth = 0.0
+        self.samples: list[tuple[float, int]] = []
 
     def p99_ms(self) -> float:
         ordered = sorted(self.latencies)
@@ -153,10 +155,14 @@ async def soak(service: Service, auth: dict[str, str], record: Record) -> Tally:
         f"RSS after warm-up {base // 1024} MiB, peak {peak // 1024} MiB ({growth:+.1%}), "
         f"end {end // 1024} MiB; load average {os.getloadavg()[0]:.1f}; {dict(tally.statuses)}",
     )
-    bad = {k: v for k, v in tally.statuses.items() if not k.endswith(" 200") and k != "submit 201"}
-    assert not bad, f"failed requests: {bad}"
-    assert growth <= 0.10, f"RSS grew {growth:.1%} after warm-up: {samples}"
+    tally.growth, tally.samples = growth, samples
     return tally
+
+
+def pending(database: Path) -> int:
+    with sqlite3.connect(database) as db:
+        (left,) = db.execute("SELECT count(*) FROM outbox WHERE status = 'pending'").fetchone()
+    return int(left)
 
 
 def test_soak(tmp_path: Path, sink: tuple[int, Path], record_property: Record) -> None:
@@ -176,26 +182,34 @@ def test_soak(tmp_path: Path, sink: tuple[int, Path], record_property: Record) -
     auth = {"Authorization": f"Bearer {made.stdout.strip().splitlines()[-1]}"}
 
     with leads_process(env) as service:
-        asyncio.run(soak(service, auth, record_property))
+        tally = asyncio.run(soak(service, auth, record_property))
+        left_at_end = pending(database)
+        started = time.monotonic()
 
         async def drained() -> bool:
-            with sqlite3.connect(database) as db:
-                pending = "SELECT count(*) FROM outbox WHERE status = 'pending'"
-                (left,) = db.execute(pending).fetchone()
-            return bool(left == 0)
+            return pending(database) == 0
 
-        asyncio.run(eventually(drained, within=300, every=1, what="the outbox drained"))
+        # Figures first, assertions after, so that a failing run still reports them all.
+        with contextlib.suppress(AssertionError):
+            asyncio.run(eventually(drained, within=max(300, SECONDS), every=1, what="drained"))
+        drain_seconds = time.monotonic() - started
         with sqlite3.connect(database) as db:
             lead_ids = {str(uuid.UUID(r[0])) for r in db.execute("SELECT id FROM leads")}
             dead = db.execute("SELECT count(*) FROM outbox WHERE status = 'dead'").fetchone()[0]
+        left = pending(database)
         emailed = collections.Counter(line.split()[1] for line in inbox.read_text().splitlines())
         repeats = {k: n for k, n in emailed.items() if n > 1}
         record_property(
             "measured",
             f"soak: {len(lead_ids)} leads, {sum(emailed.values())} emails, "
-            f"{len(repeats)} repeated, {dead} dead",
+            f"{len(repeats)} repeated, {dead} dead; outbox {left_at_end} pending when the load "
+            f"stopped, {left} pending {drain_seconds:.0f} s later",
         )
+        failed = {k: v for k, v in tally.statuses.items() if not k.endswith((" 200", " 201"))}
+        assert not failed, f"failed requests: {failed}"
+        assert tally.growth <= 0.10, f"RSS grew {tally.growth:.1%} after warm-up: {tally.samples}"
+        assert left == 0, f"{left} notifications still pending {drain_seconds:.0f} s after"
         assert dead == 0
-        assert set(emailed) == lead_ids, "some lead was not emailed, or an email names no lead"
         assert not repeats, f"emailed more than once: {len(repeats)} leads"
+        assert set(emailed) == lead_ids, "some lead was not emailed, or an email names no lead"
         assert "Traceback" not in service.output(), service.output()[-4000:]
