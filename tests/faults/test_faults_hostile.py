@@ -433,6 +433,7 @@ def test_two_thousand_idle_connections_leave_room_for_visitors(
     finally:
         for sock in socks:
             sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
     record_property(
         "measured",
         f"2,000 idle connections: server fds {open_files} (cap 1,000), "
