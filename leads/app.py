@@ -28,6 +28,7 @@ from leads.keys import with_secret_key
 from leads.logs import configure_logging
 from leads.metrics import Metrics
 from leads.notify.dispatcher import Dispatcher
+from leads.openapi import document as openapi
 from leads.privacy import api as erasures_api
 from leads.services import Services, Site
 from leads.settings import Settings
@@ -36,7 +37,7 @@ from leads.staff import login, stats_api
 from leads.staff import pages as staff_pages
 from leads.staff.throttle import LoginThrottle
 from leads.storage.database import Database
-from leads.web import health, openapi
+from leads.web import health
 from leads.web.headers import SecurityHeaders
 from leads.web.problems import (
     ContainUnexpected,

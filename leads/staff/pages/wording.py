@@ -56,6 +56,10 @@ ACTIONS = {
     AuditAction.TOKEN_REVOKED: "Revoked an API token",
     AuditAction.AUDIT_EXPORTED: "Exported the audit log",
     AuditAction.CONSENT_WITHDRAWN: "Recorded a withdrawal of consent",
+    AuditAction.PURGE: "Removed what was past its retention",
+    AuditAction.ERASURE: "Erased a person's data",
+    AuditAction.SUBJECT_EXPORTED: "Exported everything held about a person",
+    AuditAction.BACKUP: "Backed up the database",
 }
 
 

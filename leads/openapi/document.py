@@ -1,6 +1,6 @@
 """``GET /openapi.json``: the OpenAPI 3.1 description of every public and staff endpoint,
-written as data from the helpers in :mod:`leads.web.openapi_schemas` (the staff side's
-paths are in :mod:`leads.web.openapi_staff`). It is built per app, from that app's forms,
+written as data from the helpers in :mod:`leads.openapi.schemas` (the staff side's
+paths are in :mod:`leads.openapi.staff`). It is built per app, from that app's forms,
 so the form slugs it lists are the ones this server takes."""
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from starlette.routing import Route
 
 from leads.core.forms import FormCatalog
 from leads.core.vocabulary import ATTRIBUTION
-from leads.services import site_of
-from leads.web.openapi_schemas import (
+from leads.openapi.schemas import (
     RETRY_AFTER,
     Schema,
     answer,
@@ -25,7 +24,8 @@ from leads.web.openapi_schemas import (
     problems,
     ref,
 )
-from leads.web.openapi_staff import SECURITY_SCHEMES, staff_paths
+from leads.openapi.staff import SECURITY_SCHEMES, staff_paths
+from leads.services import site_of
 
 HTML = {"text/html": {"schema": {"type": "string"}}}
 

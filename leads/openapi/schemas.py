@@ -1,4 +1,4 @@
-"""The building blocks of ``/openapi.json`` (:mod:`leads.web.openapi`): small helpers that
+"""The building blocks of ``/openapi.json`` (:mod:`leads.openapi.document`): small helpers that
 write OpenAPI objects, and the shared component schemas. Limits and names come from the
 modules that enforce them, so the description cannot drift from the code unnoticed."""
 

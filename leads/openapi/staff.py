@@ -6,13 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from leads.core.vocabulary import LeadStatus
-from leads.staff.access import CSRF_HEADER
-from leads.staff.listing import MAX_LIMIT, MAX_QUERY_LENGTH
-from leads.staff.notes import MAX_NOTE_LENGTH
-from leads.staff.sessions import COOKIE
-from leads.staff.stats import MAX_WEEKS
-from leads.staff.stats_api import DEFAULT_WEEKS
-from leads.web.openapi_schemas import (
+from leads.openapi.schemas import (
     NOT_BLANK,
     UUID,
     Schema,
@@ -24,6 +18,12 @@ from leads.web.openapi_schemas import (
     problems,
     ref,
 )
+from leads.staff.access import CSRF_HEADER
+from leads.staff.listing import MAX_LIMIT, MAX_QUERY_LENGTH
+from leads.staff.notes import MAX_NOTE_LENGTH
+from leads.staff.sessions import COOKIE
+from leads.staff.stats import MAX_WEEKS
+from leads.staff.stats_api import DEFAULT_WEEKS
 
 SECURITY_SCHEMES = {
     "bearerToken": {
