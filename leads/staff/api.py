@@ -7,6 +7,7 @@ Same origin only: the public API's CORS settings never cover these routes' crede
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
@@ -174,12 +175,13 @@ async def merge(request: Request) -> Response:
         return await _lead_answer(session, lead)
 
 
-async def unmerge(request: Request) -> Response:
+async def _lead_action(request: Request, use_case: Callable[..., Awaitable[Lead]]) -> Response:
+    """A write to one lead that takes nothing but the lead: run it, answer with the lead."""
     actor = await require_actor(request, write=True)
     services = services_of(request)
     lead_id = _lead_id(request)
     async with services.database.writing() as session:
-        lead = await unmerge_lead(
+        lead = await use_case(
             session=session,
             actor=actor,
             lead_id=lead_id,
@@ -187,21 +189,14 @@ async def unmerge(request: Request) -> Response:
             address=client_address(request),
         )
         return await _lead_answer(session, lead)
+
+
+async def unmerge(request: Request) -> Response:
+    return await _lead_action(request, unmerge_lead)
 
 
 async def withdraw(request: Request) -> Response:
-    actor = await require_actor(request, write=True)
-    services = services_of(request)
-    lead_id = _lead_id(request)
-    async with services.database.writing() as session:
-        lead = await withdraw_consent(
-            session=session,
-            actor=actor,
-            lead_id=lead_id,
-            now=services.now(),
-            address=client_address(request),
-        )
-        return await _lead_answer(session, lead)
+    return await _lead_action(request, withdraw_consent)
 
 
 async def download_csv(request: Request) -> Response:
