@@ -47,9 +47,8 @@ async def csv_chunks(database: Database, query: LeadQuery) -> AsyncIterator[str]
             messages = await staff_queries.messages_of(
                 session=session, lead_ids=[lead.id for lead in leads]
             )
-            for lead, record in zip(
-                leads, await lead_summaries(session=session, leads=leads), strict=True
-            ):
+            records = await lead_summaries(session=session, leads=leads, messages=messages)
+            for lead, record in zip(leads, records, strict=True):
                 writer.writerow(csv_row(record, messages[lead.id]))
             yield buffer.getvalue()
             buffer.seek(0)

@@ -34,6 +34,11 @@ class Attribution(SQLModel):
     user_agent: str | None = Field(default=None, max_length=500)
 
 
+# The staff lists' order within spam, with the columns a search reads (name, email, phone)
+# and merged_into: SQLite then scans this index, not every whole row, for a search.
+LISTED = ("spam", "created_at", "id", "merged_into", "name", "email_key", "phone")
+
+
 class Lead(Attribution, table=True):
     __tablename__ = "leads"
     __table_args__ = (
@@ -41,6 +46,12 @@ class Lead(Attribution, table=True):
         Index("ix_leads_open_email", "email_key", "status"),
         Index("ix_leads_open_phone", "phone", "status"),
         Index("ix_leads_receipt_id", "receipt_id", unique=True),
+        # The staff lists, newest first within spam (LISTED) or within a status; a lead
+        # page's possible duplicates and merged leads (alembic/versions/0009).
+        Index("ix_leads_listed", *LISTED),
+        Index("ix_leads_status_listed", "status", "created_at", "id"),
+        Index("ix_leads_duplicate_of", "duplicate_of"),
+        Index("ix_leads_merged_into", "merged_into"),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -9,7 +9,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, not_, or_, select
+from sqlalchemy import func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
@@ -50,7 +50,8 @@ class Position:
 def _conditions(query: LeadQuery) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [
         col(Lead.merged_into).is_(None),
-        col(Lead.spam).is_(query.spam),
+        # "=" rather than "IS": PostgreSQL seeks an index only on "=" (spam is never NULL).
+        col(Lead.spam) == query.spam,
     ]
     if query.status is not None:
         where.append(col(Lead.status) == query.status)
@@ -61,8 +62,10 @@ def _conditions(query: LeadQuery) -> list[ColumnElement[bool]]:
     if query.created_before is not None:
         where.append(col(Lead.created_at) < query.created_before)
     if query.text is not None:
+        # lower(name) LIKE, not ILIKE: the same match (the text is lowercased already),
+        # and PostgreSQL's ILIKE costs more per row of the scan a substring search is.
         matches = [
-            col(Lead.name).ilike(f"%{_escaped(query.text)}%", escape="\\"),
+            func.lower(col(Lead.name)).like(f"%{_escaped(query.text)}%", escape="\\"),
             col(Lead.email_key).contains(query.text, autoescape=True),
         ]
         if query.phone_digits:
@@ -87,14 +90,17 @@ async def list_leads(
     *, session: AsyncSession, query: LeadQuery, after: Position | None, limit: int
 ) -> list[Lead]:
     """Newest first, keyset-paginated on (created_at, id): a page starts after ``after``,
-    so leads arriving meanwhile (newer than any page read so far) never shift the pages."""
+    so leads arriving meanwhile (newer than any page read so far) never shift the pages.
+
+    The position is written ``created_at <= t AND (created_at < t OR id < i)`` rather than
+    ``created_at < t OR (created_at = t AND id < i)``: the same rows, but the first term is
+    a range both engines seek an index to, so a page deep in the list (or the CSV export's
+    last) reads its own rows, not every newer lead again."""
     statement = select(Lead).where(*_conditions(query))
     if after is not None:
         statement = statement.where(
-            or_(
-                col(Lead.created_at) < after.created_at,
-                and_(col(Lead.created_at) == after.created_at, col(Lead.id) < after.lead_id),
-            )
+            col(Lead.created_at) <= after.created_at,
+            or_(col(Lead.created_at) < after.created_at, col(Lead.id) < after.lead_id),
         )
     statement = statement.order_by(col(Lead.created_at).desc(), col(Lead.id).desc()).limit(limit)
     return list((await session.scalars(statement)).all())
