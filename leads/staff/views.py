@@ -47,18 +47,11 @@ def lead_summary(
     return record
 
 
-async def lead_summaries(
-    *,
-    session: AsyncSession,
-    leads: Sequence[Lead],
-    messages: dict[uuid.UUID, list[OutboxMessage]] | None = None,
-) -> list[dict[str, Any]]:
-    """A page of leads in three more queries, whatever its length (two when the caller
-    has read their ``messages`` already, as the CSV download has)."""
+async def lead_summaries(*, session: AsyncSession, leads: Sequence[Lead]) -> list[dict[str, Any]]:
+    """A page of leads in three more queries, whatever its length."""
     ids = [lead.id for lead in leads]
     enquiries = await staff_queries.enquiries_of(session=session, lead_ids=ids)
-    if messages is None:
-        messages = await staff_queries.messages_of(session=session, lead_ids=ids)
+    messages = await staff_queries.messages_of(session=session, lead_ids=ids)
     emails = await staff_queries.emails_of(
         session=session, user_ids=[lead.assigned_to for lead in leads]
     )

@@ -5,11 +5,12 @@ module only turns them into SQL."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import func, not_, or_, select
+from sqlalchemy import Row, Select, func, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
@@ -96,14 +97,65 @@ async def list_leads(
     ``created_at < t OR (created_at = t AND id < i)``: the same rows, but the first term is
     a range both engines seek an index to, so a page deep in the list (or the CSV export's
     last) reads its own rows, not every newer lead again."""
-    statement = select(Lead).where(*_conditions(query))
+    statement = _listed(select(Lead), query, after, limit)
+    return list((await session.scalars(statement)).all())
+
+
+async def list_lead_columns(
+    *,
+    session: AsyncSession,
+    query: LeadQuery,
+    after: Position | None,
+    limit: int,
+    columns: Sequence[str],
+) -> list[Row[Any]]:
+    """:func:`list_leads`' page as plain rows of ``columns`` (Lead's attribute names, which
+    must include ``created_at`` and ``id``): no objects built, for the CSV download."""
+    wanted = [getattr(Lead, name) for name in columns]
+    return list((await session.execute(_listed(select(*wanted), query, after, limit))).all())
+
+
+def _listed(statement: Select[Any], query: LeadQuery, after: Position | None, limit: int) -> Any:
+    statement = statement.where(*_conditions(query))
     if after is not None:
         statement = statement.where(
             col(Lead.created_at) <= after.created_at,
             or_(col(Lead.created_at) < after.created_at, col(Lead.id) < after.lead_id),
         )
-    statement = statement.order_by(col(Lead.created_at).desc(), col(Lead.id).desc()).limit(limit)
-    return list((await session.scalars(statement)).all())
+    return statement.order_by(col(Lead.created_at).desc(), col(Lead.id).desc()).limit(limit)
+
+
+async def enquiry_ids_of(
+    *, session: AsyncSession, lead_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, list[str]]:
+    """Each lead's enquiry ids (its later submissions' receipts), oldest first."""
+    found: dict[uuid.UUID, list[str]] = {lead_id: [] for lead_id in lead_ids}
+    if lead_ids:
+        rows = await session.execute(
+            select(col(Enquiry.lead_id), col(Enquiry.id))
+            .where(col(Enquiry.lead_id).in_(list(lead_ids)))
+            .order_by(col(Enquiry.created_at), col(Enquiry.id))
+        )
+        for lead_id, enquiry_id in rows:
+            found[lead_id].append(str(enquiry_id))
+    return found
+
+
+async def notification_states_of(
+    *, session: AsyncSession, lead_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, int]]:
+    """How many of each lead's notifications are in each delivery state."""
+    found: dict[uuid.UUID, dict[str, int]] = {lead_id: {} for lead_id in lead_ids}
+    if lead_ids:
+        rows = await session.execute(
+            select(col(OutboxMessage.lead_id), col(OutboxMessage.status), func.count())
+            .where(col(OutboxMessage.lead_id).in_(list(lead_ids)))
+            .group_by(col(OutboxMessage.lead_id), col(OutboxMessage.status))
+        )
+        for lead_id, status, count in rows:
+            if lead_id is not None:
+                found[lead_id][status] = count
+    return found
 
 
 async def enquiries_of(
