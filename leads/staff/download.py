@@ -15,7 +15,7 @@ import io
 from collections.abc import AsyncIterator
 from typing import Any
 
-from leads.staff.export import CSV_COLUMNS, CSV_HEADER, csv_cells, plain
+from leads.staff.export import CSV_COLUMNS, CSV_HEADER, csv_cells
 from leads.storage import staff_queries
 from leads.storage.database import Database
 from leads.storage.staff_queries import LeadQuery, Position
@@ -58,9 +58,9 @@ async def csv_chunks(database: Database, query: LeadQuery) -> AsyncIterator[str]
             for row in rows:
                 writer.writerow(
                     csv_cells(
-                        [plain(value) for value in row[:RECEIPT]],
+                        row[:RECEIPT],
                         [str(row[RECEIPT]), *enquiries[row[lead_id]]],
-                        plain(row[DUPLICATE_OF]),
+                        row[DUPLICATE_OF],
                         states[row[lead_id]],
                     )
                 )

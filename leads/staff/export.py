@@ -86,6 +86,7 @@ def plain(value: Any) -> Any:
 # would otherwise start a new cell, maybe a formula, at "Ann;=1+1". Inside quotes a
 # separator is just a character.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+FORMULA_FIRST = frozenset(FORMULA_STARTS)  # each one character: text[:1] in it
 E164 = re.compile(r"\+[0-9]{1,15}")
 
 
@@ -93,10 +94,20 @@ CSV_HEADER = (*CSV_COLUMNS, "enquiry_ids", "duplicate_of", "notifications")
 
 
 def csv_cell(value: Any) -> str:
+    """A value as its cell reads: what :func:`plain` makes of it, booleans in lower case,
+    nothing for None, a leading apostrophe before what could run as a formula. Called once
+    per cell of a download of every lead: the common cases come first."""
     if value is None:
         return ""
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    if text.startswith(FORMULA_STARTS) and not E164.fullmatch(text):
+    if type(value) is str:
+        text = value
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif hasattr(value, "isoformat"):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    if text[:1] in FORMULA_FIRST and not E164.fullmatch(text):
         return "'" + text
     return text
 
@@ -116,12 +127,12 @@ def csv_row(record: dict[str, Any], notifications: Sequence[OutboxMessage]) -> l
 def csv_cells(
     values: Sequence[Any],
     enquiry_ids: Sequence[str],
-    duplicate_of: str | None,
+    duplicate_of: Any,
     statuses: Mapping[str, int],
 ) -> list[str]:
-    """One CSV row: ``values`` are :data:`CSV_COLUMNS`' as :func:`plain` makes them;
-    ``enquiry_ids`` the receipts, first submission first; ``statuses`` the count of the
-    lead's notifications in each delivery state."""
+    """One CSV row: ``values`` are :data:`CSV_COLUMNS`' (stored or made :func:`plain`:
+    a cell reads the same); ``enquiry_ids`` the receipts, first submission first;
+    ``statuses`` the count of the lead's notifications in each delivery state."""
     summary = " ".join(f"{k}:{v}" for k, v in sorted(statuses.items()))
     return [csv_cell(v) for v in values] + [" ".join(enquiry_ids), csv_cell(duplicate_of), summary]
 
