@@ -385,7 +385,7 @@ async def main() -> int:
     parser.add_argument("--leads", type=int, default=100_000)
     parser.add_argument("--phase", type=float, default=None, help="seconds per kind of read")
     parser.add_argument("--wrk", type=int, default=None, help="seconds per closed-loop run")
-    parser.add_argument("--think", type=float, default=0.1, help="a reader's pause, seconds")
+    parser.add_argument("--think", type=float, default=0.5, help="a reader's pause, seconds")
     args = parser.parse_args()
     args.phase = args.phase or (3.0 if args.quick else 8.0)
     args.wrk = args.wrk or (3 if args.quick else 8)

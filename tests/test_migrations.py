@@ -276,12 +276,7 @@ def _to_revision(connection: Connection, revision: str, *, down: bool) -> None:
 async def test_the_staff_list_indexes_go_down_and_up_again(database_url: str) -> None:
     """0009 only adds indexes: down to 0008 they are gone and the tables are as they were;
     up again the schema is the models' once more."""
-    staff_indexes = {
-        "ix_leads_listed",
-        "ix_leads_status_listed",
-        "ix_leads_duplicate_of",
-        "ix_leads_merged_into",
-    }
+    staff_indexes = {"ix_leads_listed", "ix_leads_duplicate_of", "ix_leads_merged_into"}
     await migrate(make_settings(database_url))
 
     def lead_indexes(conn: Connection) -> set[str]:
