@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import connections
 import dataset
 import intake
 import loadgen
@@ -126,13 +127,25 @@ async def _phase(
 
 
 def readers_process(config: dict[str, Any], out: Any) -> None:
+    """Each kind's phase in turn, after one with no readers: the intake's own CPU per
+    second, so that a phase's server CPU less the intake's gives the CPU of its reads."""
+
     async def run() -> dict[str, Any]:
-        results = {}
+        pid, seconds = config["pid"], config["seconds"]
+        before, started = connections.cpu_seconds(pid), time.monotonic()
+        await asyncio.sleep(seconds)
+        intake_cpu = (connections.cpu_seconds(pid) - before) / (time.monotonic() - started)
+        results: dict[str, Any] = {"intake_only": {"server_cpu_per_s": round(intake_cpu, 3)}}
         for kind, paths in config["kinds"].items():
-            results[kind] = await _phase(
-                targets.HOST, config["port"], paths, config["auth"], config["seconds"],
-                config["think"],
-            )  # fmt: skip
+            before, started = connections.cpu_seconds(pid), time.monotonic()
+            one = await _phase(
+                targets.HOST, config["port"], paths, config["auth"], seconds, config["think"]
+            )
+            spent = (
+                connections.cpu_seconds(pid) - before - intake_cpu * (time.monotonic() - started)
+            )
+            one["server_cpu_ms_per_read"] = round(1000 * spent / max(1, one["reads"]), 2)
+            results[kind] = one
         return results
 
     out.put(asyncio.run(run()))
@@ -198,6 +211,7 @@ async def sign_in(port: int) -> str:
 async def export_all(server: targets.Server, token: str) -> dict[str, Any]:
     """GET /api/staff/leads.csv read to the end, rows counted, the server's RSS sampled."""
     before = targets.rss_bytes(server.pid)
+    cpu_before = connections.cpu_seconds(server.pid)
     stop = asyncio.Event()
     sampler = asyncio.create_task(targets.sample_peak_rss(server.pid, stop, every=0.05))
     started = time.monotonic()
@@ -215,6 +229,7 @@ async def export_all(server: targets.Server, token: str) -> dict[str, Any]:
         tail = chunk[-2:]
         size += len(chunk)
     took = time.monotonic() - started
+    cpu = connections.cpu_seconds(server.pid) - cpu_before  # the intake's 50 req/s included
     writer.close()
     stop.set()
     peak = await sampler
@@ -226,6 +241,8 @@ async def export_all(server: targets.Server, token: str) -> dict[str, Any]:
         "rss_peak_mb": round(peak / 2**20, 1),
         "rss_growth_mb": round((peak - before) / 2**20, 1),
         "rows": ends - 1,  # the header
+        "server_cpu_s": round(cpu, 2),
+        "rows_per_cpu_s": round((ends - 1) / cpu) if cpu else None,
     }
 
 
@@ -276,6 +293,7 @@ async def measure_engine(
         result["rss_idle_mb"] = round(targets.rss_bytes(server.pid) / 2**20, 1)
         cookie = await sign_in(server.port)
         config = {
+            "pid": server.pid,
             "port": server.port,
             "auth": {"page": cookie, "api": f"Authorization: Bearer {token}\r\n"},
             "kinds": kinds(vars(data)),
@@ -336,17 +354,27 @@ def table(results: dict[str, Any]) -> str:
             one = r["reads"][kind]
             verdict = "pass" if one["p99_ms"] is not None and one["p99_ms"] <= limit else "MISS"
             bad = sum(v for k, v in one["statuses"].items() if k != "200")
-            return f"{one['p50_ms']} / {one['p99_ms']} ({verdict})" + (
-                f", {bad} not 200" if bad else ""
+            return (
+                f"{one['p50_ms']} / {one['p99_ms']} ({verdict}); "
+                f"{one['server_cpu_ms_per_read']}; {one['reads_per_s']}"
+                + (f", {bad} not 200" if bad else "")
             )
 
-        row(f"{kind}: p50 / p99 ms (p99 <= {limit:g})", read)
+        row(f"{kind}: p50 / p99 ms (p99 <= {limit:g}); CPU ms/read; reads/s", read)
+    row(
+        "server CPU s per s, intake alone at 50 req/s",
+        lambda r: f"{r['reads']['intake_only']['server_cpu_per_s']}",
+    )
     row(
         f"CSV export: rows/s (>= {EXPORT_RATE:g}), rows",
         lambda r: (
             f"{r['export']['rows_per_s']} ({_verdict(r['export']['rows_per_s'] >= EXPORT_RATE)}), "
             f"{r['export']['rows']}"
         ),
+    )
+    row(
+        "  rows per second of server CPU (the intake's included)",
+        lambda r: f"{r['export']['rows_per_cpu_s']}",
     )
     row(
         f"  server RSS growth MB (<= {EXPORT_RSS_MB:g})",
