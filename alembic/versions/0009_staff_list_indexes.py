@@ -13,8 +13,8 @@ phone indexes. A lead page asks which leads are possible duplicates of it and wh
 merged into it: ``duplicate_of`` and ``merged_into`` are indexed for that (and for the ON
 DELETE SET NULL of either when a lead is purged or erased), where they are set only: an
 index holding the NULLs would be SQLite's pick for the lists' ``merged_into IS NULL``.
-Building them reads the whole leads table once: about 10 s per 100,000 leads on SQLite,
-during which writes wait.
+Building them reads the whole leads table once: a few seconds per 100,000 leads, during
+which writes wait.
 """
 
 from __future__ import annotations
