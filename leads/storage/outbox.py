@@ -4,9 +4,10 @@ Claims: a dispatcher picks due rows, oldest first (``FOR UPDATE SKIP LOCKED`` on
 PostgreSQL), then sets ``claimed_by`` and a lease (``claimed_until``) with an UPDATE that
 repeats the "still free" condition, and takes back only the rows that now carry its own
 name and lease. On SQLite the pick is not locked (the driver begins the transaction at the
-first write), so that condition is what makes two processes' claims exclusive. If a dispatcher dies its lease
-runs out and another takes the message over: delivery is at least once, with the same id.
-An outcome is recorded only while the claim is still the recorder's own.
+first write), so that condition is what makes two processes' claims exclusive. If a
+dispatcher dies its lease runs out and another takes the message over: delivery is at
+least once, with the same id. An outcome is recorded only while the claim is still the
+recorder's own.
 """
 
 from __future__ import annotations
