@@ -5,7 +5,8 @@ connections (each a TCP handshake, a greeting, EHLO, STARTTLS, EHLO again and AU
   once); one more in use than that is closed with ``QUIT`` when its message is sent.
 - A session idle for longer than ``idle`` (by the channel's clock: well under the
   5 minutes RFC 5321 asks servers to wait), or that the server has closed, is not used
-  again; nor is one that has carried ``MESSAGES_PER_SESSION`` messages (some servers
+  again: it gets ``QUIT`` when a session is next taken, or from a timer once ``idle``
+  is up. Nor is one that has carried ``MESSAGES_PER_SESSION`` messages (some servers
   count them), or one whose last command failed.
 - A session taken from the pool is checked with ``RSET`` first: a server that closed it
   while it was idle answers that by hanging up, and :class:`SessionGone` says so before
@@ -52,6 +53,7 @@ class SMTPSessions:
         self._idle: list[tuple[aiosmtplib.SMTP, datetime]] = []  # most recent last
         self._sent: dict[aiosmtplib.SMTP, int] = {}  # messages each open session carried
         self._goodbyes: set[asyncio.Task[None]] = set()
+        self._sweep: asyncio.TimerHandle | None = None  # when idle sessions are looked at
         self.opened = 0  # sessions opened so far (for the log and the benchmarks)
 
     async def take(self, *, fresh: bool = False) -> aiosmtplib.SMTP:
@@ -97,8 +99,27 @@ class SMTPSessions:
         keep = client.is_connected and sent < MESSAGES_PER_SESSION
         if keep and len(self._idle) < self.size:
             self._idle.append((client, self.clock()))
+            self._sweep_later()
         else:
             self._say_goodbye(client)
+
+    def _sweep_later(self) -> None:
+        if self._sweep is None:
+            delay = self.idle.total_seconds() + 0.5
+            self._sweep = asyncio.get_running_loop().call_later(delay, self._close_idle)
+
+    def _close_idle(self) -> None:
+        """Say goodbye to the sessions idle past the bound (rather than leave them to the
+        server's own timeout); look again later while some are left."""
+        self._sweep = None
+        now = self.clock()
+        keep = [(c, since) for c, since in self._idle if now - since <= self.idle]
+        for client, since in self._idle:
+            if now - since > self.idle:
+                self._say_goodbye(client)
+        self._idle = keep
+        if keep:
+            self._sweep_later()
 
     def retire(self, client: aiosmtplib.SMTP) -> None:
         """The server refused something on ``client``: say goodbye, don't reuse it."""
@@ -113,6 +134,9 @@ class SMTPSessions:
 
     async def aclose(self) -> None:
         """``QUIT`` on every idle session; wait for every goodbye to finish."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         idle, self._idle = self._idle, []
         for client, _ in idle:
             self._say_goodbye(client)
