@@ -27,6 +27,7 @@ from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
 from leads.logs import configure_logging
 from leads.metrics import Metrics
+from leads.notify.channels.base import http_client
 from leads.notify.dispatcher import Dispatcher
 from leads.openapi import document as openapi
 from leads.privacy import api as erasures_api
@@ -87,9 +88,7 @@ def create_app(
             database = Database.from_settings(settings)
             stack.push_async_callback(database.close)
             await check_wordings(database, forms)  # a reused consent_version stops here
-            http = httpx.AsyncClient(
-                timeout=settings.delivery_timeout_seconds, transport=http_transport
-            )
+            http = http_client(settings.delivery_timeout_seconds, transport=http_transport)
             stack.push_async_callback(http.aclose)
             defences = Defences.from_settings(settings, http, clock=clock)
             stack.push_async_callback(defences.close)
