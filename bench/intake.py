@@ -1,11 +1,15 @@
-"""The intake benchmark: the same unique submissions against a bare Starlette app
-and against ``leads serve`` on SQLite and on PostgreSQL, in one run.
+"""The intake benchmark: the same unique submissions against a bare Starlette app, a naive
+tutorial-style app (bench/naive.py) and ``leads serve``, on SQLite and on PostgreSQL, in one run.
 
-Per repeat, for the bare app and then for each engine (a fresh database each time):
-cold start to the first 200 on /healthz (3 starts, the last one is kept), idle RSS,
-submit-to-inbox latency at 20 req/s (leads only), an open-loop run at 200 req/s, and a
-closed-loop wrk run at 64 connections while RSS is sampled every 100 ms. Every submission
-has its own email address and phone number (bench/unique.lua, bench/loadgen.py).
+Per repeat, the bare app, then per engine (a fresh database each time) the naive app,
+``leads serve`` with LEADS_DISPATCHER=worker (intake alone; a `leads worker` process sends
+the emails) and ``leads serve`` as it runs by default (emails sent in process): cold start
+to the first 200 on /healthz (3 starts, the last one is kept), idle RSS, submit-to-inbox
+latency at 20 req/s (leads only), an open-loop run at 200 req/s, and a closed-loop wrk run
+at 64 connections while RSS is sampled every 100 ms, the server's CPU (utime+stime from
+/proc, process and descendants) is read before and after, and (leads only) a 10 req/s probe
+measures submit-to-inbox under that load while every email of the run is waited for. Every
+submission has its own email address and phone number (bench/unique.lua, bench/loadgen.py).
 
     python bench/intake.py [--quick] [--engines sqlite,postgresql] [--repeat 3]
 
@@ -38,13 +42,14 @@ CONNECTIONS = 64
 WRK_THREADS = 2
 OPEN_RATE = 200.0
 INBOX_RATE = 20.0
+PROBE_RATE = 10.0  # the submit-to-inbox probe beside wrk's 64 connections
 COLD_STARTS = 3
 MAIL_WAIT = 20.0  # longest wait for the emails of a phase to arrive
 # Never reuse a connection idle this long: uvicorn closes one idle for 5 s, and a request
 # written into it as it closes fails (status 0) through no fault of the server's.
 MAX_IDLE = 4.0
 # Visitor numbers per phase; each server gets a fresh database, so ranges restart per server.
-FIRST_INBOX, FIRST_OPEN, FIRST_CLOSED = 0, 10_000, 100_000
+FIRST_INBOX, FIRST_OPEN, FIRST_PROBE, FIRST_CLOSED = 0, 10_000, 50_000, 100_000
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -70,10 +75,19 @@ def check_phone_numbers() -> None:
             raise SystemExit(f"bench: generated phone number {phone} is not valid")
 
 
-async def closed_loop(server: targets.Server, duration: int, tag: str) -> dict[str, Any]:
-    """wrk at 64 connections, with the server's RSS sampled every 100 ms."""
+async def closed_loop(
+    server: targets.Server, duration: int, tag: str, inbox: Path | None = None
+) -> dict[str, Any]:
+    """wrk at 64 connections, with the server's RSS sampled every 100 ms and its CPU read
+    before and after. With ``inbox``, a light open-loop probe (PROBE_RATE) runs beside wrk
+    for submit-to-inbox latency under this load, and every email of the run is waited for."""
     stop = asyncio.Event()
     sampler = asyncio.create_task(targets.sample_peak_rss(server.pid, stop))
+    before_mail = set(targets.read_inbox(inbox)) if inbox is not None else set()
+    worker_pid = server.worker.pid if server.worker is not None else None
+    cpu_start = targets.cpu_seconds(server.pid)
+    worker_start = targets.cpu_seconds(worker_pid) if worker_pid else 0.0
+    started = time.monotonic()
     process = await asyncio.create_subprocess_exec(
         *["wrk", f"-t{WRK_THREADS}", f"-c{CONNECTIONS}", f"-d{duration}s", "--timeout", "10s"],
         *["--latency", "-s", str(targets.BENCH / "unique.lua")],
@@ -82,16 +96,28 @@ async def closed_loop(server: targets.Server, duration: int, tag: str) -> dict[s
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
+    probe = None
+    if inbox is not None:  # starts with wrk, ends a second before it
+        probe = asyncio.create_task(
+            loadgen.open_loop(
+                targets.HOST, server.port, rate=PROBE_RATE, duration=max(1, duration - 1),
+                first=FIRST_PROBE, tag=tag + "p", max_idle=MAX_IDLE,
+            )
+        )  # fmt: skip
     output, _ = await asyncio.wait_for(process.communicate(), duration + 60)
+    cpu_end = targets.cpu_seconds(server.pid)
     stop.set()
     peak = await sampler
+    probe_run = await probe if probe is not None else None
+    during = len(set(targets.read_inbox(inbox)) - before_mail) if inbox is not None else 0
     text = output.decode(errors="replace")
     lines = [line for line in text.splitlines() if line.startswith("wrk-json ")]
     if process.returncode != 0 or not lines:
         raise RuntimeError(f"wrk failed:\n{text}")
     raw = json.loads(lines[-1].removeprefix("wrk-json "))
     socket_errors = sum(raw[k] for k in ("connect", "read", "write", "timeout"))
-    return {
+    answered = raw["requests"] + (len(probe_run.samples) if probe_run else 0)
+    result: dict[str, Any] = {
         "requests": raw["requests"],
         "rps": round(raw["requests"] / (raw["duration_us"] / 1e6), 1),
         "p50_ms": raw["p50_us"] / 1000,
@@ -101,13 +127,67 @@ async def closed_loop(server: targets.Server, duration: int, tag: str) -> dict[s
         "socket_errors": socket_errors,
         "errors": raw["status"] + socket_errors,
         "rss_peak_mb": round(peak / 2**20, 1),
+        # Server CPU (utime+stime, process and descendants) over wrk's run, per answer.
+        "cpu_ms_per_request": round((cpu_end - cpu_start) * 1000 / max(1, answered), 4),
         "wrk_output": text,
     }
+    if inbox is not None and probe_run is not None:
+        accepted = raw["requests"] - raw["status"] + len(probe_run.ok)
+        result["inbox"] = await mail_latency(server, inbox, probe_run)
+        arrived, quiet = await wait_for_count(inbox, before_mail, accepted)
+        result["mail_delivered_during_run"] = during
+        result["mail"] = {
+            "accepted": accepted,
+            "arrived": arrived,
+            # wrk stops with requests in flight that the server may still store: those
+            # emails come on top, so more emails than 201s is not an error.
+            "missing": max(0, accepted - arrived),
+            "seconds_to_last": round(quiet - started, 2),
+        }
+        # Until the last email is in: the whole cost of a lead, its email included.
+        result["cpu_ms_per_lead_with_email"] = round(
+            (targets.cpu_seconds(server.pid) - cpu_start) * 1000 / max(1, answered), 4
+        )
+        if worker_pid:
+            result["worker_cpu_ms_per_lead"] = round(
+                (targets.cpu_seconds(worker_pid) - worker_start) * 1000 / max(1, answered), 4
+            )
+            result["cpu_ms_per_lead_with_email"] = round(
+                result["cpu_ms_per_lead_with_email"] + result["worker_cpu_ms_per_lead"], 4
+            )
+        result["probe"] = {
+            "rate": PROBE_RATE,
+            "requests": len(probe_run.samples),
+            "errors": probe_run.errors,
+        }
+    return result
 
 
-def lead_ids(run: loadgen.OpenLoopRun) -> dict[str, float]:
-    """Lead id -> send time, for every 201 of an open-loop run."""
-    return {json.loads(s.body)["id"]: s.sent for s in run.ok}
+async def wait_for_count(inbox: Path, before: set[str], expected: int) -> tuple[int, float]:
+    """Waits (at most MAIL_WAIT s) until ``expected`` new leads have their email; how many
+    came, and when the last one did."""
+    deadline = time.monotonic() + MAIL_WAIT
+    while True:
+        arrivals = targets.read_inbox(inbox)
+        new = [at for lead, at in arrivals.items() if lead not in before]
+        if len(new) >= expected or time.monotonic() > deadline:
+            return len(new), max(new, default=time.monotonic())
+        await asyncio.sleep(0.1)
+
+
+def lead_ids(run: loadgen.OpenLoopRun, leads: dict[str, str] | None = None) -> dict[str, float]:
+    """Id -> send time, for every 201 of an open-loop run. A 201 names the receipt and the
+    clinic's email the lead: ``leads`` (targets.leads_of_receipts) maps one to the other."""
+    receipts = {json.loads(s.body)["id"]: s.sent for s in run.ok}
+    leads = leads or {}
+    return {leads.get(receipt, receipt): sent for receipt, sent in receipts.items()}
+
+
+async def sent_leads(server: targets.Server, run: loadgen.OpenLoopRun) -> dict[str, float]:
+    """Lead id -> send time, for every 201 of an open-loop run on ``leads serve``."""
+    assert server.database_url is not None
+    leads = await asyncio.to_thread(targets.leads_of_receipts, server.database_url)
+    return lead_ids(run, leads)
 
 
 async def wait_for_mail(inbox: Path, sent: dict[str, float]) -> dict[str, float]:
@@ -146,8 +226,10 @@ async def open_loop(
     return summary, run
 
 
-async def mail_latency(inbox: Path, run: loadgen.OpenLoopRun) -> dict[str, Any]:
-    sent = lead_ids(run)
+async def mail_latency(
+    server: targets.Server, inbox: Path, run: loadgen.OpenLoopRun
+) -> dict[str, Any]:
+    sent = await sent_leads(server, run)
     arrivals = await wait_for_mail(inbox, sent)
     delays = [arrivals[lead] - at for lead, at in sent.items() if lead in arrivals]
     return {
@@ -185,17 +267,15 @@ async def measure(
         result["rss_idle_mb"] = round(targets.rss_bytes(server.pid) / 2**20, 1)
         if inbox is not None:
             _, light = await open_loop(server, INBOX_RATE, d, FIRST_INBOX, tag + "i")
-            result["inbox"] = await mail_latency(inbox, light)
+            result["inbox"] = await mail_latency(server, inbox, light)
         result["open"], run = await open_loop(server, OPEN_RATE, d, FIRST_OPEN, tag + "o")
         if inbox is not None:
-            result["inbox_at_open_rate"] = await mail_latency(inbox, run)
-            before = len(targets.read_inbox(inbox))
-        result["closed"] = await closed_loop(server, d, tag + "c")
-        if inbox is not None:
-            delivered = len(targets.read_inbox(inbox)) - before
-            result["closed"]["mail_delivered_during_run"] = delivered
+            result["inbox_at_open_rate"] = await mail_latency(server, inbox, run)
+        result["closed"] = await closed_loop(server, d, tag + "c", inbox)
         if server.process.poll() is not None:
             raise RuntimeError(f"{name} exited during the run; see {server.log}")
+        if server.worker is not None and server.worker.poll() is not None:
+            raise RuntimeError(f"{name}'s leads worker exited during the run")
         if args.profile and inbox is not None and repeat == args.repeat - 1:
             where = args.results.with_name(f"{args.results.name}-{name}-profile.txt")
             result["profile"] = await profile(server, d, tag + "p", where)
@@ -280,7 +360,8 @@ async def main() -> int:
     stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%dT%H%M%SZ")
     args.results = args.results / stamp
 
-    runs: dict[str, list[dict[str, Any]]] = {"bare": [], **{e: [] for e in engines}}
+    variants = [f"{e}{kind}" for e in engines for kind in ("-naive", "-worker", "")]
+    runs: dict[str, list[dict[str, Any]]] = {"bare": [], **{v: [] for v in variants}}
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="leads-bench-")))
         smtp_port, inbox = stack.enter_context(targets.smtp_sink(workdir))
@@ -292,18 +373,22 @@ async def main() -> int:
             runs["bare"].append(
                 await measure("bare", lambda _: targets.bare_server(workdir), None, args, repeat)
             )
-            for engine in engines:
+            for variant in variants:
+                engine, _, kind = variant.partition("-")
 
-                def start(attempt: int, engine: str = engine) -> targets.Server:
+                def start(attempt: int, engine: str = engine, kind: str = kind) -> targets.Server:
                     n = next(databases)
                     if engine == "sqlite":
                         url = f"sqlite:///{workdir}/leads-{n}.db"
                     else:
                         assert pg_base is not None
                         url = targets.create_database(pg_base, f"bench{n}")
-                    return targets.leads_server(workdir, url, smtp_port)
+                    if kind == "naive":
+                        return targets.naive_server(workdir, url)
+                    return targets.leads_server(workdir, url, smtp_port, worker=kind == "worker")
 
-                runs[engine].append(await measure(engine, start, inbox, args, repeat))
+                mail = None if kind == "naive" else inbox
+                runs[variant].append(await measure(variant, start, mail, args, repeat))
 
     results = {
         "date": datetime.date.today().isoformat(),

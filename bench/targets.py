@@ -14,9 +14,11 @@ import glob
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +31,7 @@ ROOT = BENCH.parent
 HOST = "127.0.0.1"  # everything stays on loopback
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -54,19 +57,26 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
     cold_start: float  # seconds from spawn to the first 200 on /healthz
+    # `leads worker`, delivering this server's notifications (LEADS_DISPATCHER=worker)
+    worker: subprocess.Popen[bytes] | None = None
+    database_url: str | None = None
 
     @property
     def pid(self) -> int:
         return self.process.pid
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        for process in (self.process, self.worker):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in (self.process, self.worker):
+            if process is None:
+                continue
+            try:
+                process.wait(timeout=STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
 
 
 def spawn(name: str, command: list[str], env: dict[str, str], port: int, log: Path) -> Server:
@@ -93,10 +103,27 @@ def bare_server(workdir: Path) -> Server:
     return spawn("bare", command, dict(os.environ), port, workdir / "bare.log")
 
 
+def naive_server(workdir: Path, database_url: str) -> Server:
+    """bench/naive.py, the tutorial-style reference, on the same database engine."""
+    port = free_port()
+    url = database_url.replace("postgresql://", "postgresql+asyncpg://", 1)
+    if url.startswith("sqlite:"):
+        url = url.replace("sqlite:", "sqlite+aiosqlite:", 1)
+    command = [sys.executable, str(BENCH / "naive.py"), "--port", str(port), "--database", url]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}  # it reuses leads' own validation
+    return spawn("naive", command, env, port, workdir / "naive.log")
+
+
 def leads_server(
-    workdir: Path, database_url: str, smtp_port: int, extra_env: dict[str, str] | None = None
+    workdir: Path,
+    database_url: str,
+    smtp_port: int,
+    extra_env: dict[str, str] | None = None,
+    *,
+    worker: bool = False,
 ) -> Server:
-    """``leads serve``; ``extra_env`` overrides the settings below (bench/flood.py)."""
+    """``leads serve``; ``extra_env`` overrides the settings below (bench/flood.py). With
+    ``worker``, LEADS_DISPATCHER=worker and a `leads worker` process delivers the emails."""
     port = free_port()
     env = {
         **os.environ,
@@ -108,10 +135,44 @@ def leads_server(
         "LEADS_LOG_LEVEL": "warning",
         "LEADS_PUBLIC_URL": f"http://{HOST}:{port}",
         "LEADS_SHUTDOWN_GRACE_SECONDS": "1",
+        **({"LEADS_DISPATCHER": "worker"} if worker else {}),
         **(extra_env or {}),
     }
     command = [sys.executable, "-m", "leads", "serve", "--host", HOST, "--port", str(port)]
-    return spawn("leads", command, env, port, workdir / "leads.log")
+    server = spawn("leads", command, env, port, workdir / "leads.log")
+    server.database_url = database_url
+    if worker:  # started once serve has migrated the database
+        with open(workdir / "worker.log", "ab") as out:
+            server.worker = subprocess.Popen(
+                [sys.executable, "-m", "leads", "worker"],
+                env=env,
+                cwd=workdir,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+    return server
+
+
+def leads_of_receipts(database_url: str) -> dict[str, str]:
+    """Receipt id (what a 201 says) -> lead id (what the clinic's email links to), for every
+    lead of the database: visitors are told receipts, never lead ids."""
+    if database_url.startswith("sqlite"):
+        path = database_url.split("///", 1)[1]
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            rows = db.execute("SELECT receipt_id, id FROM leads").fetchall()
+    else:
+        import asyncpg
+
+        async def fetch() -> list[tuple[object, object]]:
+            connection = await asyncpg.connect(database_url)
+            try:
+                rows = await connection.fetch("SELECT receipt_id, id FROM leads")
+                return [tuple(r) for r in rows]
+            finally:
+                await connection.close()
+
+        rows = asyncio.run(fetch())
+    return {str(uuid.UUID(str(receipt))): str(uuid.UUID(str(lead))) for receipt, lead in rows}
 
 
 def rss_bytes(pid: int) -> int:
@@ -123,6 +184,26 @@ def rss_bytes(pid: int) -> int:
                 if line.startswith("VmRSS:"):
                     total += int(line.split()[1]) * 1024
     return total
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads) and of all its descendants, in seconds."""
+    ticks = 0
+    for one in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return ticks / CLOCK_TICKS
+
+
+def descendants(pid: int) -> list[int]:
+    """Children, grandchildren and so on (uvicorn's reloader and workers, if any)."""
+    found, todo = [], [pid]
+    while todo:
+        kids = children(todo.pop())
+        found += kids
+        todo += kids
+    return found
 
 
 def children(pid: int) -> list[int]:

@@ -20,19 +20,21 @@ The caller answers 201 only after this returns, that is, after the commit: a lea
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from leads.core.vocabulary import REPLAY_WINDOW, RETURNING_WINDOW
+from leads.core.vocabulary import REPLAY_WINDOW, RETURNING_WINDOW, LeadStatus
 from leads.errors import LeadsError, StorageUnavailable
 from leads.intake.receipts import IdempotencyKey, Receipt, answer
 from leads.intake.submission import Submission
-from leads.notify.outbox import messages_for
+from leads.notify.outbox import message_rows_for
 from leads.settings import Settings
 from leads.storage.consent_tables import record_wordings
 from leads.storage.database import Database
@@ -42,7 +44,7 @@ from leads.storage.leads import (
     get_idempotency_records,
     lock_contacts,
 )
-from leads.storage.models import Enquiry, IdempotencyRecord, Lead
+from leads.storage.models import Enquiry, IdempotencyRecord, Lead, OutboxMessage
 from leads.storage.outbox import wake_dispatchers
 from leads.storage.types import utcnow
 
@@ -113,7 +115,8 @@ async def store_submissions(
     """The use case for a batch, inside the caller's transaction. Set-based: one query
     finds every Idempotency-Key and one every open lead the batch could join; the jobs are
     then decided in order in memory (so a later job sees an earlier one of the same batch)
-    and written by a single flush, as multi-row INSERTs."""
+    and written as one INSERT per table (Core rows: no ORM object per new lead or message;
+    only a returning visitor's open lead is an ORM object, updated by the flush)."""
     # Contact locks for the whole batch, in one global order: no two batches can deadlock.
     await lock_contacts(session=session, keys=[k for job in jobs for k in job.contact_keys()])
     records = await get_idempotency_records(
@@ -129,7 +132,7 @@ async def store_submissions(
     for lead in found:
         batch.remember(lead)
     receipts = [await batch.store(job) for job in jobs]
-    await session.flush()
+    await batch.write()
     await record_wordings(
         session=session,
         wordings=[
@@ -142,8 +145,52 @@ async def store_submissions(
     return receipts
 
 
+class _NewLead:
+    """A lead this batch creates: its row, and what matching a later job reads or changes."""
+
+    __slots__ = ("enquiry_count", "last_enquiry_at", "row", "updated_at")
+
+    def __init__(self, row: dict[str, Any]):
+        self.row = row
+        self.last_enquiry_at: datetime = row["last_enquiry_at"]
+        self.updated_at: datetime = row["updated_at"]
+        self.enquiry_count: int = row["enquiry_count"]
+
+    @property
+    def id(self) -> uuid.UUID:
+        return cast("uuid.UUID", self.row["id"])
+
+    @property
+    def receipt_id(self) -> uuid.UUID:
+        return cast("uuid.UUID", self.row["receipt_id"])
+
+    @property
+    def email(self) -> str | None:
+        return cast("str | None", self.row["email"])
+
+    @property
+    def email_key(self) -> str | None:
+        return cast("str | None", self.row["email_key"])
+
+    @property
+    def phone(self) -> str | None:
+        return cast("str | None", self.row["phone"])
+
+    def values(self) -> dict[str, Any]:
+        return {
+            **self.row,
+            "last_enquiry_at": self.last_enquiry_at,
+            "updated_at": self.updated_at,
+            "enquiry_count": self.enquiry_count,
+        }
+
+
+AnyLead = Lead | _NewLead
+
+
 class _Batch:
-    """What one batch has decided so far: leads open for matching, keys answered."""
+    """What one batch has decided so far: leads open for matching, keys answered, and the
+    rows it will write."""
 
     def __init__(
         self,
@@ -156,15 +203,17 @@ class _Batch:
         self.settings = settings
         self.now = now
         self.records = records
-        self.open: dict[str, list[Lead]] = {}  # "e:<email_key>" / "p:<phone>" -> open leads
+        self.open: dict[str, list[AnyLead]] = {}  # "e:<email_key>" / "p:<phone>" -> open leads
+        self.new_leads: list[_NewLead] = []
+        self.messages: list[dict[str, Any]] = []
 
-    def remember(self, lead: Lead) -> None:
+    def remember(self, lead: AnyLead) -> None:
         for key in _keys(lead.email_key, lead.phone):
             leads = self.open.setdefault(key, [])
             if lead not in leads:
                 leads.append(lead)
 
-    def match(self, job: CaptureJob) -> tuple[Lead | None, Lead | None]:
+    def match(self, job: CaptureJob) -> tuple[AnyLead | None, AnyLead | None]:
         """The open lead this submission joins, or else the newest open lead it shares an
         email or phone with but disagrees with (a possible duplicate)."""
         if job.submission.is_spam:
@@ -201,21 +250,19 @@ class _Batch:
             self.session.add(enquiry)
             outcome = "merged"
         else:
-            lead = _new_lead(submission, meta, now, job.email_key)
-            lead.duplicate_of = similar.id if similar is not None else None
-            self.session.add(lead)
+            lead = _NewLead(_new_lead(submission, meta, now, job.email_key))
+            lead.row["duplicate_of"] = similar.id if similar is not None else None
+            self.new_leads.append(lead)
             outcome = "created"
         receipt_id = enquiry.id if enquiry is not None else lead.receipt_id
         if not submission.is_spam:
             self.remember(lead)
-            self.session.add_all(
-                messages_for(
-                    self.settings,
-                    lead_id=lead.id,
-                    enquiry_id=enquiry.id if enquiry else None,
-                    visitor_email=lead.email,
-                    now=now,
-                )
+            self.messages += message_rows_for(
+                self.settings,
+                lead_id=lead.id,
+                enquiry_id=enquiry.id if enquiry else None,
+                visitor_email=lead.email,
+                now=now,
             )
         if key is not None:
             record = IdempotencyRecord(
@@ -231,13 +278,27 @@ class _Batch:
             receipt_id, lead.id, outcome, spam=submission.is_spam, notify=not submission.is_spam
         )
 
+    async def write(self) -> None:
+        """New leads first (enquiries and messages refer to them), then what the session
+        holds (enquiries, returning visitors' leads, idempotency keys), then the messages."""
+        if self.new_leads:
+            await self.session.execute(INSERT_LEADS, [lead.values() for lead in self.new_leads])
+        await self.session.flush()
+        if self.messages:
+            await self.session.execute(INSERT_MESSAGES, self.messages)
+
+
+# Core INSERTs on the tables themselves: executemany, no ORM bulk machinery per row.
+INSERT_LEADS = insert(cast("Table", Lead.__table__))  # type: ignore[attr-defined]
+INSERT_MESSAGES = insert(cast("Table", OutboxMessage.__table__))  # type: ignore[attr-defined]
+
 
 def _keys(email_key: str | None, phone: str | None) -> list[str]:
     """How a returning visitor is recognised: by email, or by phone."""
     return [k for k in (email_key and f"e:{email_key}", phone and f"p:{phone}") if k]
 
 
-def _agrees(lead: Lead, *, email_key: str | None, phone: str | None) -> bool:
+def _agrees(lead: AnyLead, *, email_key: str | None, phone: str | None) -> bool:
     """The same email and no other phone, or the same phone and no other email. A detail
     the lead lacks counts as other: a submission never adds contact details to a lead."""
     same_email = email_key is not None and email_key == lead.email_key
@@ -263,23 +324,42 @@ def _enquiry_fields(submission: Submission, meta: RequestMeta) -> dict[str, Any]
 
 def _new_lead(
     submission: Submission, meta: RequestMeta, now: datetime, email_key: str | None
-) -> Lead:
-    return Lead(
-        created_at=now,
-        updated_at=now,
-        last_enquiry_at=now,
-        consent_at=now,
-        name=submission.name,
-        email=submission.email,
-        email_key=email_key,
-        phone=submission.phone,
-        spam=submission.is_spam,
-        spam_reason=submission.spam_reason,
+) -> dict[str, Any]:
+    """A new lead's row: every column, as the model's defaults would have it."""
+    return {
+        **NEW_LEAD_DEFAULTS,
+        "id": uuid.uuid4(),
+        "receipt_id": uuid.uuid4(),
+        "created_at": now,
+        "updated_at": now,
+        "last_enquiry_at": now,
+        "consent_at": now,
+        "name": submission.name,
+        "email": submission.email,
+        "email_key": email_key,
+        "phone": submission.phone,
+        "spam": submission.is_spam,
+        "spam_reason": submission.spam_reason,
         **_enquiry_fields(submission, meta),
-    )
+    }
 
 
-def _add_enquiry(lead: Lead, now: datetime) -> None:
+# The rest of a new lead's columns: what Lead() would have set (tests/test_intake*.py read
+# stored leads back through the ORM).
+NEW_LEAD_DEFAULTS: dict[str, Any] = {
+    "status": LeadStatus.NEW.value,
+    "enquiry_count": 1,
+    "consent_withdrawn_at": None,
+    "consent_withdrawn_by": None,
+    "duplicate_of": None,
+    "assigned_to": None,
+    "first_response_at": None,
+    "version": 1,
+    "merged_into": None,
+}
+
+
+def _add_enquiry(lead: AnyLead, now: datetime) -> None:
     """A returning visitor wrote again. Their lead's contact details and preference stay as
     they were: the enquiry keeps its own, and staff see both."""
     lead.last_enquiry_at = now

@@ -25,7 +25,7 @@ Time (form tokens, rate windows, the tarpit) is read from one clock, the real on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
@@ -42,6 +42,9 @@ from leads.errors import OriginNotAllowed, TooManySubmissions
 from leads.intake.submission import Submission
 from leads.settings import Settings
 
+CLIENT_IP_CACHE = 4096  # (peer, X-Forwarded-For) answers kept; emptied when full
+_UNSEEN = "\0unseen"
+
 
 @dataclass
 class Defences:
@@ -51,6 +54,9 @@ class Defences:
     trusted_proxies: tuple[IPNetwork, ...]
     tarpit: Tarpit
     clock: Clock
+    _client_ips: dict[tuple[str | None, str | None], str | None] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     @classmethod
     def from_settings(
@@ -83,7 +89,18 @@ class Defences:
 
     def client_ip(self, request: Request) -> str | None:
         peer = request.client.host if request.client else None
-        return client_ip(peer, request.headers.get("x-forwarded-for"), self.trusted_proxies)
+        forwarded = request.headers.get("x-forwarded-for")
+        # A pure function of the peer and the header: keep-alive connections and returning
+        # proxies ask the same question again and again (ipaddress parsing is not cheap).
+        seen = self._client_ips.get((peer, forwarded), _UNSEEN)
+        if seen is not _UNSEEN:
+            return seen
+        answer = client_ip(peer, forwarded, self.trusted_proxies)
+        if forwarded is None or len(forwarded) <= 200:  # a long header is not kept
+            if len(self._client_ips) >= CLIENT_IP_CACHE:
+                self._client_ips.clear()
+            self._client_ips[(peer, forwarded)] = answer
+        return answer
 
     async def before_reading(self, request: Request, ip: str | None) -> None:
         """Origin lock and the cheap per-IP rate-limit test."""

@@ -51,12 +51,18 @@ async def get_idempotency_records(
 async def lock_contacts(*, session: AsyncSession, keys: list[str]) -> None:
     """On PostgreSQL, serialise concurrent submissions by the same person (transaction-scoped
     advisory locks, taken in a fixed order so two submissions cannot deadlock)."""
-    if session.get_bind().dialect.name != "postgresql":
+    if session.get_bind().dialect.name != "postgresql" or not keys:
         return  # SQLite writers are serialised already
-    for key in sorted(set(keys)):
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key}
-        )
+    # One statement for the whole batch (one round trip, not one per key). PostgreSQL
+    # evaluates a volatile function of the select list after ORDER BY, so the locks are
+    # taken in the order of the keys, as one per statement in sorted order would be.
+    await session.execute(LOCK_KEYS, {"keys": sorted(set(keys))})
+
+
+LOCK_KEYS = text(
+    "SELECT pg_advisory_xact_lock(hashtextextended(k, 0))"
+    " FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k"
+)
 
 
 async def get_idempotency_record(*, session: AsyncSession, key: str) -> IdempotencyRecord | None:

@@ -11,6 +11,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from leads.metrics import Metrics
 
 UNMATCHED = "unmatched"  # the route label of a request no route matches (a 404)
+TEMPLATE_CACHE = 1024
 
 
 class RequestTimer:
@@ -20,13 +21,23 @@ class RequestTimer:
     def __init__(self, app: ASGIApp, *, metrics: Metrics):
         self.app = app
         self.metrics = metrics
+        # (path, method) -> template: matching every route again costs a regex per route on
+        # every request. Bounded: paths with ids are many; the cache is emptied when full.
+        self._templates: dict[tuple[str, str], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         # The app's routes (scope["app"]), matched before routing rewrites the scope.
-        route = route_template(scope["app"].routes, scope)
+        key = (scope.get("root_path", "") + scope["path"], scope["method"])
+        route = self._templates.get(key)
+        if route is None:
+            route = route_template(scope["app"].routes, scope)
+            if len(key[0]) <= 200:  # a long path is not kept
+                if len(self._templates) >= TEMPLATE_CACHE:
+                    self._templates.clear()
+                self._templates[key] = route
         status: int | None = None
 
         async def sending(message: Message) -> None:
