@@ -24,7 +24,6 @@ import time
 import uuid
 from datetime import UTC, date, timedelta
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy.engine import make_url
 
@@ -306,6 +305,8 @@ class Dispatcher:
     async def _listen(self) -> None:
         """LISTEN on PostgreSQL so a commit anywhere wakes this dispatcher; reconnect if the
         connection drops (polling covers the gap)."""
+        import asyncpg  # type: ignore[import-untyped]  # PostgreSQL's only: not loaded on SQLite
+
         url = make_url(self.settings.database_url).set(drivername="postgresql")
         dsn = url.render_as_string(hide_password=False)
         while not self._stopping.is_set():
@@ -316,6 +317,8 @@ class Dispatcher:
                 await asyncio.sleep(self.poll_seconds)
 
     async def _listen_once(self, dsn: str) -> None:
+        import asyncpg
+
         connection = await asyncpg.connect(dsn, timeout=5)
         lost = asyncio.Event()
         try:
