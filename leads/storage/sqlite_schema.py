@@ -62,13 +62,15 @@ def replay(connection: Connection, snapshot: str) -> None:
 
 
 def dump(connection: Connection) -> str:
-    """The snapshot of the schema the connection's database has: tables first, then what
-    refers to them, each in the order SQLite made it; then ``alembic_version``'s rows.
+    """The snapshot of the schema the connection's database has: tables, then indexes, by
+    name (Alembic's batch mode makes indexes in no fixed order), then triggers and views in
+    the order SQLite made them; then ``alembic_version``'s rows.
     Refuses a database with rows anywhere else: a snapshot holds no data."""
     objects = connection.exec_driver_sql(
         "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
         "AND name NOT GLOB 'sqlite_*' "
-        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, rowid"
+        "ORDER BY CASE type WHEN 'table' THEN 0 WHEN 'index' THEN 1 ELSE 2 END, "
+        "CASE WHEN type IN ('table', 'index') THEN tbl_name || ' ' || name END, rowid"
     ).all()
     tables = [name for kind, name, _sql in objects if kind == "table" and name != VERSION_TABLE]
     for name in tables:  # names from sqlite_master, quoted

@@ -8,45 +8,6 @@ CREATE TABLE alembic_version (
 	CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num)
 );
 
-CREATE TABLE enquiries (
-	page_url VARCHAR(500), 
-	referrer VARCHAR(500), 
-	utm_source VARCHAR(500), 
-	utm_medium VARCHAR(500), 
-	utm_campaign VARCHAR(500), 
-	utm_term VARCHAR(500), 
-	utm_content VARCHAR(500), 
-	client_ip VARCHAR(45), 
-	user_agent VARCHAR(500), 
-	id CHAR(32) NOT NULL, 
-	lead_id CHAR(32) NOT NULL, 
-	created_at DATETIME NOT NULL, 
-	form VARCHAR(50) NOT NULL, 
-	message TEXT, 
-	interest VARCHAR(200), 
-	preferred_contact VARCHAR(10), 
-	consent_version VARCHAR(64) NOT NULL, 
-	consent_text TEXT NOT NULL, name VARCHAR(100), email VARCHAR(320), phone VARCHAR(20), 
-	PRIMARY KEY (id), 
-	FOREIGN KEY(lead_id) REFERENCES leads (id) ON DELETE CASCADE
-);
-
-CREATE TABLE disabled_webhooks (
-	url VARCHAR(500) NOT NULL, 
-	disabled_at DATETIME NOT NULL, 
-	reason VARCHAR(200) NOT NULL, 
-	PRIMARY KEY (url)
-);
-
-CREATE TABLE "idempotency_keys" (
-	"key" VARCHAR(255) NOT NULL, 
-	receipt_id CHAR(32), 
-	fingerprint VARCHAR(64), 
-	created_at DATETIME NOT NULL, 
-	lead_id CHAR(32) NOT NULL, 
-	PRIMARY KEY ("key")
-);
-
 CREATE TABLE api_tokens (
 	id CHAR(32) NOT NULL, 
 	name VARCHAR(100) NOT NULL, 
@@ -70,6 +31,32 @@ CREATE TABLE audit_log (
 	PRIMARY KEY (id)
 );
 
+CREATE TABLE consent_versions (
+	form VARCHAR(50) NOT NULL, 
+	version VARCHAR(64) NOT NULL, 
+	text TEXT NOT NULL, 
+	first_shown_at DATETIME NOT NULL, 
+	PRIMARY KEY (form, version)
+);
+
+CREATE TABLE daily_jobs (
+	job VARCHAR(30) NOT NULL, 
+	day DATE NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	PRIMARY KEY (job, day)
+);
+
+CREATE TABLE delivery_incidents (
+	number INTEGER NOT NULL, 
+	opened_at DATETIME NOT NULL, 
+	since DATETIME NOT NULL, 
+	dead INTEGER NOT NULL, 
+	waiting INTEGER NOT NULL, 
+	channels VARCHAR(100) NOT NULL, 
+	closed_at DATETIME, 
+	PRIMARY KEY (number)
+);
+
 CREATE TABLE digests (
 	day DATE NOT NULL, 
 	created_at DATETIME NOT NULL, 
@@ -77,28 +64,43 @@ CREATE TABLE digests (
 	PRIMARY KEY (day)
 );
 
-CREATE TABLE users (
-	id CHAR(32) NOT NULL, 
-	email VARCHAR(320) NOT NULL, 
-	password_hash VARCHAR(200) NOT NULL, 
-	role VARCHAR(10) NOT NULL, 
-	active BOOLEAN NOT NULL, 
-	created_at DATETIME NOT NULL, 
-	sessions_valid_from DATETIME NOT NULL, 
-	PRIMARY KEY (id), 
-	UNIQUE (email)
+CREATE TABLE disabled_webhooks (
+	url VARCHAR(500) NOT NULL, 
+	disabled_at DATETIME NOT NULL, 
+	reason VARCHAR(200) NOT NULL, 
+	PRIMARY KEY (url)
 );
 
-CREATE TABLE staff_sessions (
-	id VARCHAR(64) NOT NULL, 
-	user_id CHAR(32) NOT NULL, 
-	csrf_token VARCHAR(64) NOT NULL, 
+CREATE TABLE enquiries (
+	page_url VARCHAR(500), 
+	referrer VARCHAR(500), 
+	utm_source VARCHAR(500), 
+	utm_medium VARCHAR(500), 
+	utm_campaign VARCHAR(500), 
+	utm_term VARCHAR(500), 
+	utm_content VARCHAR(500), 
+	client_ip VARCHAR(45), 
+	user_agent VARCHAR(500), 
+	id CHAR(32) NOT NULL, 
+	lead_id CHAR(32) NOT NULL, 
 	created_at DATETIME NOT NULL, 
-	last_seen_at DATETIME NOT NULL, 
-	expires_at DATETIME NOT NULL, 
-	address VARCHAR(45), 
+	form VARCHAR(50) NOT NULL, 
+	message TEXT, 
+	interest VARCHAR(200), 
+	preferred_contact VARCHAR(10), 
+	consent_version VARCHAR(64) NOT NULL, 
+	consent_text TEXT NOT NULL, name VARCHAR(100), email VARCHAR(320), phone VARCHAR(20), 
 	PRIMARY KEY (id), 
-	FOREIGN KEY(user_id) REFERENCES users (id) ON DELETE CASCADE
+	FOREIGN KEY(lead_id) REFERENCES leads (id) ON DELETE CASCADE
+);
+
+CREATE TABLE "idempotency_keys" (
+	"key" VARCHAR(255) NOT NULL, 
+	receipt_id CHAR(32), 
+	fingerprint VARCHAR(64), 
+	created_at DATETIME NOT NULL, 
+	lead_id CHAR(32) NOT NULL, 
+	PRIMARY KEY ("key")
 );
 
 CREATE TABLE lead_events (
@@ -176,35 +178,29 @@ CREATE TABLE "outbox" (
 	FOREIGN KEY(lead_id) REFERENCES leads (id) ON DELETE CASCADE
 );
 
-CREATE TABLE consent_versions (
-	form VARCHAR(50) NOT NULL, 
-	version VARCHAR(64) NOT NULL, 
-	text TEXT NOT NULL, 
-	first_shown_at DATETIME NOT NULL, 
-	PRIMARY KEY (form, version)
-);
-
-CREATE TABLE daily_jobs (
-	job VARCHAR(30) NOT NULL, 
-	day DATE NOT NULL, 
+CREATE TABLE staff_sessions (
+	id VARCHAR(64) NOT NULL, 
+	user_id CHAR(32) NOT NULL, 
+	csrf_token VARCHAR(64) NOT NULL, 
 	created_at DATETIME NOT NULL, 
-	PRIMARY KEY (job, day)
+	last_seen_at DATETIME NOT NULL, 
+	expires_at DATETIME NOT NULL, 
+	address VARCHAR(45), 
+	PRIMARY KEY (id), 
+	FOREIGN KEY(user_id) REFERENCES users (id) ON DELETE CASCADE
 );
 
-CREATE TABLE delivery_incidents (
-	number INTEGER NOT NULL, 
-	opened_at DATETIME NOT NULL, 
-	since DATETIME NOT NULL, 
-	dead INTEGER NOT NULL, 
-	waiting INTEGER NOT NULL, 
-	channels VARCHAR(100) NOT NULL, 
-	closed_at DATETIME, 
-	PRIMARY KEY (number)
+CREATE TABLE users (
+	id CHAR(32) NOT NULL, 
+	email VARCHAR(320) NOT NULL, 
+	password_hash VARCHAR(200) NOT NULL, 
+	role VARCHAR(10) NOT NULL, 
+	active BOOLEAN NOT NULL, 
+	created_at DATETIME NOT NULL, 
+	sessions_valid_from DATETIME NOT NULL, 
+	PRIMARY KEY (id), 
+	UNIQUE (email)
 );
-
-CREATE INDEX ix_enquiries_lead_id ON enquiries (lead_id);
-
-CREATE INDEX ix_idempotency_keys_created_at ON idempotency_keys (created_at);
 
 CREATE INDEX ix_audit_log_actor ON audit_log (actor);
 
@@ -212,22 +208,26 @@ CREATE INDEX ix_audit_log_at ON audit_log (at);
 
 CREATE INDEX ix_audit_log_lead ON audit_log (lead_id);
 
-CREATE INDEX ix_staff_sessions_user_id ON staff_sessions (user_id);
+CREATE INDEX ix_enquiries_lead_id ON enquiries (lead_id);
+
+CREATE INDEX ix_idempotency_keys_created_at ON idempotency_keys (created_at);
 
 CREATE INDEX ix_lead_events_lead_at ON lead_events (lead_id, at);
 
-CREATE INDEX ix_leads_open_phone ON leads (phone, status);
-
-CREATE UNIQUE INDEX ix_leads_receipt_id ON leads (receipt_id);
+CREATE INDEX ix_leads_assigned_to ON leads (assigned_to);
 
 CREATE INDEX ix_leads_created_at ON leads (created_at);
 
 CREATE INDEX ix_leads_open_email ON leads (email_key, status);
 
-CREATE INDEX ix_leads_assigned_to ON leads (assigned_to);
+CREATE INDEX ix_leads_open_phone ON leads (phone, status);
+
+CREATE UNIQUE INDEX ix_leads_receipt_id ON leads (receipt_id);
+
+CREATE INDEX ix_outbox_due ON outbox (status, next_attempt_at);
 
 CREATE INDEX ix_outbox_lead_id ON outbox (lead_id);
 
-CREATE INDEX ix_outbox_due ON outbox (status, next_attempt_at);
+CREATE INDEX ix_staff_sessions_user_id ON staff_sessions (user_id);
 
 INSERT INTO alembic_version (version_num) VALUES ('0008');
