@@ -16,6 +16,7 @@ the other, and the later ones find nothing left to do. On SQLite the upgrade run
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -120,6 +121,9 @@ def upgrade_with_alembic(connection: Connection) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+    # Alembic's run leaves thousands of objects in cycles; `leads serve` freezes its heap
+    # for the collector soon after (leads/app.py), which would keep them for good.
+    gc.collect()
 
 
 async def pending_revisions(database: Database) -> list[str]:
