@@ -27,6 +27,7 @@ from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
 from leads.logs import configure_logging
 from leads.metrics import Metrics
+from leads.notify.channels.base import HTTP_LIMITS, http_client
 from leads.notify.dispatcher import Dispatcher
 from leads.openapi import document as openapi
 from leads.privacy import api as erasures_api
@@ -90,8 +91,8 @@ def create_app(
             await check_wordings(database, forms)  # a reused consent_version stops here
             transport = http_transport
             if transport is None and settings.captcha_provider is None:
-                transport = DeferredTransport()  # made when first sent through, if ever
-            http = httpx.AsyncClient(timeout=settings.delivery_timeout_seconds, transport=transport)
+                transport = DeferredTransport(limits=HTTP_LIMITS)  # made when first used
+            http = http_client(settings.delivery_timeout_seconds, transport=transport)
             stack.push_async_callback(http.aclose)
             defences = Defences.from_settings(settings, http, clock=clock)
             stack.push_async_callback(defences.close)

@@ -14,6 +14,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from playwright.async_api import Browser
 from sqlalchemy import select, text
 from sqlmodel import col
 
@@ -22,6 +23,7 @@ from leads.settings import Settings
 from leads.storage.database import Database
 from leads.storage.migrations import upgrade_to_head
 from leads.storage.models import Enquiry, Lead
+from tests.browsers import chromium
 from tests.servers import postgres_cluster
 
 SECRET = "test-secret-key-0123456789abcdef"
@@ -192,3 +194,10 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.section("measured")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    """A real Chromium for one test module's pages."""
+    async with chromium() as launched:
+        yield launched

@@ -11,28 +11,15 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import axe_playwright_python
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, Request, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, Request
 
+from tests.browsers import PHONE, axe_violations
 from tests.conftest import SECRET
-from tests.servers import running_service, unavailable
+from tests.servers import running_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-AXE = Path(axe_playwright_python.__file__).parent / "axe.min.js"
-PHONE = {"width": 390, "height": 844}
 SUMMARY_FOCUSED = "document.activeElement && document.activeElement.id === 'error-summary'"
 
 
@@ -66,23 +53,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     }
     with running_service(env) as base:
         yield Service(base, database)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        unavailable("Chromium")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium), args=CHROMIUM_ARGS
-        )
-        yield browser
-        await browser.close()
 
 
 @dataclass
@@ -329,20 +299,6 @@ async def test_every_control_is_at_least_44px_to_tap(
             assert await small_targets(page) == [], path
     finally:
         await context.close()
-
-
-async def axe_violations(page: Page) -> list[dict[str, Any]]:
-    await page.add_script_tag(path=AXE)
-    result = await page.evaluate(
-        """() => axe.run(document, {
-            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',
-                                            'wcag22aa', 'best-practice']},
-        })"""
-    )
-    return [
-        {"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in result["violations"]
-    ]
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -329,3 +329,59 @@ async def test_two_processes_never_claim_the_same_message(database_url: str, lea
         await second.close()
     assert not a & b
     assert len(a | b) == 6
+
+
+class MovedClock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_a_message_in_flight_is_never_claimed_again_even_past_its_lease(
+    database_url: str, lead, query: Query
+) -> None:
+    """The clock jumps past a lease while its delivery is still in flight (a suspended VM,
+    a stepped clock): this dispatcher's next claim must not take the message again."""
+    hold = asyncio.Event()
+    channel = RecordingChannel(hold=hold)
+    clock = MovedClock()
+    settings = make_settings(
+        database_url,
+        dispatcher="worker",
+        smtp_url="smtp://127.0.0.1:9?starttls=off",  # never dialled: the channel stands in
+        inbox="desk@clinic.example",
+    )
+    async with serving_app(settings) as client, httpx.AsyncClient() as http:
+        database = Database.from_settings(settings)
+        dispatcher = Dispatcher(
+            settings, database, load_forms(None), http, channels={Channel.SMTP: channel},
+            clock=clock,
+        )  # fmt: skip
+        dispatcher.start()
+        try:
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+            clock.now = utcnow()
+            dispatcher.wake()
+            async with asyncio.timeout(20):
+                await channel.wait_until(attempted=1)
+            # An hour on, the lease has run out; a second lead makes the dispatcher claim.
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+            clock.now = utcnow() + timedelta(hours=1)
+            dispatcher.wake()
+            async with asyncio.timeout(20):
+                await channel.wait_until(attempted=2)
+            hold.set()
+            async with asyncio.timeout(20):
+                await channel.wait_until(delivered=2)
+            rows = await wait_outbox(
+                query, lambda rows: {r["status"] for r in rows} == {"delivered"}
+            )
+        finally:
+            await dispatcher.stop()
+            await database.close()
+    attempted = collections.Counter(n.message.id for n in channel.attempted)
+    assert len(attempted) == 2
+    assert set(attempted.values()) == {1}  # each attempted once: none claimed twice
+    assert [r["attempts"] for r in rows] == [1, 1]

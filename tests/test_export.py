@@ -39,3 +39,35 @@ async def test_csv_cells_are_all_quoted_and_formulas_made_text(
     name_at, phone_at = header.index("name"), header.index("phone")
     assert [row[name_at] for row in leads] == list(CELLS.values())
     assert [row[phone_at] for row in leads] == ["+12025550143"] + [""] * 5  # kept a number
+
+
+async def test_the_staff_download_writes_the_export_s_rows(
+    make_client, lead, database_url: str
+) -> None:
+    """GET /api/staff/leads.csv builds its rows from plain columns, page by page; they are
+    `leads export --format csv`'s rows, newest first: enquiry ids, duplicates and the
+    notifications' states included."""
+    client = await make_client(dispatcher="worker")  # the notifications stay pending
+    first = lead(name="=Returning Visitor", phone="(202) 555-0143")
+    for body in (first, lead(name="Bo"), {**first, "message": "Again"}, lead(name="Cy")):
+        sent = await client.post("/api/leads", json=body)
+        assert sent.status_code == 201, sent.text
+    made = await asyncio.to_thread(leads_cli, database_url, "token", "create", "--name", "csv")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip().splitlines()[-1]
+
+    download = await client.get(
+        "/api/staff/leads.csv", headers={"Authorization": f"Bearer {token}"}
+    )
+    exported = await asyncio.to_thread(leads_cli, database_url, "export", "--format", "csv")
+    assert download.status_code == 200, download.text
+    assert exported.returncode == 0, exported.stderr
+    header, *rows = list(csv.reader(io.StringIO(download.text)))
+    export_header, *export_rows = list(csv.reader(io.StringIO(exported.stdout)))
+    assert header == export_header
+    assert rows == export_rows[::-1]  # the list's order: newest first
+    assert len(rows) == 3
+    returning = rows[-1]
+    assert len(returning[header.index("enquiry_ids")].split()) == 2
+    assert returning[header.index("notifications")].startswith("pending:")
+    assert returning[header.index("name")] == "'=Returning Visitor"

@@ -312,3 +312,40 @@ def test_the_wheel_carries_its_migrations(tmp_path: Path) -> None:
         tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     conn.close()
     assert {"leads", "enquiries", "idempotency_keys", "alembic_version"} <= tables
+
+
+def _to_revision(connection: Connection, revision: str, *, down: bool) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    (command.downgrade if down else command.upgrade)(config, revision)
+    connection.commit()
+
+
+async def test_the_staff_list_indexes_go_down_and_up_again(database_url: str) -> None:
+    """0009 only adds indexes: down to 0008 they are gone and the tables are as they were;
+    up again the schema is the models' once more."""
+    staff_indexes = {"ix_leads_listed", "ix_leads_duplicate_of", "ix_leads_merged_into"}
+    await migrate(make_settings(database_url))
+
+    def lead_indexes(conn: Connection) -> set[str]:
+        return {str(i["name"]) for i in inspect(conn).get_indexes("leads")}
+
+    def down(conn: Connection) -> tuple[set[str], list[str], tuple[str, ...]]:
+        before = lead_indexes(conn)
+        _to_revision(conn, "0008", down=True)
+        version = MigrationContext.configure(conn).get_current_heads()
+        return before, sorted(lead_indexes(conn)), version
+
+    before, after_down, version = await inspect_database(database_url, down)
+    assert staff_indexes <= before
+    assert version == ("0008",)
+    assert not staff_indexes & set(after_down)
+    assert {"ix_leads_created_at", "ix_leads_open_email", "ix_leads_receipt_id"} <= set(after_down)
+
+    def up(conn: Connection) -> tuple[list[Any], set[str]]:
+        _to_revision(conn, "head", down=False)
+        return schema_diff(conn), lead_indexes(conn)
+
+    diff, after_up = await inspect_database(database_url, up)
+    assert diff == []
+    assert staff_indexes <= after_up

@@ -9,36 +9,22 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import axe_playwright_python
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
+from tests.browsers import DESKTOP, PHONE, axe_violations
 from tests.conftest import SECRET
-from tests.servers import running_service, unavailable
+from tests.servers import running_service
 from tests.support import leads_env, run_leads
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-AXE = Path(axe_playwright_python.__file__).parent / "axe.min.js"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 VIEWPORTS = [pytest.param(PHONE, id="phone"), pytest.param(DESKTOP, id="desktop")]
 PAGES = ["/staff/spam", "/staff/deliveries", "/staff/response-times", "/staff/audit"]
 ADMIN = "owner@clinic.example"
@@ -107,23 +93,6 @@ def screenshots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        unavailable("Chromium")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium), args=CHROMIUM_ARGS
-        )
-        yield browser
-        await browser.close()
-
-
 async def signed_in(
     browser: Browser, service: Service, viewport: dict[str, int], *, javascript: bool = True
 ) -> Page:
@@ -141,20 +110,6 @@ async def signed_in(
         await page.get_by_role("button", name="Sign in").click()
     assert "/staff/login" not in page.url
     return page
-
-
-async def axe_violations(page: Page) -> list[dict[str, Any]]:
-    await page.add_script_tag(path=AXE)
-    result = await page.evaluate(
-        """() => axe.run(document, {
-            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',
-                                            'wcag22aa', 'best-practice']},
-        })"""
-    )
-    return [
-        {"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in result["violations"]
-    ]
 
 
 # As tests/test_browser.py measures the form's controls, with links counted too (staff tap

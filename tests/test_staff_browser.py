@@ -13,37 +13,23 @@ import asyncio
 import os
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import axe_playwright_python
 import httpx
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page
 
+from tests.browsers import DESKTOP, PHONE, axe_violations
 from tests.conftest import SECRET
-from tests.servers import running_service, unavailable
+from tests.servers import running_service
 from tests.support import leads_env, run_leads
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-AXE = Path(axe_playwright_python.__file__).parent / "axe.min.js"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
 PASSWORD = "correct horse battery"
 
 
@@ -91,23 +77,6 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     }
     with running_service(env) as base:
         yield Service(base, database, screenshots)
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        unavailable("Chromium")
-    return CHROMIUM
-
-
-@pytest.fixture(scope="module")
-async def browser(chromium: Path) -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=str(chromium), args=CHROMIUM_ARGS
-        )
-        yield browser
-        await browser.close()
 
 
 async def open_page(browser: Browser, viewport: dict[str, int] = DESKTOP) -> BrowserContext:
@@ -205,20 +174,6 @@ async def test_a_disabled_accounts_open_page_stops_working_at_once(
     )
     assert rows == [("new",)]
     await context.close()
-
-
-async def axe_violations(page: Page) -> list[dict[str, Any]]:
-    await page.add_script_tag(path=AXE)
-    result = await page.evaluate(
-        """() => axe.run(document, {
-            runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa',
-                                            'wcag22aa', 'best-practice']},
-        })"""
-    )
-    return [
-        {"id": v["id"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"]]}
-        for v in result["violations"]
-    ]
 
 
 async def small_targets(page: Page) -> list[str]:

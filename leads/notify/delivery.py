@@ -30,7 +30,7 @@ from leads.notify.channels import (
     NotificationChannel,
     builtin_channels,
 )
-from leads.notify.channels.base import ChannelsOverride
+from leads.notify.channels.base import ChannelsOverride, close_channels
 from leads.notify.channels.mail import EmailChannel
 from leads.notify.digest_content import DigestContent
 from leads.notify.retry import RetryPolicy
@@ -90,6 +90,10 @@ class Delivery:
         self.registry = registry or builtin_channels()
         built = self.registry.build(settings, http, clock)
         self.channels: dict[Channel, NotificationChannel] = {**built, **(channels or {})}
+
+    async def aclose(self) -> None:
+        """Close what the channels keep open (SMTP sessions say QUIT)."""
+        await close_channels(self.channels.values())
 
     async def attempt(self, claim: Claimed) -> Outcome:
         """Send once, and log the attempt: one ``delivery`` event (:mod:`leads.logs`) with

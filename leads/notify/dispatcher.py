@@ -5,6 +5,11 @@
   ``POLL_SECONDS`` for retries that came due and for leases left by a crashed dispatcher.
 - Claims are leases of ``2 x LEADS_DELIVERY_TIMEOUT_SECONDS + 1`` seconds; every attempt is
   cut off at LEADS_DELIVERY_TIMEOUT_SECONDS, so a live dispatcher never outlives its lease.
+  A claim never takes a message this dispatcher still has in flight (or has delivered but
+  not yet recorded), even if its lease has run out meanwhile by the clock.
+- Deliveries run concurrently, the oldest outbox rows claimed first, each *route* (a
+  channel, and for webhooks its URL) with ``concurrency`` slots of its own: an SMTP server
+  that hangs holds SMTP's slots only, and webhooks go on arriving at once.
 - Its housekeeping queues the daily digest once LEADS_DIGEST_AT has come on an opening day
   (:mod:`leads.notify.digest`; by its ``clock``), purges what is past its retention once a
   day across every dispatcher (:mod:`leads.storage.retention`), alerts the admins when
@@ -16,12 +21,14 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import os
 import socket
 import time
 import uuid
+from collections.abc import Mapping
 from datetime import UTC, date, timedelta
 
 import httpx
@@ -40,6 +47,7 @@ from leads.settings import Settings
 from leads.storage import outbox
 from leads.storage.database import Database
 from leads.storage.leads import delete_expired_idempotency_keys
+from leads.storage.models import OutboxMessage
 from leads.storage.retention import purge_once_a_day
 from leads.storage.types import utcnow
 
@@ -48,7 +56,8 @@ log = logging.getLogger("leads.notify")
 POLL_SECONDS = 2.0
 CANCEL_WAIT_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 3600.0
-CONCURRENCY = 8
+CONCURRENCY = 8  # deliveries at once per route
+CLAIM_WINDOW = 4  # a claim looks at up to this many times ``concurrency`` due rows
 
 
 class Dispatcher:
@@ -78,10 +87,10 @@ class Dispatcher:
         self.lease = timedelta(seconds=2 * settings.delivery_timeout_seconds + 1)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
-        self._inflight: dict[asyncio.Task[None], uuid.UUID] = {}
+        self._inflight: dict[asyncio.Task[None], tuple[uuid.UUID, outbox.Route]] = {}
         self._runner: asyncio.Task[None] | None = None
         self._next_housekeeping = 0.0
-        self._outcomes: list[Outcome] = []
+        self._outcomes: list[tuple[uuid.UUID, Outcome]] = []  # finished, not recorded yet
         self.clock = clock
         self._opening = settings.opening()
         self._digest_settled: date | None = None  # the last day whose digest is queued
@@ -115,13 +124,14 @@ class Dispatcher:
             _, unfinished = await asyncio.wait(
                 self._inflight, timeout=self.settings.shutdown_grace_seconds
             )
-            abandoned = [self._inflight[task] for task in unfinished]
+            abandoned = [self._inflight[task][0] for task in unfinished]
             for task in unfinished:
                 task.cancel()
             if unfinished:
                 # A cancelled SMTP send may still say QUIT to a stalled server: don't wait.
                 await asyncio.wait(unfinished, timeout=CANCEL_WAIT_SECONDS)
         await self._write_outcomes()  # what finished is recorded before we go
+        await self._delivery.aclose()  # idle SMTP sessions say QUIT
         if abandoned:
             try:
                 async with self.database.writing() as session:
@@ -154,25 +164,28 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
             return
-        free = self.concurrency - len(self._inflight)
-        claimed = await self._claim(free) if free > 0 else []
+        busy = collections.Counter(route for _, route in self._inflight.values())
+        claimed, more = await self._claim(busy)
         for claim in claimed:
+            message = claim.message
             task = asyncio.create_task(self._deliver(claim))
-            self._inflight[task] = claim.message.id
+            self._inflight[task] = (message.id, (str(message.channel), message.target))
             task.add_done_callback(self._finished)
-        if claimed and len(claimed) == free:
+        if claimed and more:
             return  # there may be more waiting
         await self._housekeeping()
-        # All slots busy: a finishing delivery wakes us; no need to look at the clock.
-        idle = self.poll_seconds if free <= 0 else await self._idle_seconds()
+        # A full route's messages wait for one of its deliveries to finish, which wakes us.
+        busy = collections.Counter(route for _, route in self._inflight.values())
+        idle = await self._idle_seconds([r for r, n in busy.items() if n >= self.concurrency])
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), idle)
 
-    async def _idle_seconds(self) -> float:
-        """How long to sleep: until the next retry comes due, at most ``poll_seconds``."""
+    async def _idle_seconds(self, full: list[outbox.Route]) -> float:
+        """How long to sleep: until the next retry comes due (of a route with a free slot),
+        at most ``poll_seconds``."""
         try:
             async with self.database.reading() as session:
-                due = await outbox.next_due(session=session)
+                due = await outbox.next_due(session=session, skipping=full)
         except StorageUnavailable:
             return self.poll_seconds
         if due is None:
@@ -235,15 +248,19 @@ class Dispatcher:
         # Only now look up the list: _write_outcomes swaps it while deliveries run, and an
         # outcome appended to the swapped-out list would never be recorded (and its message
         # would be sent again when the lease ran out).
-        self._outcomes.append(outcome)
+        self._outcomes.append((claim.message.id, outcome))
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._inflight.pop(task, None)
         self._wake.set()
 
-    async def _claim(self, limit: int) -> list[Claimed]:
-        """Due messages, with the leads they announce, in one transaction."""
+    async def _claim(self, busy: Mapping[outbox.Route, int]) -> tuple[list[Claimed], bool]:
+        """Due messages for the routes with free slots, with the leads they announce, in
+        one transaction; and whether there may be more (the claim's window was full)."""
         now = self.clock()
+        window = CLAIM_WINDOW * self.concurrency
+        # Never again what is still ours: in flight, or finished and not recorded.
+        ours = [i for i, _ in self._inflight.values()] + [i for i, _ in self._outcomes]
         try:
             async with self.database.writing() as session:
                 messages = await outbox.claim_due(
@@ -251,10 +268,13 @@ class Dispatcher:
                     worker=self.name,
                     now=now,
                     lease_until=now + self.lease,
-                    limit=limit,
+                    limit=window,
+                    per_route=self.concurrency,
+                    in_flight=busy,
+                    excluding=ours,
                 )
                 if not messages:
-                    return []
+                    return [], False
                 leads, enquiries = await outbox.load_subjects(session=session, messages=messages)
                 listed = (
                     await digest.load_digest(
@@ -271,7 +291,7 @@ class Dispatcher:
                 )
         except StorageUnavailable:
             log.warning("outbox: database unavailable; will try again")
-            return []
+            return [], False
         return [
             Claimed(
                 m,
@@ -281,7 +301,18 @@ class Dispatcher:
                 listed if m.kind == MessageKind.DIGEST else None,
             )
             for m in messages
-        ]
+        ], self._may_be_more(messages, busy, window)
+
+    def _may_be_more(
+        self, claimed: list[OutboxMessage], busy: Mapping[outbox.Route, int], window: int
+    ) -> bool:
+        """Whether due messages may have been left: the window was full, or a route's slots
+        filled up (its other messages may have hidden another route's)."""
+        if len(claimed) >= window:
+            return True
+        now_busy = collections.Counter(busy)
+        now_busy.update((str(m.channel), m.target) for m in claimed)
+        return any(now_busy[(str(m.channel), m.target)] >= self.concurrency for m in claimed)
 
     async def _write_outcomes(self) -> bool:
         """Record every finished delivery in one transaction (group commit, again). False
@@ -292,7 +323,7 @@ class Dispatcher:
         try:
             async with self.database.writing() as session:
                 now = self.clock()
-                for change in changes:
+                for _, change in changes:
                     await change(session, now)
         except Exception as exc:  # kept and tried again next turn; leases cover a crash
             self._outcomes = changes + self._outcomes

@@ -6,16 +6,17 @@ import asyncio
 import signal
 import sys
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from typing import TextIO
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import load_forms
-from leads.core.vocabulary import OutboxStatus
+from leads.core.vocabulary import Channel, OutboxStatus
 from leads.errors import DeliveryError, MessageNotFound, TransientDeliveryError
-from leads.notify.channels import builtin_channels
+from leads.notify.channels import ChannelRegistry, NotificationChannel, builtin_channels
+from leads.notify.channels.base import close_channels, http_client
 from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings, redact_url
 from leads.storage import outbox
@@ -26,7 +27,7 @@ from leads.storage.types import utcnow
 async def run_worker(settings: Settings) -> None:
     """Deliver notifications until SIGTERM or SIGINT, then shut down gracefully."""
     database = Database.from_settings(settings)
-    async with httpx.AsyncClient(timeout=settings.delivery_timeout_seconds) as http:
+    async with http_client(settings.delivery_timeout_seconds) as http:
         dispatcher = Dispatcher(
             settings,
             database,
@@ -76,20 +77,33 @@ async def retry_outbox(
 async def notify_test(settings: Settings, out: TextIO) -> bool:
     """Send a test through every configured channel now; print one line per outcome."""
     registry = builtin_channels()
-    ok = True
-    async with httpx.AsyncClient(timeout=settings.delivery_timeout_seconds) as http:
+    async with http_client(settings.delivery_timeout_seconds) as http:
         channels = registry.build(settings, http, utcnow)
-        for route in registry.routes_for(settings):
-            label = f"{route.channel} {redact_url(route.target)}" if route.target else route.channel
-            try:
-                await channels[route.channel].send_test(route.target, uuid.uuid4())
-            except DeliveryError as exc:
-                kind = "would retry" if isinstance(exc, TransientDeliveryError) else "permanent"
-                out.write(f"{label}: FAILED ({exc}; {kind})\n")
-                ok = False
-            else:
-                note = "" if registry.configured(settings) else NO_INBOX_NOTE
-                out.write(f"{label}: delivered{note}\n")
+        try:
+            ok = await _send_tests(settings, registry, channels, out)
+        finally:
+            await close_channels(channels.values())
+    return ok
+
+
+async def _send_tests(
+    settings: Settings,
+    registry: ChannelRegistry,
+    channels: Mapping[Channel, NotificationChannel],
+    out: TextIO,
+) -> bool:
+    ok = True
+    for route in registry.routes_for(settings):
+        label = f"{route.channel} {redact_url(route.target)}" if route.target else route.channel
+        try:
+            await channels[route.channel].send_test(route.target, uuid.uuid4())
+        except DeliveryError as exc:
+            kind = "would retry" if isinstance(exc, TransientDeliveryError) else "permanent"
+            out.write(f"{label}: FAILED ({exc}; {kind})\n")
+            ok = False
+        else:
+            note = "" if registry.configured(settings) else NO_INBOX_NOTE
+            out.write(f"{label}: delivered{note}\n")
     return ok
 
 

@@ -6,7 +6,7 @@ import csv
 import json
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,13 +34,13 @@ def lead_record(
 ) -> dict[str, Any]:
     record: dict[str, Any] = {}
     for column in CSV_COLUMNS:
-        record[column] = _plain(getattr(lead, column))
+        record[column] = plain(getattr(lead, column))
     # The receipt ids of its submissions, oldest first: what each sender was told.
     record["enquiry_ids"] = [str(lead.receipt_id), *(str(e.id) for e in enquiries)]
-    record["duplicate_of"] = _plain(lead.duplicate_of)
+    record["duplicate_of"] = plain(lead.duplicate_of)
     # Consent withdrawn through the staff side: when, and who entered it (JSON only: the
     # CSV's columns stay as they are, `notifications` last).
-    record["consent_withdrawn_at"] = _plain(lead.consent_withdrawn_at)
+    record["consent_withdrawn_at"] = plain(lead.consent_withdrawn_at)
     record["consent_withdrawn_by"] = lead.consent_withdrawn_by
     # The delivery state of each notification of this lead.
     record["notifications"] = [
@@ -52,25 +52,26 @@ def lead_record(
             "status": n.status,
             "attempts": n.attempts,
             "last_error": n.last_error,
-            "delivered_at": _plain(n.delivered_at),
+            "delivered_at": plain(n.delivered_at),
         }
         for n in notifications
     ]
     record["consent"] = {
         "version": lead.consent_version,
         "text": lead.consent_text,
-        "at": _plain(lead.consent_at),
+        "at": plain(lead.consent_at),
         "ip": lead.client_ip,
         "user_agent": lead.user_agent,
         "page_url": lead.page_url,
     }
     record["enquiries"] = [
-        {field: _plain(getattr(e, field)) for field in ENQUIRY_FIELDS} for e in enquiries
+        {field: plain(getattr(e, field)) for field in ENQUIRY_FIELDS} for e in enquiries
     ]
     return record
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A stored value as the export writes it: moments in ISO 8601, ids as text."""
     if hasattr(value, "isoformat"):
         return value.isoformat()
     if value is not None and not isinstance(value, (str, int, float, bool)):
@@ -85,6 +86,7 @@ def _plain(value: Any) -> Any:
 # would otherwise start a new cell, maybe a formula, at "Ann;=1+1". Inside quotes a
 # separator is just a character.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n", "\0")
+FORMULA_FIRST = frozenset(FORMULA_STARTS)  # each one character: text[:1] in it
 E164 = re.compile(r"\+[0-9]{1,15}")
 
 
@@ -92,10 +94,20 @@ CSV_HEADER = (*CSV_COLUMNS, "enquiry_ids", "duplicate_of", "notifications")
 
 
 def csv_cell(value: Any) -> str:
+    """A value as its cell reads: what :func:`plain` makes of it, booleans in lower case,
+    nothing for None, a leading apostrophe before what could run as a formula. Called once
+    per cell of a download of every lead: the common cases come first."""
     if value is None:
         return ""
-    text = str(value).lower() if isinstance(value, bool) else str(value)
-    if text.startswith(FORMULA_STARTS) and not E164.fullmatch(text):
+    if type(value) is str:
+        text = value
+    elif isinstance(value, bool):
+        text = "true" if value else "false"
+    elif hasattr(value, "isoformat"):
+        text = value.isoformat()
+    else:
+        text = str(value)
+    if text[:1] in FORMULA_FIRST and not E164.fullmatch(text):
         return "'" + text
     return text
 
@@ -103,14 +115,26 @@ def csv_cell(value: Any) -> str:
 def csv_row(record: dict[str, Any], notifications: Sequence[OutboxMessage]) -> list[str]:
     """A :func:`lead_record` as one CSV row under :data:`CSV_HEADER`: the notifications'
     states counted, e.g. "delivered:2 dead:1". `leads export` and the staff download
-    write the same rows."""
-    counts = Counter(n.status for n in notifications)
-    summary = " ".join(f"{k}:{v}" for k, v in sorted(counts.items()))
-    return (
-        [csv_cell(record[c]) for c in CSV_COLUMNS]
-        + [" ".join(record["enquiry_ids"]), csv_cell(record["duplicate_of"])]
-        + [summary]
+    write the same rows (the download through :func:`csv_cells`, from plain columns)."""
+    return csv_cells(
+        [record[c] for c in CSV_COLUMNS],
+        record["enquiry_ids"],
+        record["duplicate_of"],
+        Counter(n.status for n in notifications),
     )
+
+
+def csv_cells(
+    values: Sequence[Any],
+    enquiry_ids: Sequence[str],
+    duplicate_of: Any,
+    statuses: Mapping[str, int],
+) -> list[str]:
+    """One CSV row: ``values`` are :data:`CSV_COLUMNS`' (stored or made :func:`plain`:
+    a cell reads the same); ``enquiry_ids`` the receipts, first submission first;
+    ``statuses`` the count of the lead's notifications in each delivery state."""
+    summary = " ".join(f"{k}:{v}" for k, v in sorted(statuses.items()))
+    return [csv_cell(v) for v in values] + [" ".join(enquiry_ids), csv_cell(duplicate_of), summary]
 
 
 async def export_leads(*, session: AsyncSession, fmt: str, out: TextIO) -> None:

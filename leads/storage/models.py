@@ -7,7 +7,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, Text
+from sqlalchemy import Column, Index, Text, text
 from sqlmodel import Field, SQLModel
 
 from leads.core.vocabulary import LeadStatus, OutboxStatus
@@ -34,6 +34,22 @@ class Attribution(SQLModel):
     user_agent: str | None = Field(default=None, max_length=500)
 
 
+# The staff lists' order, newest first, then every column their filters and a search test:
+# SQLite and PostgreSQL walk this index and read a row only for a lead that matches. No
+# index starts with spam or status: without statistics SQLite would take one of those for
+# the intake's look-up of a returning visitor, over its email and phone indexes.
+LISTED = (
+    "created_at", "id", "spam", "merged_into", "status", "form", "name", "email_key", "phone",
+)  # fmt: skip
+
+
+def _only_set(column: str) -> Index:
+    """An index of the leads where ``column`` is set: it serves ``column = ?``, and (holding
+    no NULL) SQLite cannot take it for the lists' ``merged_into IS NULL``."""
+    where = text(f"{column} IS NOT NULL")
+    return Index(f"ix_leads_{column}", column, sqlite_where=where, postgresql_where=where)
+
+
 class Lead(Attribution, table=True):
     __tablename__ = "leads"
     __table_args__ = (
@@ -41,6 +57,10 @@ class Lead(Attribution, table=True):
         Index("ix_leads_open_email", "email_key", "status"),
         Index("ix_leads_open_phone", "phone", "status"),
         Index("ix_leads_receipt_id", "receipt_id", unique=True),
+        # The staff lists (LISTED); a lead page's possible duplicates and merged leads
+        # (alembic/versions/0009).
+        Index("ix_leads_listed", *LISTED),
+        *(_only_set(name) for name in ("duplicate_of", "merged_into")),
     )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)

@@ -1,21 +1,22 @@
 """Data access for the notification outbox.
 
-Claims: a dispatcher picks due rows (``FOR UPDATE SKIP LOCKED`` on PostgreSQL), then sets
-``claimed_by`` and a lease (``claimed_until``) with an UPDATE that repeats the "still free"
-condition, and takes back only the rows that now carry its own name and lease. On SQLite
-the pick is not locked (the driver begins the transaction at the first write), so that
-condition is what makes two processes' claims exclusive. If a dispatcher dies its lease
-runs out and another takes the message over: delivery is at least once, with the same id.
-An outcome is recorded only while the claim is still the recorder's own.
+Claims: a dispatcher picks due rows, oldest first (``FOR UPDATE SKIP LOCKED`` on
+PostgreSQL), then sets ``claimed_by`` and a lease (``claimed_until``) with an UPDATE that
+repeats the "still free" condition, and takes back only the rows that now carry its own
+name and lease. On SQLite the pick is not locked (the driver begins the transaction at the
+first write), so that condition is what makes two processes' claims exclusive. If a
+dispatcher dies its lease runs out and another takes the message over: delivery is at
+least once, with the same id. An outcome is recorded only while the claim is still the
+recorder's own.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, or_, text, update
+from sqlalchemy import and_, delete, func, not_, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
@@ -33,11 +34,29 @@ async def wake_dispatchers(*, session: AsyncSession) -> None:
         await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
+Route = tuple[str, str | None]  # (channel, target): where a message goes
+
+
 async def claim_due(
-    *, session: AsyncSession, worker: str, now: datetime, lease_until: datetime, limit: int
+    *,
+    session: AsyncSession,
+    worker: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    per_route: int | None = None,
+    in_flight: Mapping[Route, int] | None = None,
+    excluding: Collection[uuid.UUID] = (),
 ) -> list[OutboxMessage]:
+    """Claim up to ``limit`` due messages, the oldest outbox rows first (by creation, so a
+    burst goes out in the order its leads came). With ``per_route``, no route ends up with
+    more than that many claimed counting the ``in_flight`` already (so one stalled route
+    cannot take every slot). ``excluding``: messages this dispatcher still has in flight
+    or has not recorded yet, never claimed again even if their lease has run out."""
+    in_flight = in_flight or {}
+    full = [r for r, n in in_flight.items() if per_route is not None and n >= per_route]
     due = (
-        select(OutboxMessage.id)
+        select(OutboxMessage.id, OutboxMessage.channel, OutboxMessage.target)
         .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
         .where(col(OutboxMessage.next_attempt_at) <= now)
         .where(
@@ -46,11 +65,20 @@ async def claim_due(
                 col(OutboxMessage.claimed_until) < now,
             )
         )
-        .order_by(col(OutboxMessage.next_attempt_at))
+        .where(*_not_routes(full))
+        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
-    ids = list((await session.scalars(due)).all())
+    if excluding:
+        due = due.where(col(OutboxMessage.id).not_in(list(excluding)))
+    room = dict(in_flight)
+    ids: list[uuid.UUID] = []
+    for message_id, channel, target in (await session.execute(due)).all():
+        route = (str(channel), target)
+        if per_route is None or room.get(route, 0) < per_route:
+            room[route] = room.get(route, 0) + 1
+            ids.append(message_id)
     if not ids:
         return []
     await session.execute(
@@ -67,9 +95,25 @@ async def claim_due(
         .where(col(OutboxMessage.id).in_(ids))
         .where(col(OutboxMessage.claimed_by) == worker)
         .where(col(OutboxMessage.claimed_until) == lease_until)
+        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
         .execution_options(populate_existing=True)
     )
     return list(rows.all())
+
+
+def _not_routes(routes: Sequence[Route]) -> list[ColumnElement[bool]]:
+    """Conditions leaving out the messages of these routes."""
+    return [
+        not_(
+            and_(
+                col(OutboxMessage.channel) == channel,
+                col(OutboxMessage.target).is_(None)
+                if target is None
+                else col(OutboxMessage.target) == target,
+            )
+        )
+        for channel, target in routes
+    ]
 
 
 def _still_free(now: datetime) -> tuple[ColumnElement[bool], ...]:
@@ -170,12 +214,15 @@ async def disable_webhook(*, session: AsyncSession, url: str, reason: str, now: 
     )
 
 
-async def next_due(*, session: AsyncSession) -> datetime | None:
-    """When the earliest waiting message comes due (a retry, or an expired lease)."""
+async def next_due(*, session: AsyncSession, skipping: Sequence[Route] = ()) -> datetime | None:
+    """When the earliest waiting message comes due (a retry, or an expired lease), not
+    counting the ``skipping`` routes' (their slots are full: a finishing delivery wakes
+    the dispatcher)."""
     waiting = (
         select(func.min(col(OutboxMessage.next_attempt_at)))
         .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
         .where(col(OutboxMessage.claimed_until).is_(None))
+        .where(*_not_routes(skipping))
     )
     return (await session.execute(waiting)).scalar_one_or_none()
 

@@ -1,7 +1,7 @@
 -- The schema Alembic builds on a new SQLite database, replayed as it is on one
 -- (leads/storage/sqlite_schema.py). Written by `python -m leads.storage.sqlite_schema`
 -- after a migration is added; do not edit.
--- revisions: 0008
+-- revisions: 0009
 
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
@@ -218,6 +218,12 @@ CREATE INDEX ix_leads_assigned_to ON leads (assigned_to);
 
 CREATE INDEX ix_leads_created_at ON leads (created_at);
 
+CREATE INDEX ix_leads_duplicate_of ON leads (duplicate_of) WHERE duplicate_of IS NOT NULL;
+
+CREATE INDEX ix_leads_listed ON leads (created_at, id, spam, merged_into, status, form, name, email_key, phone);
+
+CREATE INDEX ix_leads_merged_into ON leads (merged_into) WHERE merged_into IS NOT NULL;
+
 CREATE INDEX ix_leads_open_email ON leads (email_key, status);
 
 CREATE INDEX ix_leads_open_phone ON leads (phone, status);
@@ -230,4 +236,4 @@ CREATE INDEX ix_outbox_lead_id ON outbox (lead_id);
 
 CREATE INDEX ix_staff_sessions_user_id ON staff_sessions (user_id);
 
-INSERT INTO alembic_version (version_num) VALUES ('0008');
+INSERT INTO alembic_version (version_num) VALUES ('0009');

@@ -8,7 +8,9 @@ real `leads serve` in test_faults_peers_latency.py."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import collections
 import contextlib
 import json
 import time
@@ -22,7 +24,7 @@ import httpx
 import pytest
 
 from leads.core.forms import load_forms
-from leads.notify.dispatcher import Dispatcher
+from leads.notify.dispatcher import CONCURRENCY, Dispatcher
 from leads.storage.database import Database
 from leads.storage.types import utcnow
 from tests.conftest import Query, make_settings, serving_app
@@ -247,4 +249,56 @@ async def test_an_email_api_answering_500_then_429_is_retried_as_retry_after_say
         "measured",
         f"postmark 500 -> retry in {wait:.1f} s (<= {BASE:.0f}); 429 Retry-After: 120 -> "
         f"retry in {retry_after.total_seconds():.0f} s; delivered on attempt 3",
+    )
+
+
+BURST = 24  # leads: three times the dispatcher's slots for one route
+ON_TIME = 2.0  # seconds from a lead's 201 to its webhook: generous for a busy machine
+
+
+@pytest.mark.slow
+async def test_an_smtp_server_that_never_answers_holds_up_no_webhook(
+    database_url: str, record_property: Any
+) -> None:
+    """Every SMTP attempt hangs until its 10 s timeout; the SMTP route's slots fill, and
+    the webhooks of a burst still arrive at once, each exactly once."""
+    with running_peer("silent") as smtp, running_peer("http_ok") as healthy:
+        settings = make_settings(
+            database_url,
+            smtp_url=f"smtp://127.0.0.1:{smtp.port}?starttls=off",
+            inbox="desk@clinic.example",
+            webhook_urls=healthy.url,
+            webhook_secret=WEBHOOK_SECRET,
+            delivery_timeout_seconds=10,
+            shutdown_grace_seconds=0.1,
+        )
+        async with serving_app(settings) as client:
+
+            async def one(i: int) -> tuple[str, float]:
+                body = {"name": "Ada", "email": f"p{i}@example.com", "consent": True}
+                answer = await client.post("/api/leads", json=body)
+                assert answer.status_code == 201, answer.text
+                return answer.json()["id"], time.monotonic()
+
+            answered = dict(await asyncio.gather(*(one(i) for i in range(BURST))))
+
+            async def all_arrived() -> bool:
+                return healthy.count() >= BURST
+
+            await eventually(all_arrived, what="every webhook", within=30)
+        with healthy.lock:
+            arrivals = list(healthy.arrivals)
+        smtp_connections = len(smtp.connections)
+    ids = collections.Counter(a.header("webhook-id") for a in arrivals)
+    assert len(ids) == BURST, ids
+    assert set(ids.values()) == {1}, ids  # none delivered twice
+    receipts = [json.loads(arrival.body)["data"]["enquiry_id"] for arrival in arrivals]
+    late = {r: a.at - answered[r] for r, a in zip(receipts, arrivals, strict=True)}
+    assert set(late) == set(answered)
+    assert max(late.values()) <= ON_TIME, sorted(late.values())
+    assert smtp_connections <= CONCURRENCY  # the stalled route held its own slots only
+    record_property(
+        "measured",
+        f"SMTP never answers: {BURST} webhooks, the latest {max(late.values()):.3f} s after "
+        f"its lead's 201; {smtp_connections} SMTP connections left hanging",
     )

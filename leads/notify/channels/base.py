@@ -10,10 +10,10 @@ check its settings at start and how to build it. The registry is keyed by
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import httpx
 
@@ -47,13 +47,45 @@ class Notice:
 class NotificationChannel(Protocol):
     """A way out. Each method raises only :class:`leads.errors.DeliveryError` types:
     third-party errors are translated in the channel's module, so the retry policy decides
-    on one vocabulary."""
+    on one vocabulary. A channel that keeps connections of its own (SMTP's sessions) also
+    has ``aclose`` (:class:`ClosingChannel`), called once it will send no more."""
 
     async def deliver(self, notice: Notice) -> None:
         """Deliver one outbox message (its content comes from :mod:`leads.notify.content`)."""
 
     async def send_test(self, target: str | None, test_id: uuid.UUID) -> None:
         """Send `leads notify-test`'s message to ``target`` (the route's), now."""
+
+
+@runtime_checkable
+class ClosingChannel(Protocol):
+    async def aclose(self) -> None:
+        """Close what the channel keeps open (politely: SMTP says QUIT)."""
+
+
+async def close_channels(channels: Iterable[NotificationChannel]) -> None:
+    """Close every channel that keeps something open."""
+    for channel in channels:
+        if isinstance(channel, ClosingChannel):
+            await channel.aclose()
+
+
+KEEPALIVE_SECONDS = 4.0  # under the 5 s uvicorn, nginx's upstreams and others keep one open
+
+
+def http_client(
+    timeout: float, *, transport: httpx.AsyncBaseTransport | None = None
+) -> httpx.AsyncClient:
+    """The one HTTP client of a process's deliveries (webhooks, email APIs) and checks
+    (captchas): HTTP/1.1 connections kept alive between requests, a few per host, so a
+    burst of webhooks to one receiver reuses them rather than opening one per delivery."""
+    return httpx.AsyncClient(timeout=timeout, transport=transport, limits=HTTP_LIMITS)
+
+
+# A transport given to the client brings its own limits: leads/web/outbound.py uses these.
+HTTP_LIMITS = httpx.Limits(
+    max_connections=64, max_keepalive_connections=16, keepalive_expiry=KEEPALIVE_SECONDS
+)
 
 
 Build = Callable[[Settings, httpx.AsyncClient, Clock], NotificationChannel]

@@ -6,8 +6,10 @@ the default; ``require`` refuses to send without it; ``off`` never upgrades), or
 URL-encoded (``@`` is ``%40``). Certificates are verified against the system's CA bundle
 (or the file named by the standard ``SSL_CERT_FILE`` variable).
 
-The message and its headers are built by :mod:`leads.notify.mime` once the server has
-answered EHLO, since whether it offers SMTPUTF8 decides how a non-ASCII address is written.
+Sessions are kept open between messages (:mod:`leads.notify.channels.smtp_sessions`). The
+message and its headers are built by :mod:`leads.notify.mime` once the session it goes out
+on is known, since whether that server's EHLO offered SMTPUTF8 decides how a non-ASCII
+address is written.
 """
 
 from __future__ import annotations
@@ -23,11 +25,15 @@ from leads.core.vocabulary import Channel
 from leads.errors import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels.base import ChannelEntry, ChannelRegistry, Clock
 from leads.notify.channels.mail import EmailChannel
+from leads.notify.channels.smtp_sessions import Session, SessionGone, SMTPSessions
 from leads.notify.content import Email
 from leads.notify.mime import to_outgoing
 from leads.settings import Settings
+from leads.storage.types import utcnow
 
 log = logging.getLogger("leads.notify")
+
+POOL_SIZE = 8  # idle sessions kept: as many as the dispatcher sends on at once per route
 
 
 @dataclass(frozen=True)
@@ -59,37 +65,32 @@ class SMTPServer:
 
 
 class SMTPChannel(EmailChannel):
-    def __init__(self, settings: Settings, server: SMTPServer, *, timeout: float):
+    """Sends each email on a session from its pool (:mod:`.smtp_sessions`): several
+    messages per session, and a session the server closed while idle replaced once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        server: SMTPServer,
+        *,
+        timeout: float,
+        clock: Clock = utcnow,
+        sessions: int = POOL_SIZE,
+    ):
         super().__init__(settings)
         self.server = server
         self.timeout = timeout
+        self.sessions = SMTPSessions(self._connect, size=sessions, clock=clock)
 
     async def send(self, email: Email) -> None:
-        server = self.server
-        client = aiosmtplib.SMTP(
-            hostname=server.host,
-            port=server.port,
-            username=server.username,
-            password=server.password,
-            use_tls=server.implicit_tls,
-            start_tls=server.starttls,
-            timeout=self.timeout,
-        )
         try:
-            async with client:  # connects, with STARTTLS and AUTH as set
-                await _greet(client)
-                # Known only now: whether a visitor's non-ASCII address can be written.
-                outgoing = to_outgoing(email, smtputf8=client.supports_extension("smtputf8"))
-                eight_bit = client.supports_extension("8bitmime")
-                options = ["SMTPUTF8"] if outgoing.smtputf8 else []
-                if eight_bit:
-                    options.append("BODY=8BITMIME")
-                errors, _ = await client.sendmail(
-                    outgoing.sender,
-                    outgoing.recipients,
-                    outgoing.as_bytes(eight_bit=eight_bit),
-                    mail_options=options,
-                )
+            try:
+                await self._send_once(email)
+            except SessionGone:
+                # Closed by the server while idle, noticed before a byte of the message
+                # went: once more, on a fresh session. (Never after DATA: that could send
+                # the email twice.)
+                await self._send_once(email, fresh=True)
         except aiosmtplib.SMTPRecipientsRefused as exc:
             codes = [r.code for r in exc.recipients]
             if any(400 <= code < 500 for code in codes):
@@ -102,9 +103,33 @@ class SMTPChannel(EmailChannel):
         except aiosmtplib.SMTPException as exc:
             if "STARTTLS" in str(exc):  # ?starttls=require and the server cannot: a setting
                 raise PermanentDeliveryError("SMTP server does not offer STARTTLS") from exc
-            raise TransientDeliveryError(_failure(exc, server)) from exc
+            raise TransientDeliveryError(_failure(exc, self.server)) from exc
         except (OSError, TimeoutError) as exc:
-            raise TransientDeliveryError(_failure(exc, server)) from exc
+            raise TransientDeliveryError(_failure(exc, self.server)) from exc
+
+    async def _send_once(self, email: Email, *, fresh: bool = False) -> None:
+        client = await self.sessions.take(fresh=fresh)
+        try:
+            # Known only now, from this session's EHLO: whether a visitor's non-ASCII
+            # address can be written, and whether the body may be 8-bit.
+            outgoing = to_outgoing(email, smtputf8=client.supports_extension("smtputf8"))
+            eight_bit = client.supports_extension("8bitmime")
+            options = ["SMTPUTF8"] if outgoing.smtputf8 else []
+            if eight_bit:
+                options.append("BODY=8BITMIME")
+            errors, _ = await client.sendmail(
+                outgoing.sender,
+                outgoing.recipients,
+                outgoing.as_bytes(eight_bit=eight_bit),
+                mail_options=options,
+            )
+        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
+            self.sessions.retire(client)  # the server said no: goodbye, not reused
+            raise
+        except BaseException:  # the connection failed, timed out, or we were cancelled
+            self.sessions.discard(client)
+            raise
+        self.sessions.give_back(client)
         if errors:
             # Accepted for some inbox addresses, refused for others. Not retried: that would
             # send it twice to those who have it. Said loudly instead.
@@ -112,6 +137,30 @@ class SMTPChannel(EmailChannel):
             log.warning(
                 "SMTP refused some inbox addresses (codes %s); delivered to the rest", codes
             )
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        """A new session: connected, with STARTTLS and AUTH as set, and greeted."""
+        server = self.server
+        client = Session(
+            hostname=server.host,
+            port=server.port,
+            username=server.username,
+            password=server.password,
+            use_tls=server.implicit_tls,
+            start_tls=server.starttls,
+            timeout=self.timeout,
+        )
+        try:
+            await client.connect()
+            await _greet(client)
+        except BaseException:
+            self.sessions.discard(client)
+            raise
+        return client
+
+    async def aclose(self) -> None:
+        """``QUIT`` on the idle sessions (the dispatcher's stop, the app's shutdown)."""
+        await self.sessions.aclose()
 
 
 async def _greet(client: aiosmtplib.SMTP) -> None:
@@ -130,7 +179,9 @@ def _server(settings: Settings) -> SMTPServer:
 
 
 def _build(settings: Settings, http: httpx.AsyncClient, clock: Clock) -> SMTPChannel:
-    return SMTPChannel(settings, _server(settings), timeout=settings.delivery_timeout_seconds)
+    return SMTPChannel(
+        settings, _server(settings), timeout=settings.delivery_timeout_seconds, clock=clock
+    )
 
 
 def register(registry: ChannelRegistry) -> None:

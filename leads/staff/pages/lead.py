@@ -165,6 +165,8 @@ async def lead_page(request: Request) -> Response:
     services = services_of(request)
     lead_id: uuid.UUID = request.path_params["lead_id"]
     try:
+        # The look is recorded in a short write; the page is read after it, outside the
+        # write (on SQLite one writer at a time: visitors' submissions wait for a write).
         async with services.database.writing() as session:
             lead = await viewed_lead(
                 session=session,
@@ -173,7 +175,8 @@ async def lead_page(request: Request) -> Response:
                 now=services.now(),
                 address=services.defences.client_ip(request),
             )
-            notice = request.query_params.get("done")
+        notice = request.query_params.get("done")
+        async with services.database.reading() as session:
             context = await lead_view(request, session, lead=lead, actor=actor, notice=notice)
     except StaffLeadNotFound:
         return await not_found_page(request, actor)
