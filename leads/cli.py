@@ -91,9 +91,13 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     forms = load_forms(settings.forms_file, region=settings.default_region)
     channels = builtin_channels()
     channels.check(settings)  # so does a channel's setting that cannot work
-    asyncio.run(with_database(settings, upgrade_to_head))
-    # So does a consent_version reused for new wording (each worker checks again).
-    asyncio.run(with_database(settings, lambda database: check_wordings(database, forms)))
+
+    async def prepare(database: Database) -> None:
+        await upgrade_to_head(database)
+        # So does a consent_version reused for new wording (each worker checks again).
+        await check_wordings(database, forms)
+
+    asyncio.run(with_database(settings, prepare))
     base = f"http://{args.host}:{args.port}"
     logger = logging.getLogger("leads")
     if not channels.configured(settings):

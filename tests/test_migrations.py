@@ -22,8 +22,14 @@ from sqlalchemy.exc import DBAPIError
 from sqlmodel import SQLModel
 
 from alembic import command
+from leads.storage import sqlite_schema
 from leads.storage.database import Database
-from leads.storage.migrations import MIGRATION_LOCK_ID, alembic_config, upgrade_to_head
+from leads.storage.migrations import (
+    MIGRATION_LOCK_ID,
+    alembic_config,
+    pending_revisions,
+    upgrade_to_head,
+)
 from leads.storage.models import IdempotencyRecord  # also registers every table
 from tests.conftest import SECRET, make_settings, migrate
 from tests.support import LEADS, leads_env, run_leads
@@ -96,6 +102,48 @@ async def test_migrations_build_the_models_schema(database_url: str) -> None:
         with sqlite3.connect(path) as plain:
             assert plain.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         plain.close()
+
+
+def test_the_sqlite_snapshot_is_the_schema_alembic_builds(tmp_path: Path) -> None:
+    """A new SQLite database is built from the snapshot: it must be Alembic's schema, exactly
+    (every table, index and constraint as SQLite stores it, and the revision)."""
+    by_alembic = sqlite_schema.built_by_alembic()
+    assert sqlite_schema.SNAPSHOT.read_text(encoding="utf-8") == by_alembic, (
+        "a migration changed the schema: run `python -m leads.storage.sqlite_schema`"
+    )
+    assert sqlite_schema.snapshot_revisions(by_alembic) == head_revisions()
+
+    url = f"sqlite+aiosqlite:///{tmp_path / 'leads.db'}"
+    asyncio.run(migrate(make_settings(url)))
+    assert asyncio.run(inspect_database(url, sqlite_schema.dump)) == by_alembic
+
+
+async def test_a_database_behind_is_brought_to_head(database_url: str) -> None:
+    """A database one migration behind: the pending one counted as Alembic counts it, and
+    applied by Alembic."""
+    script = ScriptDirectory.from_config(alembic_config())
+    (head,) = script.get_heads()
+    before = script.get_revision(head).down_revision
+    assert isinstance(before, str)
+
+    def upgrade_to_before(conn: Connection) -> None:
+        config = alembic_config()
+        config.attributes["connection"] = conn
+        command.upgrade(config, before)
+
+    await inspect_database(database_url, upgrade_to_before)
+    database = Database.from_settings(make_settings(database_url))
+    try:
+        assert await pending_revisions(database) == [head]
+        await upgrade_to_head(database)
+        assert await pending_revisions(database) == []
+    finally:
+        await database.close()
+
+    def look(conn: Connection) -> tuple[list[Any], tuple[str, ...]]:
+        return schema_diff(conn), MigrationContext.configure(conn).get_current_heads()
+
+    assert await inspect_database(database_url, look) == ([], (head,))
 
 
 async def test_the_schema_comparison_notices_a_difference(tmp_path: Path) -> None:

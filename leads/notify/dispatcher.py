@@ -31,7 +31,6 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, timedelta
 
-import asyncpg  # type: ignore[import-untyped]
 import httpx
 from sqlalchemy.engine import make_url
 
@@ -337,6 +336,8 @@ class Dispatcher:
     async def _listen(self) -> None:
         """LISTEN on PostgreSQL so a commit anywhere wakes this dispatcher; reconnect if the
         connection drops (polling covers the gap)."""
+        import asyncpg  # type: ignore[import-untyped]  # PostgreSQL's only: not loaded on SQLite
+
         url = make_url(self.settings.database_url).set(drivername="postgresql")
         dsn = url.render_as_string(hide_password=False)
         while not self._stopping.is_set():
@@ -347,6 +348,8 @@ class Dispatcher:
                 await asyncio.sleep(self.poll_seconds)
 
     async def _listen_once(self, dsn: str) -> None:
+        import asyncpg
+
         connection = await asyncpg.connect(dsn, timeout=5)
         lost = asyncio.Event()
         try:

@@ -13,11 +13,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import Column, Text, tuple_
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
+from leads.storage.database import insert_unless_present
 from leads.storage.types import UTCDateTime, utcnow
 
 # (form slug, version, wording)
@@ -46,11 +45,8 @@ async def record_wordings(
     ]
     if not rows:
         return
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
-        insert(ConsentVersion)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=["form", "version"])
+        insert_unless_present(session, ConsentVersion, key=["form", "version"]).values(rows)
     )
 
 

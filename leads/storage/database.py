@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
     AsyncSession,
     create_async_engine,
 )
+from sqlalchemy.sql.dml import Insert
 
 from leads.errors import StorageUnavailable
 from leads.settings import Settings
@@ -53,6 +54,18 @@ def make_engine(settings: Settings) -> AsyncEngine:
         pool_timeout=timeout,
         connect_args={"timeout": timeout, "command_timeout": timeout * 2},
     )
+
+
+def insert_unless_present(session: AsyncSession, table: Any, *, key: Sequence[str]) -> Insert:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` in the session's dialect; the other
+    dialect's module is never loaded (PostgreSQL's costs a SQLite server 2 MB)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing(index_elements=key)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing(index_elements=key)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -14,13 +14,12 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from leads.core.vocabulary import OutboxStatus
 from leads.storage.alert_tables import DeliveryIncident
+from leads.storage.database import insert_unless_present
 from leads.storage.models import OutboxMessage
 
 
@@ -85,11 +84,10 @@ async def claim_incident(
         waiting=stall.waiting,
         channels=",".join(stall.channels)[:100],
     )
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = await session.execute(
-        insert(DeliveryIncident)
-        .values(incident.model_dump())
-        .on_conflict_do_nothing(index_elements=["number"])
+        insert_unless_present(session, DeliveryIncident, key=["number"]).values(
+            incident.model_dump()
+        )
     )
     return incident if result.rowcount else None  # type: ignore[attr-defined]
 

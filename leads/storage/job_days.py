@@ -7,12 +7,11 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import Column, PrimaryKeyConstraint
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel
 
 from leads.core.vocabulary import DailyJob
+from leads.storage.database import insert_unless_present
 from leads.storage.types import UTCDateTime, utcnow
 
 
@@ -33,10 +32,9 @@ async def claim_job_day(*, session: AsyncSession, job: DailyJob, day: date, now:
     """Record that ``job`` runs for ``day``; False if another process did first (on
     PostgreSQL a concurrent claim waits for the first one's transaction, then finds the row;
     on SQLite writers take turns)."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = await session.execute(
-        insert(JobDay)
-        .values(job=job.value, day=day, created_at=now)
-        .on_conflict_do_nothing(index_elements=["job", "day"])
+        insert_unless_present(session, JobDay, key=["job", "day"]).values(
+            job=job.value, day=day, created_at=now
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -17,13 +17,12 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
 from sqlalchemy import and_, delete, func, not_, or_, text, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
 from leads.core.vocabulary import Channel, OutboxStatus
+from leads.storage.database import insert_unless_present
 from leads.storage.models import DisabledWebhook, Enquiry, Lead, OutboxMessage
 
 NOTIFY_CHANNEL = "leads_outbox"
@@ -208,11 +207,10 @@ async def stop_pending(
 
 async def disable_webhook(*, session: AsyncSession, url: str, reason: str, now: datetime) -> None:
     """Idempotent: two deliveries meeting 410 at once both succeed in switching it off."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     await session.execute(
-        insert(DisabledWebhook)
-        .values(url=url, reason=reason[:200], disabled_at=now)
-        .on_conflict_do_nothing(index_elements=["url"])
+        insert_unless_present(session, DisabledWebhook, key=["url"]).values(
+            url=url, reason=reason[:200], disabled_at=now
+        )
     )
 
 

@@ -14,13 +14,12 @@ from __future__ import annotations
 from datetime import date, datetime
 
 from sqlalchemy import and_, func, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
 from leads.core.vocabulary import LeadStatus
+from leads.storage.database import insert_unless_present
 from leads.storage.models import Lead
 from leads.storage.staff_tables import Digest
 
@@ -68,11 +67,10 @@ async def claim_digest_day(*, session: AsyncSession, day: date, now: datetime) -
     """Record that ``day``'s digest is being queued; False if another process did first.
     On PostgreSQL a concurrent claim waits for the first one's transaction, then finds the
     row; on SQLite writers take turns. Either way exactly one claim succeeds per day."""
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     result = await session.execute(
-        insert(Digest)
-        .values(day=day, created_at=now, lead_count=0)
-        .on_conflict_do_nothing(index_elements=["day"])
+        insert_unless_present(session, Digest, key=["day"]).values(
+            day=day, created_at=now, lead_count=0
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

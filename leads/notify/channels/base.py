@@ -79,13 +79,13 @@ def http_client(
     """The one HTTP client of a process's deliveries (webhooks, email APIs) and checks
     (captchas): HTTP/1.1 connections kept alive between requests, a few per host, so a
     burst of webhooks to one receiver reuses them rather than opening one per delivery."""
-    return httpx.AsyncClient(
-        timeout=timeout,
-        transport=transport,
-        limits=httpx.Limits(
-            max_connections=64, max_keepalive_connections=16, keepalive_expiry=KEEPALIVE_SECONDS
-        ),
-    )
+    return httpx.AsyncClient(timeout=timeout, transport=transport, limits=HTTP_LIMITS)
+
+
+# A transport given to the client brings its own limits: leads/web/outbound.py uses these.
+HTTP_LIMITS = httpx.Limits(
+    max_connections=64, max_keepalive_connections=16, keepalive_expiry=KEEPALIVE_SECONDS
+)
 
 
 Build = Callable[[Settings, httpx.AsyncClient, Clock], NotificationChannel]
