@@ -50,7 +50,7 @@ def emails() -> list[Email]:
     html = (
         "<!doctype html><html><body><p>A new enquiry came in through &quot;Book an "
         "appointment&quot;.</p><table cellpadding=4><tr><th align=left>Name</th><td>Zoë "
-        "Müller-Lüdenscheidt</td></tr><tr><th align=left>Email</th><td><a href=\"mailto:"
+        'Müller-Lüdenscheidt</td></tr><tr><th align=left>Email</th><td><a href="mailto:'
         'zoe.mueller@example.org">zoe.mueller@example.org</a></td></tr></table>'
         f"<p><strong>Message:</strong></p><p>{message.replace(chr(10), '<br>')}</p>"
         f'<p><a href="https://leads.example.org/staff/leads/{lead}">Open this lead</a></p>'
@@ -94,8 +94,10 @@ def module_at(revision: str) -> ModuleType:
     path = Path(tempfile.mkdtemp()) / "mime_at_revision.py"
     path.write_bytes(source)
     spec = importlib.util.spec_from_file_location("mime_at_revision", path)
-    assert spec and spec.loader
+    assert spec
+    assert spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
