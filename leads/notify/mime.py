@@ -2,8 +2,9 @@
 
 Python's ``EmailMessage``, given a header as a plain string, reads any ``=?charset?b?...?=``
 in it as an RFC 2047 encoded word and writes the *decoded* text back raw: a visitor's name
-could then add a ``Bcc`` or end the header block. So no header here is a plain string. Each
-is a :class:`Header`, whose folded form we make ourselves and the library writes as is:
+could then add a ``Bcc`` or end the header block. So no header here is a plain string, and
+no header passes through the library's parser. Each is a :class:`Header`, whose folded form
+we make ourselves:
 
 - header text is cleaned first (:func:`clean_header_text`): line breaks and other control
   characters become spaces, bidi controls are dropped;
@@ -13,26 +14,27 @@ is a :class:`Header`, whose folded form we make ourselves and the library writes
 - addresses are written as ASCII (the domain in IDNA form); an address whose local part is
   not ASCII only when the server offers SMTPUTF8 (RFC 6531/6532), since RFC 2047 forbids
   encoded words inside an address.
+
+The message around them is written here too (:meth:`Outgoing.as_bytes`), in the form
+``EmailMessage`` and its generator wrote it (the same headers, structure, boundary form and
+transfer encodings) at about a tenth of their CPU.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import functools
 import re
-import secrets
-import sys
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.quoprimime import body_encode as quoted_printable
 from email.utils import formatdate, parseaddr
 
 from email_validator import EmailNotValidError, validate_email
 
 from leads.errors import PermanentDeliveryError
 from leads.notify.content import Email
+from leads.notify.mime_body import body_part, new_boundary
 
 # RFC 2047 limits a line holding encoded words to 76 characters; plain lines follow suit.
 MAX_LINE = 76
@@ -51,15 +53,12 @@ ASCII_DOMAIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?")
 OWN_HEADERS = frozenset(
     ("from", "to", "subject", "message-id", "date", "reply-to", "mime-version")
 ) | frozenset(("content-type", "content-transfer-encoding"))
-# A body line longer than this is sent quoted-printable or base64 (RFC 5322 says 78).
-MAX_BODY_LINE = 78
 SPACES = re.compile(" {2,}")
 # A bare address in dot-atom form, which parseaddr would return as it is.
 DOT_ATOM_ADDRESS = re.compile(
     r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
     r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
 )
-LINE_END = re.compile(r"\r\n|\r|\n")
 
 
 def clean_header_text(value: str) -> str:
@@ -217,55 +216,6 @@ def one_line_mailbox(value: str, *, utf8: bool) -> str:
     if not all(c in ATEXT or c == " " for c in name):
         name = _quoted(name)
     return f"{name} <{address}>"
-
-
-def transfer_encoded(text: str) -> tuple[str, str]:
-    """(Content-Transfer-Encoding, body) for ``text`` as UTF-8, chosen as the standard
-    library's content manager chooses: ``7bit`` for ASCII in short lines, ``8bit`` for other
-    short lines, else quoted-printable or base64, whichever its sniff of the first ten lines
-    finds shorter. Lines end in LF here."""
-    lines = text.encode("utf-8").splitlines()
-    body = b"\n".join(lines) + b"\n"
-    if max((len(line) for line in lines), default=0) <= MAX_BODY_LINE:
-        if body.isascii():
-            return "7bit", body.decode("ascii")
-        return "8bit", body.decode("ascii", "surrogateescape")
-    sniff = b"\n".join(lines[:10]) + b"\n"
-    sniff_qp = quoted_printable(sniff.decode("latin-1"), MAX_BODY_LINE)
-    if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
-        return "base64", as_base64(body)
-    if len(lines) <= 10:
-        return "quoted-printable", sniff_qp
-    return "quoted-printable", quoted_printable(body.decode("latin-1"), MAX_BODY_LINE)
-
-
-def as_base64(data: bytes) -> str:
-    """Base64 in lines of 76 characters (57 bytes), each ending in LF."""
-    step = MAX_BODY_LINE // 4 * 3
-    return "".join(
-        binascii.b2a_base64(data[i : i + step]).decode("ascii") for i in range(0, len(data), step)
-    )
-
-
-def body_part(subtype: str, text: str, *, eight_bit: bool, mime_version: bool = False) -> str:
-    """One text/``subtype`` part, headers and body, CRLF line ends. An 8-bit body goes as
-    base64 unless the server takes 8BITMIME. ``mime_version``: the part repeats
-    ``MIME-Version``, as the standard library's ``add_alternative`` writes it."""
-    cte, body = transfer_encoded(text)
-    if cte == "8bit" and not eight_bit:
-        cte, body = "base64", as_base64(body.encode("ascii", "surrogateescape"))
-    head = f'Content-Type: text/{subtype}; charset="utf-8"\r\nContent-Transfer-Encoding: {cte}\r\n'
-    if mime_version:
-        head += "MIME-Version: 1.0\r\n"
-    return head + "\r\n" + LINE_END.sub("\r\n", body)
-
-
-def new_boundary(parts: Sequence[str]) -> str:
-    """A random multipart boundary in the standard library's form, in none of the parts."""
-    while True:
-        boundary = f"==============={secrets.randbelow(sys.maxsize):019d}=="
-        if not any(boundary in part for part in parts):
-            return boundary
 
 
 @dataclass(frozen=True)
