@@ -57,6 +57,7 @@ class MailServer:
     hung_up: list[tuple[str, int]] = field(default_factory=list)
     open_connections: int = 0
     live: set[Any] = field(default_factory=set)  # the server's protocols, one per connection
+    eight_bit_mime: bool = True  # False: EHLO leaves 8BITMIME out (a 7-bit-only server)
 
     def cut_connections(self) -> None:
         for protocol in list(self.live):
@@ -74,6 +75,8 @@ class MailServer:
     ) -> list[str]:
         session.host_name = hostname  # as aiosmtpd does when no hook is set
         self._greeted(session)
+        if not self.eight_bit_mime:
+            return [r for r in responses if "8BITMIME" not in r]
         return responses
 
     async def handle_HELO(self, server: Any, session: Any, envelope: Any, hostname: str) -> str:
