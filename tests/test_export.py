@@ -7,6 +7,7 @@ import asyncio
 import csv
 import io
 
+from leads.core.vocabulary import ATTRIBUTION
 from tests.support import leads_cli
 
 # What a visitor may type, and what the CSV cell must read back as.
@@ -71,3 +72,35 @@ async def test_the_staff_download_writes_the_export_s_rows(
     assert len(returning[header.index("enquiry_ids")].split()) == 2
     assert returning[header.index("notifications")].startswith("pending:")
     assert returning[header.index("name")] == "'=Returning Visitor"
+
+
+async def test_the_staff_download_neutralises_every_column_a_visitor_writes(
+    client, lead, database_url: str
+) -> None:
+    """The download writes ids, moments, numbers and flags as they are; whatever a visitor
+    typed (or their browser sent) still comes out as text, whichever column holds it."""
+    typed = {
+        "name": "=cmd|' /C calc'!A0",
+        "message": "=HYPERLINK(1)",
+        **{field: f"=cmd {field}" for field in ATTRIBUTION},
+    }
+    sent = await client.post(
+        "/api/leads", json=lead(**typed), headers={"User-Agent": "@SUM(1) agent"}
+    )
+    assert sent.status_code == 201, sent.text
+    made = await asyncio.to_thread(leads_cli, database_url, "token", "create", "--name", "csv")
+    assert made.returncode == 0, made.stderr
+    token = made.stdout.strip().splitlines()[-1]
+
+    download = await client.get(
+        "/api/staff/leads.csv", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert download.status_code == 200, download.text
+    header, row = list(csv.reader(io.StringIO(download.text)))
+    cells = dict(zip(header, row, strict=True))
+    for column, value in {**typed, "user_agent": "@SUM(1) agent"}.items():
+        assert cells[column] == "'" + value, column
+    assert cells["enquiry_ids"] == sent.json()["id"]  # the receipt, as the visitor got it
+    assert cells["spam"] == "false"
+    assert cells["enquiry_count"] == "1"
+    assert cells["created_at"].endswith("+00:00")

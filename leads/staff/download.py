@@ -3,27 +3,36 @@ filters and order as the list, every lead in it, streamed a page at a time, in t
 `leads export --format csv` (so formulas are neutralised the same way). The audit log records
 the download and its filters; a search's words are personal data, so only that one was used.
 
-A page is three queries whatever its length: the leads' CSV columns as plain rows (no
-objects built: the download of a large list is bound by the server's CPU), their enquiry
-ids, and their notifications counted by state. Each page is written out before the next is
+A page is three queries whatever its length: the leads' CSV columns as plain rows, their
+enquiry ids, and their notifications counted by state. The download of a large list is
+bound by the server's CPU, so no objects are built: ids and moments arrive as the driver
+reads them and are written as `leads export` writes them (ids in their 8-4-4-4-12 form,
+moments as an aware UTC ``datetime.isoformat()``), numbers, flags and the status as they
+are, and every other column, whatever a visitor or staff member can write, through the
+formula neutralisation of :func:`text_cell`. Each page is written out before the next is
 read, so the server holds one page, however many leads the file has."""
 
 from __future__ import annotations
 
 import csv
 import io
-from collections.abc import AsyncIterator
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import UTC, datetime
+from operator import call
 from typing import Any
 
-from leads.staff.export import CSV_COLUMNS, CSV_HEADER, csv_cells
+from leads.staff.export import CSV_COLUMNS, CSV_HEADER, text_cell
 from leads.storage import staff_queries
 from leads.storage.database import Database
-from leads.storage.staff_queries import LeadQuery, Position
+from leads.storage.staff_queries import STATES, LeadQuery, Position
 
-PAGE = 500
-# CSV_COLUMNS, then what the last three cells are made of.
+PAGE = 1000
+# CSV_COLUMNS, then what the last three cells are made of (the query adds whether the lead
+# has enquiries and its notifications' counts by state).
 COLUMNS = (*CSV_COLUMNS, "receipt_id", "duplicate_of")
 RECEIPT, DUPLICATE_OF = len(CSV_COLUMNS), len(CSV_COLUMNS) + 1
+HAS_ENQUIRIES, COUNTS = len(COLUMNS), len(COLUMNS) + 1
 
 
 def audit_filters(query: LeadQuery) -> dict[str, Any]:
@@ -40,6 +49,56 @@ def audit_filters(query: LeadQuery) -> dict[str, Any]:
     }
 
 
+def ident(value: Any) -> str:
+    """A raw id (see ``staff_queries.raw``) as ``str(uuid.UUID)`` writes it."""
+    if value is None:
+        return ""
+    if type(value) is str:
+        if len(value) == 32:  # SQLite's 32 hex digits, lower case
+            return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
+        return str(uuid.UUID(value))
+    return str(value)  # asyncpg's UUID
+
+
+def moment(value: Any) -> str:
+    """A raw moment as ``isoformat()`` writes it once aware in UTC (what the UTCDateTime
+    column would have made of it): e.g. "2026-12-01T14:52:40.123456+00:00"."""
+    if value is None:
+        return ""
+    if type(value) is str:
+        if len(value) == 26 and value[10] == " " and value[19] == ".":  # as SQLite holds it
+            if value.endswith(".000000"):  # isoformat() leaves out zero microseconds
+                return f"{value[:10]}T{value[11:19]}+00:00"
+            return f"{value[:10]}T{value[11:]}+00:00"
+        value = datetime.fromisoformat(value)
+    at: datetime = value
+    return (at.replace(tzinfo=UTC) if at.tzinfo is None else at.astimezone(UTC)).isoformat()
+
+
+def flag(value: Any) -> str:
+    return "true" if value else "false"
+
+
+# How each CSV column's cell is written: text (every column not named here, so a column
+# added later is neutralised too) through text_cell; what no one types, as it is.
+WRITTEN: dict[str, Callable[[Any], str]] = {
+    "id": ident,
+    "created_at": moment,
+    "last_enquiry_at": moment,
+    "consent_at": moment,
+    "spam": flag,
+    "enquiry_count": str,
+    "status": str,  # a LeadStatus
+}
+CELLS = tuple(WRITTEN.get(column, text_cell) for column in CSV_COLUMNS)
+
+
+def summary(counts: Sequence[int]) -> str:
+    """The notifications' counts in each of STATES, e.g. "delivered:2 dead:1" (as
+    csv_cells writes them: the states a lead has, in order)."""
+    return " ".join(f"{state}:{n}" for state, n in zip(STATES, counts, strict=True) if n)
+
+
 async def csv_chunks(database: Database, query: LeadQuery) -> AsyncIterator[str]:
     """The file, one chunk per page of leads, read in one reading session."""
     buffer = io.StringIO()
@@ -47,26 +106,33 @@ async def csv_chunks(database: Database, query: LeadQuery) -> AsyncIterator[str]
     writer.writerow(CSV_HEADER)
     after: Position | None = None
     created_at, lead_id = CSV_COLUMNS.index("created_at"), CSV_COLUMNS.index("id")
+    summaries: dict[tuple[int, ...], str] = {}  # a few distinct ones
     async with database.reading() as session:
         while True:
             rows = await staff_queries.list_lead_columns(
                 session=session, query=query, after=after, limit=PAGE, columns=COLUMNS
             )
-            ids = [row[lead_id] for row in rows]
-            enquiries = await staff_queries.enquiry_ids_of(session=session, lead_ids=ids)
-            states = await staff_queries.notification_states_of(session=session, lead_ids=ids)
+            asked = [row[lead_id] for row in rows if row[HAS_ENQUIRIES]]
+            enquiries = await staff_queries.enquiry_ids_of(session=session, lead_ids=asked)
+            lines = []
             for row in rows:
-                writer.writerow(
-                    csv_cells(
-                        row[:RECEIPT],
-                        [str(row[RECEIPT]), *enquiries[row[lead_id]]],
-                        row[DUPLICATE_OF],
-                        states[row[lead_id]],
-                    )
-                )
+                cells = list(map(call, CELLS, row))  # CSV_COLUMNS: the first cells
+                counts = row[COUNTS:]
+                counted = summaries.get(counts)
+                if counted is None:
+                    counted = summaries[counts] = summary(counts)
+                receipt = ident(row[RECEIPT])
+                if row[HAS_ENQUIRIES]:
+                    receipt = " ".join([receipt, *map(ident, enquiries[row[lead_id]])])
+                cells += (receipt, ident(row[DUPLICATE_OF]), counted)
+                lines.append(cells)
+            writer.writerows(lines)
             yield buffer.getvalue()
             buffer.seek(0)
             buffer.truncate()
             if len(rows) < PAGE:
                 return
-            after = Position(rows[-1][created_at], rows[-1][lead_id])
+            last = rows[-1]
+            after = Position(
+                datetime.fromisoformat(moment(last[created_at])), uuid.UUID(ident(last[lead_id]))
+            )

@@ -107,7 +107,15 @@ def csv_cell(value: Any) -> str:
         text = value.isoformat()
     else:
         text = str(value)
-    if text[:1] in FORMULA_FIRST and not E164.fullmatch(text):
+    return text_cell(text)
+
+
+def text_cell(text: str | None) -> str:
+    """Text as its cell reads: nothing for None, a leading apostrophe before what could
+    run as a formula (the rule of :func:`csv_cell`, for a column known to hold text)."""
+    if not text:
+        return ""
+    if text[0] in FORMULA_FIRST and not E164.fullmatch(text):
         return "'" + text
     return text
 
