@@ -282,7 +282,9 @@ def rss_kib(service: Service) -> int:
 
 def server_holds(service: Service, sock: socket.socket) -> bool:
     """Whether the server process still has this client's connection open (an fd on it)."""
-    client_port, server_port = sock.getsockname()[1], sock.getpeername()[1]
+    # The server's port from its address: once the server has reset the connection, the
+    # socket no longer knows its peer (getpeername fails with ENOTCONN).
+    client_port, server_port = sock.getsockname()[1], address(service)[1]
     # The table lists every socket on the machine (other tests' too): match both ends, and
     # only sockets that have an inode (not TIME_WAIT leftovers).
     inodes = set()
