@@ -17,10 +17,13 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import event
+from sqlmodel import col, select
 
 from leads.core.forms import load_forms
 from leads.core.vocabulary import Channel
@@ -28,7 +31,8 @@ from leads.errors import PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels.recording import RecordingChannel
 from leads.notify.dispatcher import Dispatcher
 from leads.storage.database import Database
-from leads.storage.outbox import claim_due
+from leads.storage.models import OutboxMessage
+from leads.storage.outbox import claim_due, release_claims
 from leads.storage.types import utcnow
 from tests.conftest import SECRET, Query, make_settings, migrate, serving_app
 from tests.mail import MailServer, mail_server
@@ -385,3 +389,57 @@ async def test_a_message_in_flight_is_never_claimed_again_even_past_its_lease(
     assert len(attempted) == 2
     assert set(attempted.values()) == {1}  # each attempted once: none claimed twice
     assert [r["attempts"] for r in rows] == [1, 1]
+
+
+async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
+    tmp_path: Path, lead
+) -> None:
+    """Claimed in the order they came due: a burst in its leads' order, and a retry that
+    came due earlier ahead of them. SQLite's plans for what a claim runs: the pick reads
+    ix_outbox_due in order and sorts nothing (it used to sort every due message to take the
+    first few); the claim's and the release's UPDATEs find their rows by primary key (they
+    used to walk every pending message on ix_outbox_due). Either way, cost grew with the
+    backlog."""
+    settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}", dispatcher="worker")
+    async with serving_app(settings) as client:
+        for _ in range(4):
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+    database = Database.from_settings(settings)
+    ran: list[tuple[str, Any]] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.startswith(("SELECT outbox.id, outbox.channel", "UPDATE outbox")):
+            ran.append((statement, parameters))
+
+    try:
+        async with database.writing() as session:
+            by_arrival = select(OutboxMessage).order_by(col(OutboxMessage.created_at))
+            arrival = list(await session.scalars(by_arrival))
+            arrival[-1].next_attempt_at = utcnow() - timedelta(hours=1)  # a retry come due
+        event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+        async with database.writing() as session:
+            now = utcnow()
+            claimed = await claim_due(
+                session=session, worker="A", now=now,
+                lease_until=now + timedelta(minutes=1), limit=3, per_route=8,
+            )  # fmt: skip
+            await release_claims(session=session, ids=[m.id for m in claimed], worker="A")
+        event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+        plans = []
+        async with database.reading() as session:
+            connection = await session.connection()
+            for statement, parameters in ran:
+                plan = await connection.exec_driver_sql(
+                    f"EXPLAIN QUERY PLAN {statement}", parameters
+                )
+                plans.append((statement.split()[0], [str(step[-1]) for step in plan.all()]))
+    finally:
+        await database.close()
+    assert [m.id for m in claimed] == [arrival[-1].id, *(m.id for m in arrival[:2])]
+    (pick, *updates) = plans
+    assert pick[0] == "SELECT", plans
+    assert len(updates) == 2, plans
+    assert any("USING INDEX ix_outbox_due" in step for step in pick[1]), pick
+    assert not any("TEMP B-TREE" in step for step in pick[1]), pick
+    for _, steps in updates:
+        assert all("sqlite_autoindex_outbox_1 (id=?)" in step for step in steps), steps

@@ -155,7 +155,8 @@ class OutboxMessage(SQLModel, table=True):
     repeat after a crash is recognisably the same message."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    # The claim's order (leads/storage/outbox.py claim_due): a claim seeks, never sorts.
+    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at", "created_at", "id"),)
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     # None for a message about no single lead (the daily digest).

@@ -24,6 +24,7 @@ from sqlmodel import col, select
 from leads.core.vocabulary import Channel, OutboxStatus
 from leads.storage.database import insert_unless_present
 from leads.storage.models import DisabledWebhook, Enquiry, Lead, OutboxMessage
+from leads.storage.plans import unindexed
 
 NOTIFY_CHANNEL = "leads_outbox"
 
@@ -35,6 +36,15 @@ async def wake_dispatchers(*, session: AsyncSession) -> None:
 
 
 Route = tuple[str, str | None]  # (channel, target): where a message goes
+
+# The order messages are claimed in: as they came due. A new message is due when it is
+# written, so a burst goes out in the order its leads came; a retry takes its place when its
+# time comes. ix_outbox_due is (status, *CLAIM_ORDER): a claim seeks and stops at its limit.
+CLAIM_ORDER = (
+    col(OutboxMessage.next_attempt_at),
+    col(OutboxMessage.created_at),
+    col(OutboxMessage.id),
+)
 
 
 async def claim_due(
@@ -48,11 +58,11 @@ async def claim_due(
     in_flight: Mapping[Route, int] | None = None,
     excluding: Collection[uuid.UUID] = (),
 ) -> list[OutboxMessage]:
-    """Claim up to ``limit`` due messages, the oldest outbox rows first (by creation, so a
-    burst goes out in the order its leads came). With ``per_route``, no route ends up with
-    more than that many claimed counting the ``in_flight`` already (so one stalled route
-    cannot take every slot). ``excluding``: messages this dispatcher still has in flight
-    or has not recorded yet, never claimed again even if their lease has run out."""
+    """Claim up to ``limit`` due messages in :data:`CLAIM_ORDER`. With ``per_route``, no
+    route ends up with more than that many claimed counting the ``in_flight`` already (so
+    one stalled route cannot take every slot). ``excluding``: messages this dispatcher still
+    has in flight or has not recorded yet, never claimed again even if their lease has run
+    out."""
     in_flight = in_flight or {}
     full = [r for r, n in in_flight.items() if per_route is not None and n >= per_route]
     due = (
@@ -66,7 +76,7 @@ async def claim_due(
             )
         )
         .where(*_not_routes(full))
-        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+        .order_by(*CLAIM_ORDER)
         .limit(limit)
         .with_for_update(skip_locked=True)
     )
@@ -95,7 +105,7 @@ async def claim_due(
         .where(col(OutboxMessage.id).in_(ids))
         .where(col(OutboxMessage.claimed_by) == worker)
         .where(col(OutboxMessage.claimed_until) == lease_until)
-        .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+        .order_by(*CLAIM_ORDER)
         .execution_options(populate_existing=True)
     )
     return list(rows.all())
@@ -117,8 +127,10 @@ def _not_routes(routes: Sequence[Route]) -> list[ColumnElement[bool]]:
 
 
 def _still_free(now: datetime) -> tuple[ColumnElement[bool], ...]:
+    """Still free to claim: for a statement that names its rows (by id), so the status
+    test is kept off ix_outbox_due (leads/storage/plans.py)."""
     return (
-        col(OutboxMessage.status) == OutboxStatus.PENDING,
+        unindexed(col(OutboxMessage.status)) == OutboxStatus.PENDING,
         or_(
             col(OutboxMessage.claimed_until).is_(None),
             col(OutboxMessage.claimed_until) < now,
@@ -151,7 +163,7 @@ async def release_claims(*, session: AsyncSession, ids: Sequence[uuid.UUID], wor
         await session.execute(
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(list(ids)), col(OutboxMessage.claimed_by) == worker)
-            .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
+            .where(unindexed(col(OutboxMessage.status)) == OutboxStatus.PENDING)
             .values(claimed_by=None, claimed_until=None, attempts=OutboxMessage.attempts - 1)
         )
 
@@ -198,7 +210,7 @@ async def stop_pending(
     result = await session.execute(
         update(OutboxMessage)
         .where(col(OutboxMessage.lead_id) == lead_id)
-        .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
+        .where(unindexed(col(OutboxMessage.status)) == OutboxStatus.PENDING)
         .where(col(OutboxMessage.kind).in_(list(kinds)))
         .values(status=OutboxStatus.DEAD, last_error=reason[:500])
     )
@@ -248,7 +260,7 @@ async def retry_messages(
     """An operator's retry: back to pending, due now, with a fresh give-up horizon. Retrying
     a message to a switched-off webhook switches that webhook on again."""
     query = select(OutboxMessage).where(
-        col(OutboxMessage.status).in_([OutboxStatus.DEAD, OutboxStatus.PENDING])
+        unindexed(col(OutboxMessage.status)).in_([OutboxStatus.DEAD, OutboxStatus.PENDING])
     )
     if all_dead:
         query = query.where(col(OutboxMessage.status) == OutboxStatus.DEAD)

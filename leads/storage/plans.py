@@ -1,0 +1,41 @@
+"""Steering SQLite's query planner where, without statistics, it picks the wrong index.
+
+SQLite plans without statistics (nothing runs ANALYZE), so it guesses from the shape of a
+condition. A statement that names its rows (``id IN (...)``, ``lead_id = ?``) and also tests
+``status = 'pending'`` can be planned on ``ix_outbox_due``, whose first column is the status:
+the statement then walks every pending message, so its cost grows with the backlog, where
+the primary key (or the lead's index) finds its rows directly. :func:`unindexed` writes such a
+test as ``+outbox.status`` on SQLite: the same value, but a term no index may serve (SQLite's
+documented way to disqualify one). Other engines get the column as it is (PostgreSQL has
+statistics and plans these well).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.orm import Mapped
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.functions import FunctionElement
+
+
+class unindexed(FunctionElement[Any]):  # reads as SQL: unindexed(column)
+    """A column in a condition no index should serve; its value and type are the column's."""
+
+    inherit_cache = True
+
+    def __init__(self, column: ColumnElement[Any] | Mapped[Any]) -> None:
+        super().__init__(column)
+        self.type = self.clauses.clauses[0].type
+
+
+@compiles(unindexed)
+def _as_is(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.clauses, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _no_index(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return "+" + compiler.process(element.clauses, **kw)
