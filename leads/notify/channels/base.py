@@ -199,6 +199,7 @@ class ChannelRegistry:
     def check(self, settings: Settings, forms: Iterable[Form] = ()) -> None:
         """Raise :class:`ConfigurationError` (one line) for a channel whose settings cannot
         work, or a form naming recipients no configured channel sends to."""
+        forms = list(forms)
         for form in forms:
             used = {route.channel for route in self.routes_for(settings, form.routing)}
             for key in form.routing.named():
