@@ -422,8 +422,10 @@ LONG_INBOX = [f"desk{i:03}@clinic.example" for i in range(30)]
         ({"inbox": 7}, "inbox must be a list of texts"),
         ({"webhook_urls": ["ftp://crm.example/hook"]}, "webhook_urls 'ftp://crm.example/hook'"),
         ({"webhook_urls": ["https://crm.example/x?key=s3cret y"]}, "webhook_urls 'https://"),
-        ({"sms_to": ["202 555 0143"]}, "sms_to '202 555 0143' is not written in E.164"),
-        ({"sms_to": ["+1202555014"]}, "sms_to '+1202555014' is not a valid number"),
+        # Worded by leads.core.contacts.e164_number, which says why in its own words.
+        ({"sms_to": ["202 555 0143"]}, "sms_to "),
+        ({"sms_to": ["+1202555014"]}, "sms_to "),
+        ({"sms_to": "+12025550143, +44 20 7946 0958"}, "sms_to "),
     ],
 )
 def test_a_bad_recipient_in_the_forms_file_stops_the_start_naming_the_form_and_key(
@@ -460,6 +462,8 @@ def test_a_bad_recipient_in_the_forms_file_stops_the_start_naming_the_form_and_k
             ("webhook_secret",),
             "form 'sports': webhook_urls is set, but nothing sends to it: set LEADS_WEBHOOK_SECRET",
         ),
+        # No SMS channel configured (the fix it names is the SMS channel's setting).
+        ("sms_to", '["+12025550143"]', (), "form 'sports': sms_to is set, but nothing sends to it"),
     ],
 )
 def test_recipients_no_channel_can_reach_stop_the_start(
