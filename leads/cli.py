@@ -90,7 +90,8 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     # A broken forms file fails here, in one line.
     forms = load_forms(settings.forms_file, region=settings.default_region)
     channels = builtin_channels()
-    channels.check(settings)  # so does a channel's setting that cannot work
+    # So does a channel's setting that cannot work, or a form's recipients nothing sends to.
+    channels.check(settings, forms.forms.values())
 
     async def prepare(database: Database) -> None:
         await upgrade_to_head(database)
@@ -252,6 +253,7 @@ def cmd_notify_test(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
+    from leads.core.forms import load_forms
     from leads.staff.commands import CLI_ACTOR
     from leads.staff.spam import release_lead
     from leads.storage.types import utcnow
@@ -260,12 +262,14 @@ def cmd_spam_release(args: argparse.Namespace, settings: Settings) -> int:
         lead_id = uuid.UUID(args.id)
     except ValueError:
         raise UsageError(f"{args.id!r} is not a lead id") from None
+    forms = load_forms(settings.forms_file, region=settings.default_region)
 
     async def release(database: Database) -> int:
         async with database.writing() as session:
             _lead, queued = await release_lead(
                 session=session,
                 settings=settings,
+                forms=forms,
                 actor=CLI_ACTOR,
                 lead_id=lead_id,
                 now=utcnow(),
@@ -334,6 +338,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     from leads.core.forms import load_forms
     from leads.keys import key_file_for, with_secret_key
     from leads.notify.channels import builtin_channels
+    from leads.notify.routes import route_lines
     from leads.storage.migrations import pending_revisions
 
     view = settings.public_view()
@@ -345,9 +350,11 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     # What `serve` would refuse at start, said here too (raises: one line, exit 2).
     if settings.secret_key is None and not settings.is_sqlite:
         with_secret_key(settings)
-    builtin_channels().check(settings)
     forms = load_forms(settings.forms_file, region=settings.default_region)
+    builtin_channels().check(settings, forms.forms.values())
     print(f"forms: {', '.join(sorted(forms.forms))}")
+    for line in route_lines(settings, forms):
+        print(line)
 
     async def probe(database: Database) -> int:
         if not await database.ping():

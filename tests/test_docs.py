@@ -189,7 +189,7 @@ def test_json_examples_parse(path: Path) -> None:
 
 def test_forms_file_examples_load_and_agree(tmp_path: Path) -> None:
     text = (ROOT / "docs/forms.md").read_text(encoding="utf-8")
-    [toml_example] = fenced_blocks(text, "toml")
+    toml_example, routing_example = fenced_blocks(text, "toml")
     [json_example] = fenced_blocks(text, "json")
     (tmp_path / "forms.toml").write_text(toml_example, encoding="utf-8")
     (tmp_path / "forms.json").write_text(json_example, encoding="utf-8")
@@ -197,6 +197,13 @@ def test_forms_file_examples_load_and_agree(tmp_path: Path) -> None:
     from_json = load_forms(tmp_path / "forms.json")
     assert from_toml.forms == from_json.forms
     assert from_toml.forms["dry-needling"].consent_version == "2025-01"
+    # Where a form's leads go: the example's forms load with the routing it describes.
+    (tmp_path / "routing.toml").write_text(routing_example, encoding="utf-8")
+    routed = load_forms(tmp_path / "routing.toml").forms
+    assert routed["massage"].routing.inbox == ("massage@clinic.example",)
+    assert routed["massage"].routing.webhook_urls == ()
+    assert routed["back"].routing.webhook_urls is None
+    assert routed["dry-needling"].routing.inbox is None
 
 
 # docs/notifications.md: its settings, its webhook example and its receiver stay true.

@@ -1,10 +1,17 @@
 """How a person is recognised by their contact details, as the intake recognises a returning
 visitor: an email address lowercased whole, a phone number in E.164. Erasure and the subject
-export look people up with these, so they find what the intake filed under them."""
+export look people up with these, so they find what the intake filed under them.
+
+Also the checks for the clinic's own recipients, shared by the settings and the forms file:
+an inbox address (:func:`inbox_address`) and a number to text (:func:`e164_number`).
+"""
 
 from __future__ import annotations
 
 import unicodedata
+from email.utils import parseaddr
+
+import phonenumbers
 
 from leads.core.clinic import clinic_phone
 
@@ -26,3 +33,48 @@ def phone_key(number: str, region: str) -> str:
     reading: national formats such as ``(202) 555-0143`` are fine). ValueError if it is not
     a valid number."""
     return clinic_phone(number.strip(), region).e164
+
+
+def _has_blanks(value: str) -> bool:
+    return any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)
+
+
+def inbox_address(value: str) -> str:
+    """An operator's address, optionally with a display name: ``Clinic <desk@clinic.example>``
+    (LEADS_INBOX, LEADS_MAIL_FROM, a form's ``inbox``). No commas or semicolons, so a list
+    of them can be written with commas. ValueError naming the value otherwise."""
+    value = value.strip()
+    _, found = parseaddr(value)
+    local, at, host = found.rpartition("@")
+    well_formed = (
+        local
+        and at
+        and host
+        and found in value  # parseaddr drops what it does not understand; nothing may be lost
+        and not _has_blanks(found)
+        and not any(c in value for c in "\r\n\0,;")
+        and "." not in (host[0], host[-1])
+        and ".." not in host
+    )
+    if not well_formed:
+        raise ValueError(f"{value!r} is not an email address")
+    return value
+
+
+def e164_number(text: str) -> str:
+    """A number to send texts to, written in E.164 (``+12025550143``: a plus, the country
+    code, the number, nothing else) and valid for its country. ValueError with a plain
+    reason otherwise."""
+    number = text.strip()
+    if not number.startswith("+") or not number[1:].isdigit() or len(number) > 16:
+        raise ValueError(
+            f"{number!r} is not written in E.164: a plus, the country code and the number, "
+            "no spaces, such as +12025550143"
+        )
+    try:
+        parsed = phonenumbers.parse(number, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"{number!r} is not a phone number") from None
+    if not phonenumbers.is_valid_number(parsed):
+        raise ValueError(f"{number!r} is not a valid number; check the digits and country code")
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)

@@ -12,6 +12,8 @@ A forms file is TOML (or JSON with the same shape)::
     clinic_name = "Northside Physio"       # each of the clinic_* keys overrides its
     clinic_phone = "+1 202 555 0123"       # LEADS_CLINIC_* setting for this form only
     clinic_url = "https://northside.example"
+    inbox = ["northside@clinic.example"]   # inbox, sms_to, webhook_urls: this form's own
+                                           # recipients (leads.core.routing)
 
 A form in the file replaces a built-in form of the same slug. The consent version stored
 with each lead is ``consent_version`` if given, else a short hash of the wording, so any
@@ -29,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from leads.core.clinic import ClinicIdentity, Phone, clinic_name, clinic_phone, clinic_url
+from leads.core.routing import NO_ROUTING, ROUTING_KEYS, FormRouting, routing_from
 from leads.errors import ConfigurationError, FormNotFound
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
@@ -55,6 +58,8 @@ class Form:
     clinic_name: str | None = None
     clinic_phone: Phone | None = None
     clinic_url: str | None = None
+    # Where its leads' notifications go, over the global settings key by key.
+    routing: FormRouting = NO_ROUTING
 
     def identity(self, default: ClinicIdentity) -> ClinicIdentity:
         """The clinic this form speaks for: ``default`` (the settings') with this form's
@@ -142,7 +147,7 @@ def _form_from(slug: str, spec: Any, path: Path, region: str) -> Form:
         raise ConfigurationError(f"{where}: slugs are lowercase letters, digits and dashes")
     if not isinstance(spec, dict):
         raise ConfigurationError(f"{where} must be a table")
-    unknown = set(spec) - {*_TEXT_KEYS, "interests"}
+    unknown = set(spec) - {*_TEXT_KEYS, *ROUTING_KEYS, "interests"}
     if unknown:
         raise ConfigurationError(f"{where}: unknown keys {sorted(unknown)}")
     for key in _TEXT_KEYS:
@@ -164,6 +169,10 @@ def _form_from(slug: str, spec: Any, path: Path, region: str) -> Form:
     if len(label) > 200:
         raise ConfigurationError(f"{where}: interest_label is at most 200 characters")
     name, phone, site = _clinic_of(spec, where, region)
+    try:
+        routing = routing_from(spec)
+    except ValueError as exc:
+        raise ConfigurationError(f"{where}: {exc}") from None
     return Form(
         slug=slug,
         title=spec["title"],
@@ -177,6 +186,7 @@ def _form_from(slug: str, spec: Any, path: Path, region: str) -> Form:
         clinic_name=name,
         clinic_phone=phone,
         clinic_url=site,
+        routing=routing,
     )
 
 

@@ -1,8 +1,9 @@
-"""The check for an absolute http(s) URL, shared by the settings and the forms file."""
+"""The checks for absolute http(s) URLs, shared by the settings and the forms file, and how
+a URL is shown without its secrets."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 
 def no_blanks(value: str) -> None:
@@ -33,3 +34,21 @@ def web_url(value: str, *, query: bool = True) -> str:
     if not query and (parts.query or parts.fragment):
         raise ValueError("must not have a query or fragment")
     return value
+
+
+def redact_url(url: str) -> str:
+    """A URL fit for logs: no credentials, no query (webhook URLs often carry a token)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    hidden = "?..." if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + hidden
+
+
+def webhook_url(value: str) -> str:
+    """A URL that receives webhooks (LEADS_WEBHOOK_URLS, a form's ``webhook_urls``): an
+    http(s) URL; the ValueError's reason names it redacted, never its query or password."""
+    try:
+        return web_url(value)
+    except ValueError as exc:
+        raise ValueError(f"{redact_url(value)!r} {exc}") from None

@@ -262,6 +262,9 @@ class _Batch:
                 lead_id=lead.id,
                 enquiry_id=enquiry.id if enquiry else None,
                 visitor_email=lead.email,
+                # The form just sent decides (a follow-up through another form tells that
+                # form's people), as it is what this visitor chose.
+                routing=submission.form.routing,
                 now=now,
             )
         if key is not None:

@@ -193,6 +193,8 @@ class Alerts:
         for channel, implementation in self.channels.items():
             if channel == Channel.LOG or channel in alert.channels:
                 continue
+            if channel == Channel.WEBHOOK and not self.settings.webhook_urls:
+                continue  # built for forms' own URLs only: alerts go to the settings' URLs
             try:
                 async with asyncio.timeout(self.settings.delivery_timeout_seconds):
                     await self._send(implementation, alert, recipients, now)

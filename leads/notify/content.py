@@ -24,6 +24,7 @@ import phonenumbers
 
 from leads.core.clinic import ClinicIdentity
 from leads.core.forms import Form
+from leads.core.routing import inbox_of_target
 from leads.core.vocabulary import ATTRIBUTION
 from leads.settings import Settings
 from leads.storage.models import Enquiry, Lead, OutboxMessage
@@ -97,6 +98,19 @@ def local_time(moment: datetime, zone: str) -> str:
         offset = local.strftime("%z")  # +0400
         abbreviation = f"UTC{offset[:3]}:{offset[3:]}"
     return f"{local:%Y-%m-%d %H:%M} {abbreviation}"
+
+
+def clinic_inbox(message: OutboxMessage, settings: Settings) -> tuple[str, ...]:
+    """Who gets the clinic's email: the form's own inbox written into the row's ``target``
+    when it was queued, else LEADS_INBOX."""
+    return inbox_of_target(message.target) if message.target else settings.inbox
+
+
+def reply_inbox(form: Form | None, settings: Settings) -> str | None:
+    """Where a visitor's reply to the autoreply goes: the form's own inbox if it names one
+    (none if it is empty), else LEADS_INBOX's first address."""
+    inbox = form.routing.inbox if form and form.routing.inbox is not None else settings.inbox
+    return inbox[0] if inbox else None
 
 
 def clinic_email(
@@ -178,7 +192,7 @@ def clinic_email(
 
     return Email(
         sender=sender_for(clinic_of(form, settings), settings),
-        to=settings.inbox,
+        to=clinic_inbox(message, settings),
         subject=subject,
         text="\n".join(text_lines) + "\n",
         html="<!doctype html><html><body>" + "".join(body) + "</body></html>",
@@ -220,7 +234,7 @@ def autoreply_email(
         text=text,
         html=f"<!doctype html><html><body><p>{html.escape(greeting)}</p>{paragraphs}</body></html>",
         message_id=message_id_for(message, settings),
-        reply_to=settings.inbox[0] if settings.inbox else None,
+        reply_to=reply_inbox(form, settings),
         headers={"X-Leads-Notification-Id": str(message.id), "Auto-Submitted": "auto-replied"},
     )
 

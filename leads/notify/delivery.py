@@ -19,6 +19,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import FormCatalog
+from leads.core.routing import NO_ROUTING
 from leads.core.vocabulary import Channel, DeliveryOutcome, MessageKind
 from leads.errors import EndpointGone, PermanentDeliveryError, TransientDeliveryError
 from leads.logs import event
@@ -88,7 +89,9 @@ class Delivery:
             settings.retry_base_seconds, timedelta(hours=settings.retry_give_up_hours)
         )
         self.registry = registry or builtin_channels()
-        built = self.registry.build(settings, http, clock)
+        # With the channels only a form's routing uses (its own webhook URLs).
+        routings = [form.routing for form in forms.forms.values()]
+        built = self.registry.build(settings, http, clock, routings)
         self.channels: dict[Channel, NotificationChannel] = {**built, **(channels or {})}
 
     async def aclose(self) -> None:
@@ -159,8 +162,17 @@ class Delivery:
         if channel is None:
             raise PermanentDeliveryError(self.registry.gone(message.channel))
         form = self.forms.forms.get(lead.form)
+        # The routing the row was written with: an enquiry's own form's, else the lead's.
+        routed_by = self.forms.forms.get(claim.enquiry.form) if claim.enquiry else form
         await channel.deliver(
-            Notice(message, lead, claim.enquiry, form, target_disabled=claim.target_disabled)
+            Notice(
+                message,
+                lead,
+                claim.enquiry,
+                form,
+                target_disabled=claim.target_disabled,
+                routing=routed_by.routing if routed_by else NO_ROUTING,
+            )
         )
 
     async def _send_digest(self, claim: Claimed) -> None:

@@ -13,6 +13,7 @@ from typing import TextIO
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import load_forms
+from leads.core.routing import NO_ROUTING
 from leads.core.vocabulary import Channel, OutboxStatus
 from leads.errors import DeliveryError, MessageNotFound, TransientDeliveryError
 from leads.notify.channels import ChannelRegistry, NotificationChannel, builtin_channels
@@ -93,7 +94,7 @@ async def _send_tests(
     out: TextIO,
 ) -> bool:
     ok = True
-    for route in registry.routes_for(settings):
+    for route in registry.routes_for(settings, NO_ROUTING):  # the settings' recipients
         label = f"{route.channel} {redact_url(route.target)}" if route.target else route.channel
         try:
             await channels[route.channel].send_test(route.target, uuid.uuid4())

@@ -6,6 +6,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 
+from leads.core.contacts import inbox_address  # shared with the forms file
 from leads.core.hours import ALWAYS, OpeningHours
 from leads.settings import urls, values
 from leads.settings.values import CommaList
@@ -127,12 +128,12 @@ class NotificationSettings(BaseModel):
     @field_validator("inbox")
     @classmethod
     def _inbox(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        return tuple(values.address(a) for a in value)
+        return tuple(inbox_address(a) for a in value)
 
     @field_validator("mail_from")
     @classmethod
     def _mail_from(cls, value: str) -> str:
-        return values.address(value)
+        return inbox_address(value)
 
     @field_validator("email_api_key")
     @classmethod
@@ -155,10 +156,7 @@ class NotificationSettings(BaseModel):
     @classmethod
     def _webhook_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
         for url in value:
-            try:
-                urls.web_url(url)
-            except ValueError as exc:
-                raise ValueError(f"{urls.redact_url(url)!r} {exc}") from None
+            urls.webhook_url(url)  # the forms file's webhook_urls are checked the same way
         return value
 
     @field_validator("webhook_secret")

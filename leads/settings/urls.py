@@ -14,7 +14,9 @@ from sqlalchemy.exc import ArgumentError
 
 from leads.core.weburls import no_blanks as _no_blanks
 from leads.core.weburls import port_of as _port_of
+from leads.core.weburls import redact_url as redact_url  # shared with the forms file
 from leads.core.weburls import web_url as web_url  # shared with the forms file
+from leads.core.weburls import webhook_url as webhook_url
 
 SMTP_STARTTLS_MODES = ("require", "auto", "off")
 
@@ -92,15 +94,6 @@ def database_url(value: str) -> str:
     if url.port is not None and not 0 < url.port < 65536:
         raise ValueError("has a port that is not a number from 1 to 65535")
     return url.render_as_string(hide_password=False)
-
-
-def redact_url(url: str) -> str:
-    """A URL fit for logs: no credentials, no query (webhook URLs often carry a token)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    netloc = f"{host}:{parts.port}" if parts.port else host
-    hidden = "?..." if parts.query else ""
-    return urlunsplit((parts.scheme, netloc, parts.path, "", "")) + hidden
 
 
 def hide_password(url: str) -> str:

@@ -1,4 +1,5 @@
-"""Checks for the settings that are not URLs: lists, networks, addresses, rates, names.
+"""Checks for the settings that are not URLs: lists, networks, rates, names (addresses are
+checked by :func:`leads.core.contacts.inbox_address`, shared with the forms file).
 
 Each check returns the value to keep or raises ``ValueError`` with a short reason; pydantic
 adds the setting's name, and ``leads`` prints the two as one line.
@@ -11,7 +12,6 @@ import binascii
 import ipaddress
 import os
 import re
-from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -63,26 +63,6 @@ def domain(value: str) -> str:
     if len(labels) < 2 or not all(_DOMAIN_LABEL.fullmatch(label) for label in labels):
         raise ValueError(f"{value!r} is not a domain name such as mg.clinic.example")
     return name
-
-
-def address(value: str) -> str:
-    """An operator's address, optionally with a display name: ``Clinic <desk@clinic.example>``."""
-    value = value.strip()
-    _, found = parseaddr(value)
-    local, at, host = found.rpartition("@")
-    well_formed = (
-        local
-        and at
-        and host
-        and found in value  # parseaddr drops what it does not understand; nothing may be lost
-        and not has_blanks(found)
-        and not any(c in value for c in "\r\n\0,;")
-        and "." not in (host[0], host[-1])
-        and ".." not in host
-    )
-    if not well_formed:
-        raise ValueError(f"{value!r} is not an email address")
-    return value
 
 
 def networks(values: tuple[str, ...]) -> tuple[str, ...]:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leads.core.forms import FormCatalog
 from leads.errors import LeadNotFound, LeadNotInSpam, LeadNotSpam, StaffLeadNotFound
 from leads.settings import Settings
 from leads.staff.access import Actor
@@ -19,6 +20,7 @@ async def release_from_spam(
     *,
     session: AsyncSession,
     settings: Settings,
+    forms: FormCatalog,
     actor: Actor,
     lead_id: uuid.UUID,
     now: datetime,
@@ -29,6 +31,7 @@ async def release_from_spam(
         lead, _queued = await release_lead(
             session=session,
             settings=settings,
+            forms=forms,
             actor=actor,
             lead_id=lead_id,
             now=now,

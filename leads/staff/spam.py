@@ -13,6 +13,8 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from leads.core.forms import FormCatalog
+from leads.core.routing import NO_ROUTING
 from leads.core.vocabulary import AuditAction, EventKind, LeadStatus
 from leads.errors import LeadNotFound, LeadNotSpam
 from leads.notify.outbox import messages_for
@@ -30,6 +32,7 @@ async def release_lead(
     *,
     session: AsyncSession,
     settings: Settings,
+    forms: FormCatalog,
     actor: Actor,
     lead_id: uuid.UUID,
     now: datetime,
@@ -50,7 +53,15 @@ async def release_lead(
     previous = lead.status
     lead.status = LeadStatus.NEW.value
     touch(lead, now)
-    messages = messages_for(settings, lead_id=lead.id, enquiry_id=None, visitor_email=None, now=now)
+    form = forms.forms.get(lead.form)  # its routing; a form since removed: the settings'
+    messages = messages_for(
+        settings,
+        lead_id=lead.id,
+        enquiry_id=None,
+        visitor_email=None,
+        routing=form.routing if form else NO_ROUTING,
+        now=now,
+    )
     session.add_all(messages)
     add_event(
         session,

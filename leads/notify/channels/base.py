@@ -2,8 +2,9 @@
 
 A *channel* carries one outbox message out (:class:`NotificationChannel`); a registry entry
 (:class:`ChannelEntry`) says what the settings mean for it: whether they configure it, where
-a new lead's messages go (its routes), whether it can carry the visitor's autoreply, how to
-check its settings at start and how to build it. The registry is keyed by
+a new lead's messages go (its routes, for the lead's form: a form may name its own
+recipients, :class:`leads.core.routing.FormRouting`), whether it can carry the visitor's
+autoreply, how to check its settings at start and how to build it. The registry is keyed by
 :class:`leads.core.vocabulary.Channel`, the value stored in the outbox row's ``channel``.
 """
 
@@ -18,7 +19,9 @@ from typing import Protocol, runtime_checkable
 import httpx
 
 from leads.core.forms import Form
+from leads.core.routing import NO_ROUTING, FormRouting
 from leads.core.vocabulary import Channel
+from leads.errors import ConfigurationError
 from leads.settings import Settings
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 
@@ -27,7 +30,8 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """One place a new lead's notification goes: a channel, and for some a target (a URL)."""
+    """One place a new lead's notification goes: a channel, and for some a target (a
+    webhook's URL, a number to text, a form's own inbox written with commas)."""
 
     channel: Channel
     target: str | None = None
@@ -42,6 +46,9 @@ class Notice:
     enquiry: Enquiry | None
     form: Form | None
     target_disabled: bool = False  # its target answered 410 Gone (see disabled_webhooks)
+    # The routing of the form it was written for (an enquiry's own form, else the lead's):
+    # what its target must still be among when it is sent.
+    routing: FormRouting = NO_ROUTING
 
 
 class NotificationChannel(Protocol):
@@ -89,9 +96,10 @@ HTTP_LIMITS = httpx.Limits(
 
 
 Build = Callable[[Settings, httpx.AsyncClient, Clock], NotificationChannel]
+Routes = Callable[[Channel, Settings, FormRouting], list[Route]]
 
 
-def one_route(channel: Channel, settings: Settings) -> list[Route]:
+def one_route(channel: Channel, settings: Settings, routing: FormRouting) -> list[Route]:
     return [Route(channel)]
 
 
@@ -107,9 +115,17 @@ class ChannelEntry:
     - ``build``: the channel, from the settings, the shared HTTP client and a clock;
     - ``check``: raise :class:`leads.errors.ConfigurationError` (one line naming the
       setting) if its settings cannot work; run at start by `leads serve` and `leads check`;
-    - ``routes``: a new lead's routes through it (one, or one per target);
+    - ``routes``: a new lead's routes through it, for the lead's form's routing (one, or
+      one per target; none when it carries nothing for that form, which includes when
+      the settings do not let it send). Called inside the intake's transaction for every
+      submission: no I/O, nothing slow;
+    - ``reads``: the :class:`FormRouting` key it sends to (``inbox``, ``webhook_urls``,
+      ``sms_to``), if any: a form naming recipients of that kind needs one such channel
+      able to send, or the forms file is refused at start;
+    - ``needs``: the setting that lets it send, as that refusal names it;
     - ``carries_autoreply``: it is an email channel, so it can send the visitor's autoreply;
-    - ``fallback``: used only when no other channel is configured (the log);
+    - ``fallback``: used only when no other channel is configured (the log), and for a
+      form whose routing leaves no other route;
     - ``gone``: the dead letter's reason for its messages once the settings no longer
       configure it.
     """
@@ -117,7 +133,9 @@ class ChannelEntry:
     configured: Callable[[Settings], bool]
     build: Build
     check: Callable[[Settings], object] = nothing_to_check
-    routes: Callable[[Channel, Settings], list[Route]] = one_route
+    routes: Routes = one_route
+    reads: str | None = None
+    needs: str = ""
     carries_autoreply: bool = False
     fallback: bool = False
     gone: str | None = None
@@ -143,13 +161,25 @@ class ChannelRegistry:
             if not entry.fallback and entry.configured(settings)
         ]
 
-    def routes_for(self, settings: Settings) -> list[Route]:
-        """Where a new lead's notifications go; the fallback (the log) when nothing is
-        configured."""
-        chosen = self.configured(settings) or [
-            channel for channel, entry in self._entries.items() if entry.fallback
+    def routes_for(self, settings: Settings, routing: FormRouting) -> list[Route]:
+        """Where a new lead's notifications go, for its form's ``routing`` (NO_ROUTING: the
+        settings' recipients); the fallback (the log) when that leaves nothing."""
+        routes = [
+            route
+            for channel, entry in self._entries.items()
+            if not entry.fallback
+            for route in entry.routes(channel, settings, routing)
         ]
-        return [route for c in chosen for route in self._entries[c].routes(c, settings)]
+        return routes or [
+            route
+            for channel, entry in self._entries.items()
+            if entry.fallback
+            for route in entry.routes(channel, settings, routing)
+        ]
+
+    def readers(self, key: str) -> list[Channel]:
+        """The channels that send to a :class:`FormRouting` key's recipients."""
+        return [channel for channel, entry in self._entries.items() if entry.reads == key]
 
     def autoreply_route(self, settings: Settings) -> Route | None:
         """The first configured channel that carries email, if any."""
@@ -166,19 +196,48 @@ class ChannelRegistry:
             if self._entries[channel].carries_autoreply
         ]
 
-    def check(self, settings: Settings) -> None:
-        for channel in self.configured(settings):
+    def check(self, settings: Settings, forms: Iterable[Form] = ()) -> None:
+        """Raise :class:`ConfigurationError` (one line) for a channel whose settings cannot
+        work, or a form naming recipients no configured channel sends to."""
+        forms = list(forms)
+        for form in forms:
+            used = {route.channel for route in self.routes_for(settings, form.routing)}
+            for key in form.routing.named():
+                readers = self.readers(key)
+                if used.isdisjoint(readers):
+                    needs = " or ".join(n for c in readers if (n := self._entries[c].needs))
+                    fix = f"set {needs}" if needs else "no channel sends to it"
+                    raise ConfigurationError(
+                        f"LEADS_FORMS_FILE: form {form.slug!r}: {key} is set, but nothing "
+                        f"sends to it: {fix}"
+                    )
+        for channel in self.in_use(settings, [form.routing for form in forms]):
             self._entries[channel].check(settings)
 
+    def in_use(self, settings: Settings, routings: Iterable[FormRouting] = ()) -> list[Channel]:
+        """The channels these settings configure, and those some form's routing uses."""
+        routed = {route.channel for r in routings for route in self.routes_for(settings, r)}
+        return [
+            channel
+            for channel, entry in self._entries.items()
+            if not entry.fallback and (channel in routed or entry.configured(settings))
+        ]
+
     def build(
-        self, settings: Settings, http: httpx.AsyncClient, clock: Clock
+        self,
+        settings: Settings,
+        http: httpx.AsyncClient,
+        clock: Clock,
+        routings: Iterable[FormRouting] = (),
     ) -> dict[Channel, NotificationChannel]:
-        """Every channel that can deliver with these settings: the configured ones and the
-        fallback (which delivers what was written while nothing was configured)."""
+        """Every channel that can deliver with these settings and forms' ``routings``: the
+        configured ones, those a form routes through, and the fallback (which delivers what
+        was written while nothing was configured)."""
+        used = set(self.in_use(settings, routings))
         return {
             channel: entry.build(settings, http, clock)
             for channel, entry in self._entries.items()
-            if entry.fallback or entry.configured(settings)
+            if entry.fallback or channel in used
         }
 
     def gone(self, channel: str) -> str:

@@ -19,7 +19,7 @@ import httpx
 from leads.core.vocabulary import Channel
 from leads.errors import PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels.base import ChannelEntry, ChannelRegistry, Clock
-from leads.notify.channels.mail import EmailChannel
+from leads.notify.channels.mail import EmailChannel, inbox_routes
 from leads.notify.content import Email
 from leads.notify.mime import clean_header_text, mailbox, one_line_mailbox, one_line_text
 from leads.notify.retry import parse_retry_after
@@ -169,12 +169,19 @@ def _json(response: httpx.Response) -> dict[str, Any]:
     return body if isinstance(body, dict) else {}
 
 
+def _configured(settings: Settings) -> bool:
+    return settings.email_api is not None
+
+
 def register(registry: ChannelRegistry) -> None:
     registry.register(
         Channel.EMAIL_API,
         ChannelEntry(
-            configured=lambda settings: settings.email_api is not None,
+            configured=_configured,
             build=EmailAPIChannel,
+            routes=inbox_routes(_configured),
+            reads="inbox",
+            needs="LEADS_EMAIL_API",
             carries_autoreply=True,
         ),
     )

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 
-from leads.core.vocabulary import MessageKind
+from leads.core.routing import FormRouting
+from leads.core.vocabulary import Channel, MessageKind
 from leads.errors import PermanentDeliveryError
-from leads.notify.channels.base import Notice
+from leads.notify.channels.base import Notice, Route, Routes
 from leads.notify.content import Email, autoreply_email, clinic_email
 from leads.notify.digest_content import DigestContent, digest_email
 from leads.settings import Settings
@@ -33,6 +35,20 @@ def notify_test_email(settings: Settings, test_id: uuid.UUID) -> Email:
         message_id=f"<test-{test_id}@leads.invalid>",
         headers={"X-Leads-Notification-Id": f"test-{test_id}"},
     )
+
+
+def inbox_routes(configured: Callable[[Settings], bool]) -> Routes:
+    """An email channel's routes: one clinic email per lead, to its form's own inbox (the
+    addresses in the row's ``target``) or, for a form that names none, to LEADS_INBOX (no
+    target, so the inbox as it is when the email is sent). None for a form whose inbox is
+    empty, or while the settings do not configure the channel."""
+
+    def routes(channel: Channel, settings: Settings, routing: FormRouting) -> list[Route]:
+        if not configured(settings) or routing.inbox == ():
+            return []
+        return [Route(channel, routing.inbox_target)]
+
+    return routes
 
 
 class EmailChannel(ABC):

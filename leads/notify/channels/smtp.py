@@ -24,7 +24,7 @@ import httpx
 from leads.core.vocabulary import Channel
 from leads.errors import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels.base import ChannelEntry, ChannelRegistry, Clock
-from leads.notify.channels.mail import EmailChannel
+from leads.notify.channels.mail import EmailChannel, inbox_routes
 from leads.notify.channels.smtp_sessions import Session, SessionGone, SMTPSessions
 from leads.notify.content import Email
 from leads.notify.mime import to_outgoing
@@ -184,13 +184,20 @@ def _build(settings: Settings, http: httpx.AsyncClient, clock: Clock) -> SMTPCha
     )
 
 
+def _configured(settings: Settings) -> bool:
+    return settings.smtp_url is not None
+
+
 def register(registry: ChannelRegistry) -> None:
     registry.register(
         Channel.SMTP,
         ChannelEntry(
-            configured=lambda settings: settings.smtp_url is not None,
+            configured=_configured,
             build=_build,
             check=_server,  # LEADS_SMTP_URL must parse
+            routes=inbox_routes(_configured),
+            reads="inbox",
+            needs="LEADS_SMTP_URL",
             carries_autoreply=True,
         ),
     )

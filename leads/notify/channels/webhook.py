@@ -15,6 +15,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from leads import __version__
+from leads.core.routing import FormRouting
 from leads.core.vocabulary import Channel
 from leads.errors import EndpointGone, PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels.base import ChannelEntry, ChannelRegistry, Clock, Notice, Route
@@ -42,7 +43,9 @@ class WebhookChannel:
 
     async def deliver(self, notice: Notice) -> None:
         message, settings = notice.message, self.settings
-        if settings is None or message.target not in settings.webhook_urls:
+        # Only to a URL its form's leads still go to: one removed from the settings or the
+        # forms file since the row was written is not posted to.
+        if settings is None or message.target not in webhook_urls_of(notice.routing, settings):
             raise PermanentDeliveryError(NOT_CONFIGURED)
         if notice.target_disabled:
             raise PermanentDeliveryError("webhook switched off after 410 Gone")
@@ -87,8 +90,19 @@ class WebhookChannel:
         raise PermanentDeliveryError(f"webhook: HTTP {status}")
 
 
+def webhook_urls_of(routing: FormRouting, settings: Settings) -> tuple[str, ...]:
+    """Where a form's leads are posted: its own webhook_urls, else LEADS_WEBHOOK_URLS."""
+    return settings.webhook_urls if routing.webhook_urls is None else routing.webhook_urls
+
+
+def _routes(channel: Channel, settings: Settings, routing: FormRouting) -> list[Route]:
+    if settings.webhook_secret is None:  # nothing to sign with (the settings require it
+        return []  # with LEADS_WEBHOOK_URLS; a form's own URLs are refused at start)
+    return [Route(channel, url) for url in webhook_urls_of(routing, settings)]
+
+
 def _build(settings: Settings, http: httpx.AsyncClient, clock: Clock) -> WebhookChannel:
-    assert settings.webhook_secret is not None  # Settings require it with webhook URLs
+    assert settings.webhook_secret is not None  # Settings, or the check of the forms' routes
     return WebhookChannel(
         settings.webhook_secret.get_secret_value(), http, settings=settings, clock=clock
     )
@@ -100,7 +114,9 @@ def register(registry: ChannelRegistry) -> None:
         ChannelEntry(
             configured=lambda settings: bool(settings.webhook_urls),
             build=_build,
-            routes=lambda channel, settings: [Route(channel, url) for url in settings.webhook_urls],
+            routes=_routes,
+            reads="webhook_urls",
+            needs="LEADS_WEBHOOK_SECRET",
             gone=NOT_CONFIGURED,
         ),
     )

@@ -81,6 +81,7 @@ async def release(request: Request) -> Response:
             await release_from_spam(
                 session=session,
                 settings=services.settings,
+                forms=services.forms,
                 actor=actor,
                 lead_id=lead_id,
                 now=services.now(),
