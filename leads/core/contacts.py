@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import unicodedata
 
+import phonenumbers
+
 from leads.core.clinic import clinic_phone
 
 MAX_EMAIL_LENGTH = 320
@@ -26,3 +28,25 @@ def phone_key(number: str, region: str) -> str:
     reading: national formats such as ``(202) 555-0143`` are fine). ValueError if it is not
     a valid number."""
     return clinic_phone(number.strip(), region).e164
+
+
+def e164_number(text: str) -> str:
+    """A number written in E.164 (``+`` and the country code, then the digits: spaces and
+    dashes between them are allowed), checked with phonenumbers, given back as E.164.
+    ValueError with a plain reason otherwise: where texts go, no region is guessed."""
+    value = text.strip()
+    if not value.startswith("+"):
+        raise ValueError(f"{_masked(value)} must start with + and the country code")
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError(f"{_masked(value)} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{_masked(value)} is not a valid number; check the digits")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _masked(value: str) -> str:
+    """A number as an error may show it: its last 3 digits."""
+    digits = [c for c in value if c.isdigit()]
+    return f"a number ending {''.join(digits[-3:])}" if len(digits) > 3 else "a number"

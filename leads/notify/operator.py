@@ -1,4 +1,5 @@
-"""What `leads worker`, `leads outbox ...` and `leads notify-test` do."""
+"""What `leads worker`, `leads outbox ...` and `leads notify-test` do (a text's number
+shown masked but its last 3 digits, with the provider's answer)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leads.core.forms import load_forms
 from leads.core.vocabulary import Channel, OutboxStatus
 from leads.errors import DeliveryError, MessageNotFound, TransientDeliveryError
-from leads.notify.channels import ChannelRegistry, NotificationChannel, builtin_channels
+from leads.notify.channels import ChannelRegistry, NotificationChannel, Route, builtin_channels
 from leads.notify.channels.base import close_channels, http_client
 from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings, redact_url
+from leads.settings.display import masked_number
 from leads.storage import outbox
 from leads.storage.database import Database
 from leads.storage.types import utcnow
@@ -94,17 +96,26 @@ async def _send_tests(
 ) -> bool:
     ok = True
     for route in registry.routes_for(settings):
-        label = f"{route.channel} {redact_url(route.target)}" if route.target else route.channel
+        label = f"{route.channel} {_shown(route)}" if route.target else route.channel
         try:
-            await channels[route.channel].send_test(route.target, uuid.uuid4())
+            answer = await channels[route.channel].send_test(route.target, uuid.uuid4())
         except DeliveryError as exc:
             kind = "would retry" if isinstance(exc, TransientDeliveryError) else "permanent"
             out.write(f"{label}: FAILED ({exc}; {kind})\n")
             ok = False
         else:
             note = "" if registry.configured(settings) else NO_INBOX_NOTE
+            note += f" ({answer})" if answer else ""
             out.write(f"{label}: delivered{note}\n")
     return ok
+
+
+def _shown(route: Route) -> str:
+    """A route's target as output shows it: a URL redacted, a number masked."""
+    assert route.target is not None
+    if route.channel == Channel.SMS:
+        return masked_number(route.target)
+    return redact_url(route.target)
 
 
 NO_INBOX_NOTE = " (no inbox configured: see docs/notifications.md)"
