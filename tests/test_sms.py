@@ -1,0 +1,353 @@
+"""Texts to the front desk, end to end: a lead POSTed to the running app reaches a fake
+Twilio or Vonage (``httpx.MockTransport`` answering as each provider documents), one text
+per staff number; the outbox rows are read back to see what the dispatcher recorded.
+Quiet hours run on dispatchers whose clock the test moves; `leads notify-test` runs as a
+real process against a real local HTTP server standing in for the provider.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import http.server
+import json
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import parse_qs
+from zoneinfo import ZoneInfo
+
+import httpx
+import pytest
+
+from leads.app import create_app
+from leads.core.forms import load_forms
+from leads.core.vocabulary import Role
+from leads.notify.dispatcher import Dispatcher
+from leads.notify.sms_text import GSM_BASIC, GSM_EXTENDED, compose
+from leads.settings import Settings
+from leads.staff.accounts import add_user
+from leads.storage.database import Database
+from tests.clock import FakeClock
+from tests.conftest import LeadOf, Query, make_settings, migrate, serving_app
+from tests.mail import mail_server, smtp_settings
+from tests.support import eventually, leads_cli, leads_env, outbox_rows, run_leads
+
+SID = "AC" + "0123456789abcdef" * 2
+TOKEN = "twilio-auth-token-0123"
+VONAGE_KEY = "abcd1234"
+VONAGE_SECRET = "vonage-secret-99"
+SENDER = "+12025550100"
+DESK = "+12025550143"
+OWNER = "+447911123456"
+PUBLIC = "https://leads.clinic.example"
+FORM_TITLE = "Learn more about dry needling"
+
+
+def twilio_settings(database_url: str, **extra: Any) -> Settings:
+    values: dict[str, Any] = {
+        "sms_provider": "twilio",
+        "sms_account": SID,
+        "sms_token": TOKEN,
+        "sms_from": SENDER,
+        "sms_to": f"{DESK},{OWNER}",
+        "public_url": PUBLIC,
+        "retry_base_seconds": 0.05,
+        **extra,
+    }
+    return make_settings(database_url, **values)
+
+
+def vonage_settings(database_url: str, **extra: Any) -> Settings:
+    return twilio_settings(
+        database_url,
+        sms_provider="vonage",
+        sms_account=VONAGE_KEY,
+        sms_token=VONAGE_SECRET,
+        **extra,
+    )
+
+
+# -- the providers, answering as their documentation says ----------------------------------
+
+
+@dataclass
+class Text:
+    to: str
+    sender: str
+    body: str
+
+
+Answer = Callable[[httpx.Request], httpx.Response | None]
+
+
+@dataclass
+class FakeProvider:
+    """Twilio's Messages API or Vonage's SMS API. ``script``: answers for the next POSTs
+    (None: the default acceptance); ``stall``: POSTs accepted, then never answered."""
+
+    name: str
+    script: list[Answer] = field(default_factory=list)
+    stall: int = 0
+    posts: list[httpx.Request] = field(default_factory=list)
+    sent: list[Text] = field(default_factory=list)  # what the provider accepted
+    look_ups: list[httpx.Request] = field(default_factory=list)
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        if self.name == "twilio":
+            return await self.twilio(request)
+        return await self.vonage(request)
+
+    async def twilio(self, request: httpx.Request) -> httpx.Response:
+        assert request.url.path == f"/2010-04-01/Accounts/{SID}/Messages.json"
+        assert str(request.url).startswith("https://api.twilio.com/")
+        basic = base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
+        assert request.headers["authorization"] == f"Basic {basic}"
+        if request.method == "GET":
+            self.look_ups.append(request)
+            to = request.url.params["To"]
+            found = [t for t in self.sent if t.to == to]
+            messages = [
+                {"sid": f"SM{i:032x}", "to": t.to, "from": t.sender, "body": t.body,
+                 "status": "delivered", "date_sent": None}
+                for i, t in reversed(list(enumerate(found)))
+            ]  # fmt: skip
+            return httpx.Response(200, json={"messages": messages, "next_page_uri": None})
+        assert request.method == "POST"
+        assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+        self.posts.append(request)
+        form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+        assert set(form) <= {"To", "From", "MessagingServiceSid", "Body"}, form
+        assert ("From" in form) != ("MessagingServiceSid" in form)
+        scripted = self.script.pop(0)(request) if self.script else None
+        if scripted is not None:
+            return scripted
+        self.sent.append(
+            Text(form["To"], form.get("From") or form["MessagingServiceSid"], form["Body"])
+        )
+        sid = f"SM{len(self.sent) - 1:032x}"
+        if self.stall:
+            self.stall -= 1
+            await asyncio.Event().wait()  # accepted, and the answer never comes back
+        return httpx.Response(
+            201, json={"sid": sid, "status": "queued", "to": form["To"], "body": form["Body"]}
+        )
+
+    async def vonage(self, request: httpx.Request) -> httpx.Response:
+        assert request.method == "POST"
+        assert str(request.url) == "https://rest.nexmo.com/sms/json"
+        assert request.headers["content-type"] == "application/json"
+        self.posts.append(request)
+        body = json.loads(request.content)
+        assert set(body) == {"api_key", "api_secret", "from", "to", "text"}, body
+        assert (body["api_key"], body["api_secret"]) == (VONAGE_KEY, VONAGE_SECRET)
+        assert not body["to"].startswith("+")
+        scripted = self.script.pop(0)(request) if self.script else None
+        if scripted is not None:
+            return scripted
+        self.sent.append(Text("+" + body["to"], body["from"], body["text"]))
+        if self.stall:
+            self.stall -= 1
+            await asyncio.Event().wait()
+        message = {"to": body["to"], "message-id": f"0A{len(self.sent):014X}", "status": "0"}
+        return httpx.Response(200, json={"message-count": "1", "messages": [message]})
+
+
+def twilio_error(status: int, code: int, message: str = "", **headers: str) -> Answer:
+    body = {"code": code, "message": message or f"error {code}", "status": status}
+    return lambda request: httpx.Response(status, json=body, headers=headers)
+
+
+def vonage_status(status: str, text: str = "") -> Answer:
+    message = {"status": status, "error-text": text or f"status {status}"}
+    return lambda request: httpx.Response(200, json={"message-count": "1", "messages": [message]})
+
+
+@contextlib.asynccontextmanager
+async def app_with(settings: Settings, provider: FakeProvider) -> AsyncIterator[httpx.AsyncClient]:
+    async with serving_app(settings, http_transport=httpx.MockTransport(provider)) as client:
+        yield client
+
+
+async def submit(client: httpx.AsyncClient, lead_of: LeadOf, **fields: Any) -> str:
+    body = {"name": "Ada Lovelace", "email": f"ada.{uuid.uuid4().hex[:8]}@example.com"}
+    answer = await client.post("/api/leads", json={**body, "consent": True, **fields})
+    assert answer.status_code == 201, answer.text
+    return await lead_of(answer.json()["id"])
+
+
+async def texts(query: Query, until: str, count: int = 2) -> list[dict[str, Any]]:
+    rows = await outbox_rows(query, until=until, count=count)
+    return [r for r in rows if r["channel"] == "sms"]
+
+
+# -- the requests each provider receives ---------------------------------------------------
+
+
+async def test_twilio_gets_one_form_encoded_post_per_staff_number(
+    database_url: str, lead_of: LeadOf, query: Query
+) -> None:
+    twilio = FakeProvider("twilio")
+    async with app_with(twilio_settings(database_url), twilio) as client:
+        lead_id = await submit(client, lead_of, phone="(202) 555-0199", message="my knee hurts")
+        rows = await texts(query, "delivered")
+    assert sorted(t.to for t in twilio.sent) == sorted([DESK, OWNER])
+    assert {t.sender for t in twilio.sent} == {SENDER}
+    expected = f"New enquiry ({FORM_TITLE}) from Ada. Open: {PUBLIC}/staff/leads/{lead_id}"
+    assert [t.body for t in twilio.sent] == [expected, expected]
+    assert sorted(r["target"] for r in rows) == sorted([DESK, OWNER])
+    assert sorted(r["provider_message_id"] for r in rows) == [f"SM{i:032x}" for i in (0, 1)]
+    assert all(r["attempts"] == 1 and r["handed_over_at"] is not None for r in rows)
+
+
+async def test_a_messaging_service_sender_and_the_contact_detail(
+    database_url: str, lead_of: LeadOf, query: Query
+) -> None:
+    service = "MG" + "fedcba9876543210" * 2
+    twilio = FakeProvider("twilio")
+    settings = twilio_settings(database_url, sms_from=service, sms_to=DESK, sms_detail="contact")
+    async with app_with(settings, twilio) as client:
+        await submit(client, lead_of, phone="(202) 555-0199")
+        await texts(query, "delivered", count=1)
+    (post,) = twilio.posts
+    form = parse_qs(post.content.decode())
+    assert form["MessagingServiceSid"] == [service]
+    assert "From" not in form
+    assert form["Body"][0].endswith(" Phone: +12025550199")
+
+
+async def test_vonage_gets_the_documented_json(
+    database_url: str, lead_of: LeadOf, query: Query
+) -> None:
+    vonage = FakeProvider("vonage")
+    async with app_with(vonage_settings(database_url), vonage) as client:
+        lead_id = await submit(client, lead_of)
+        rows = await texts(query, "delivered")
+    bodies = [json.loads(p.content) for p in vonage.posts]
+    assert sorted(b["to"] for b in bodies) == sorted([DESK[1:], OWNER[1:]])
+    assert {b["from"] for b in bodies} == {SENDER[1:]}
+    assert {b["text"] for b in bodies} == {
+        f"New enquiry ({FORM_TITLE}) from Ada. Open: {PUBLIC}/staff/leads/{lead_id}"
+    }
+    assert all(r["provider_message_id"].startswith("0A") for r in rows)
+
+
+# -- answers mapped to retry or dead letter ------------------------------------------------
+
+TWILIO_ANSWERS = [
+    (twilio_error(429, 20429), "delivered", "code 20429"),
+    (twilio_error(503, 20500), "delivered", "HTTP 503"),
+    (twilio_error(400, 21211, "The 'To' number +12025550143 is not a valid phone number."),
+     "dead", "code 21211 (the number is not a valid phone number)"),
+    (twilio_error(400, 21610), "dead", "code 21610 (the recipient has replied STOP"),
+    (twilio_error(400, 21608), "dead", "code 21608 (a trial account"),
+    (twilio_error(401, 20003), "dead", "HTTP 401 code 20003"),
+]  # fmt: skip
+VONAGE_ANSWERS = [
+    (vonage_status("1", "Throughput Rate Exceeded"), "delivered", "status 1 (throttled)"),
+    (vonage_status("5"), "delivered", "status 5"),
+    (lambda request: httpx.Response(500, text="oops"), "delivered", "HTTP 500"),
+    *[(vonage_status(s), "dead", f"status {s}") for s in ("2", "3", "4", "7", "15", "29")],
+]
+
+
+@pytest.mark.parametrize(("answer", "ends", "error"), TWILIO_ANSWERS + VONAGE_ANSWERS)
+async def test_each_answer_is_retried_or_a_dead_letter(
+    database_url: str,
+    lead_of: LeadOf,
+    query: Query,
+    caplog: pytest.LogCaptureFixture,
+    answer: Answer,
+    ends: str,
+    error: str,
+) -> None:
+    name = "twilio" if answer in [a for a, _, _ in TWILIO_ANSWERS] else "vonage"
+    provider = FakeProvider(name, script=[answer])
+    make = twilio_settings if name == "twilio" else vonage_settings
+    async with app_with(make(database_url, sms_to=DESK), provider) as client:
+        await submit(client, lead_of, name="Zebedee Quist", phone="(202) 555-0199")
+        (row,) = await texts(query, ends, count=1)
+    assert error in row["last_error"]
+    if ends == "delivered":  # retried, and the retry sent it
+        assert len(provider.posts) == 2
+        assert row["attempts"] == 2
+        assert len(provider.sent) == 1
+    else:
+        assert len(provider.posts) == 1
+        assert provider.sent == []
+    logged = caplog.text
+    for secret in ("Zebedee", "2025550143", "2025550199", TOKEN, VONAGE_SECRET):
+        assert secret not in logged
+        assert secret not in row["last_error"]
+
+
+async def test_retry_after_is_honoured(database_url: str, lead_of: LeadOf, query: Query) -> None:
+    twilio = FakeProvider("twilio", script=[twilio_error(429, 20429, **{"Retry-After": "600"})])
+    async with app_with(twilio_settings(database_url, sms_to=DESK), twilio) as client:
+        before = datetime.now(UTC)
+        await submit(client, lead_of)
+
+        async def retry_scheduled() -> dict[str, Any] | None:
+            rows = await query("SELECT * FROM outbox WHERE channel = 'sms' AND attempts = 1")
+            return rows[0] if rows and rows[0]["last_error"] else None
+
+        row = await eventually(retry_scheduled, what="the text's retry")
+    due = datetime.fromisoformat(str(row["next_attempt_at"]))
+    due = due if due.tzinfo else due.replace(tzinfo=UTC)
+    assert row["status"] == "pending"
+    assert due >= before + timedelta(seconds=600)
+    assert row["handed_over_at"] is None  # Twilio said it sent nothing: the mark is back
+    assert len(twilio.posts) == 1
+
+
+# -- at most one text per row, even when the answer is lost ---------------------------------
+
+
+async def test_twilio_accepted_once_and_timed_out_locally_is_found_not_sent_again(
+    database_url: str, lead_of: LeadOf, query: Query
+) -> None:
+    twilio = FakeProvider("twilio", stall=1)
+    settings = twilio_settings(database_url, sms_to=DESK, delivery_timeout_seconds=0.5)
+    async with app_with(settings, twilio) as client:
+        await submit(client, lead_of)
+        (row,) = await texts(query, "delivered", count=1)
+    assert len(twilio.posts) == 1  # exactly one POST reached the provider
+    assert len(twilio.look_ups) == 1
+    assert twilio.look_ups[0].url.params["From"] == SENDER
+    assert row["attempts"] == 2
+    assert row["provider_message_id"] == f"SM{0:032x}"
+
+
+async def test_twilio_lost_before_it_arrived_is_sent_on_the_retry(
+    database_url: str, lead_of: LeadOf, query: Query
+) -> None:
+    def lost(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("lost", request=request)  # the answer, or the request
+
+    twilio = FakeProvider("twilio", script=[lost])
+    async with app_with(twilio_settings(database_url, sms_to=DESK), twilio) as client:
+        await submit(client, lead_of)
+        (row,) = await texts(query, "delivered", count=1)
+    assert len(twilio.look_ups) == 1  # looked up first: nothing there
+    assert len(twilio.posts) == 2
+    assert len(twilio.sent) == 1
+
+
+async def test_vonage_accepted_once_and_timed_out_locally_is_a_dead_letter_that_says_why(
+    database_url: str, lead_of: LeadOf, query: Query
+) -> None:
+    vonage = FakeProvider("vonage", stall=1)
+    settings = vonage_settings(database_url, sms_to=DESK, delivery_timeout_seconds=0.5)
+    async with app_with(settings, vonage) as client:
+        await submit(client, lead_of)
+        (row,) = await texts(query, "dead", count=1)
+    assert len(vonage.posts) == 1
+    assert row["last_error"] == (
+        "the answer to the first try was lost: the provider may have sent it; "
+        "not sent again so nobody gets two texts"
+    )
