@@ -15,6 +15,7 @@ import json
 import threading
 import time
 import uuid
+from html import unescape
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -351,3 +352,123 @@ async def test_vonage_accepted_once_and_timed_out_locally_is_a_dead_letter_that_
         "the answer to the first try was lost: the provider may have sent it; "
         "not sent again so nobody gets two texts"
     )
+
+
+# -- quiet hours ---------------------------------------------------------------------------
+
+ZONE = "America/New_York"
+PASSWORD = "correct horse battery"
+
+
+def moment(value: Any) -> datetime:
+    """A stored timestamp as an aware datetime (SQLite answers text, PostgreSQL datetimes)."""
+    found = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return found if found.tzinfo else found.replace(tzinfo=UTC)
+
+
+async def test_a_text_due_in_quiet_hours_is_held_until_they_end_and_email_is_not(
+    database_url: str, lead_of: LeadOf, query: Query
+) -> None:
+    """Quiet hours from an hour ago to two hours on (the intake stamps leads with the real
+    time): the email goes at once, the text waits (no attempt counted, no POST) and the
+    lead page says so; when they end, it goes."""
+    clock = FakeClock(start=time.time())
+    here = datetime.fromtimestamp(clock.now(), ZoneInfo(ZONE)).replace(second=0, microsecond=0)
+    start, end = here - timedelta(hours=1), here + timedelta(hours=2)
+    twilio = FakeProvider("twilio")
+    with mail_server() as smtp:
+        settings = twilio_settings(
+            database_url,
+            **smtp_settings(smtp),
+            sms_to=DESK,
+            sms_quiet_hours=f"{start:%H:%M}-{end:%H:%M}",
+            timezone=ZONE,
+            dispatcher="worker",  # the test's dispatcher delivers, on the test's clock
+        )
+        await migrate(settings)
+        app = create_app(settings, clock=clock)
+        async with contextlib.AsyncExitStack() as stack:
+            await stack.enter_async_context(app.router.lifespan_context(app))
+            client = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app, client=("203.0.113.7", 50000)),
+                    base_url="https://testserver",  # the staff cookies are Secure: https
+                )
+            )
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(transport=httpx.MockTransport(twilio))
+            )
+            database = Database.from_settings(settings)
+            stack.push_async_callback(database.close)
+            reads = [0]
+
+            def now() -> datetime:
+                reads[0] += 1
+                return datetime.fromtimestamp(clock.now(), UTC)
+
+            dispatcher = Dispatcher(
+                settings, database, load_forms(None), http, poll_seconds=0.02, clock=now
+            )
+            dispatcher.start()
+            stack.push_async_callback(dispatcher.stop)
+
+            lead_id = await submit(client, lead_of)
+            clock.advance(1)  # past the moment the intake stamped (the real time)
+            await asyncio.to_thread(smtp.wait_for, 1)  # the email is not held
+
+            async def held() -> dict[str, Any] | None:
+                rows = await query("SELECT * FROM outbox WHERE channel = 'sms'")
+                due = moment(rows[0]["next_attempt_at"]) if rows else None
+                return rows[0] if due == end.astimezone(UTC) else None
+
+            row = await eventually(held, what="the text held")
+            assert row["status"] == "pending"
+            assert row["attempts"] == 0
+            assert moment(row["scheduled_from"]) >= end - timedelta(seconds=1)  # horizon
+            assert twilio.posts == []
+
+            page = await staff_page(client, database, clock, lead_id)
+            assert f"Text held until {end:%H:%M} (quiet hours)" in page
+            panel = page.split('id="notifications-heading"', 1)[1].split("</section>", 1)[0]
+            assert f"Text to *********143: <strong>Text held until {end:%H:%M} (quiet hours)" in panel
+            assert "New lead email by email: <strong>delivered" in panel
+            assert DESK not in page
+
+            clock.advance(end.timestamp() - clock.now() - 60)  # a minute before the end
+            await turns(reads, 20)
+            assert twilio.posts == []
+            clock.advance(60)
+            (sent,) = await texts(query, "delivered", count=2)
+        assert len(twilio.posts) == 1
+        assert sent["attempts"] == 1
+        assert len(smtp.received) == 1
+
+
+async def turns(reads: list[int], count: int) -> None:
+    """Wait until the dispatcher has read its clock ``count`` more times (turns passed)."""
+    goal = reads[0] + count
+
+    async def enough() -> bool:
+        return reads[0] >= goal
+
+    await eventually(enough, what=f"{count} dispatcher turns")
+
+
+async def staff_page(
+    client: httpx.AsyncClient, database: Database, clock: FakeClock, lead_id: str
+) -> str:
+    """The lead page, as a member of staff signed in through the login form sees it."""
+    now = datetime.fromtimestamp(clock.now(), UTC)
+    async with database.writing() as session:
+        await add_user(
+            session=session, now=now, email="desk@clinic.example", password=PASSWORD,
+            role=Role.STAFF, actor="cli",
+        )  # fmt: skip
+    login = await client.get("/staff/login")
+    token = unescape(login.text.split('name="login_token" value="', 1)[1].split('"', 1)[0])
+    data = {"login_token": token, "email": "desk@clinic.example", "password": PASSWORD}
+    signed = await client.post("/staff/login", data=data)
+    assert signed.status_code == 303, signed.text
+    page = await client.get(f"/staff/leads/{lead_id}", headers={"Accept": "text/html"})
+    assert page.status_code == 200
+    return page.text

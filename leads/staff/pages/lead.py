@@ -22,6 +22,7 @@ from leads.core.quiet import QuietHours
 from leads.core.vocabulary import AuditAction, LeadStatus
 from leads.errors import FieldError, StaffLeadNotFound
 from leads.services import services_of
+from leads.settings.display import masked_number
 from leads.staff.access import Actor, require_page_actor
 from leads.staff.accounts import list_users
 from leads.staff.audit import audit_entries
@@ -120,6 +121,7 @@ async def lead_context(
         "kind_label": kind_label,
         "channel_label": channel_label,
         "text_held": text_held(settings.sms_quiet_hours, zone, now),
+        "number_shown": masked_number,
         "withdrawn": (
             {
                 "when": local_time(lead.consent_withdrawn_at, zone, now),
