@@ -15,10 +15,11 @@ import json
 import threading
 import time
 import uuid
-from html import unescape
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from html import unescape
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 from zoneinfo import ZoneInfo
@@ -30,10 +31,11 @@ from leads.app import create_app
 from leads.core.forms import load_forms
 from leads.core.vocabulary import Role
 from leads.notify.dispatcher import Dispatcher
-from leads.notify.sms_text import GSM_BASIC, GSM_EXTENDED, compose
+from leads.notify.sms_text import GSM_BASIC, GSM_EXTENDED, compose, lead_text
 from leads.settings import Settings
 from leads.staff.accounts import add_user
 from leads.storage.database import Database
+from leads.storage.models import Lead
 from tests.clock import FakeClock
 from tests.conftest import LeadOf, Query, make_settings, migrate, serving_app
 from tests.mail import mail_server, smtp_settings
@@ -333,7 +335,7 @@ async def test_twilio_lost_before_it_arrived_is_sent_on_the_retry(
     twilio = FakeProvider("twilio", script=[lost])
     async with app_with(twilio_settings(database_url, sms_to=DESK), twilio) as client:
         await submit(client, lead_of)
-        (row,) = await texts(query, "delivered", count=1)
+        await texts(query, "delivered", count=1)
     assert len(twilio.look_ups) == 1  # looked up first: nothing there
     assert len(twilio.posts) == 2
     assert len(twilio.sent) == 1
@@ -430,7 +432,9 @@ async def test_a_text_due_in_quiet_hours_is_held_until_they_end_and_email_is_not
             page = await staff_page(client, database, clock, lead_id)
             assert f"Text held until {end:%H:%M} (quiet hours)" in page
             panel = page.split('id="notifications-heading"', 1)[1].split("</section>", 1)[0]
-            assert f"Text to *********143: <strong>Text held until {end:%H:%M} (quiet hours)" in panel
+            assert (
+                f"Text to *********143: <strong>Text held until {end:%H:%M} (quiet hours)" in panel
+            )
             assert "New lead email by email: <strong>delivered" in panel
             assert DESK not in page
 
@@ -472,3 +476,205 @@ async def staff_page(
     page = await client.get(f"/staff/leads/{lead_id}", headers={"Accept": "text/html"})
     assert page.status_code == 200
     return page.text
+
+
+# -- what a text says: one GSM-7 segment ---------------------------------------------------
+
+
+def one_gsm_segment(text: str) -> bool:
+    septets = sum(2 if c in GSM_EXTENDED else 1 for c in text)
+    return septets <= 160 and all(c in GSM_BASIC or c in GSM_EXTENDED for c in text)
+
+
+@pytest.mark.parametrize(
+    ("name", "first"),
+    [
+        ("Łukasz Żółć", "Lukasz"),  # transliterated: not GSM-7, but has a base letter
+        ("Zoë Brontë", "Zoe"),  # ë has no GSM-7 form: its base letter
+        ("José Müller", "José"),  # é is GSM-7: kept
+        ("王芳", "someone"),  # nothing left
+        ("Ada\u200b\u00a0Lovelace", "Ada"),  # invisible and odd spaces: spaces
+        (
+            "Maximiliane-Wilhelmina-Theodora-Konstantina-Friederike-Augusta-Leopoldina Smith",
+            "Maximiliane-",
+        ),  # the title is cut first, then the name
+    ],
+)
+async def test_the_text_is_one_gsm7_segment_whatever_the_name(
+    database_url: str, lead_of: LeadOf, query: Query, name: str, first: str
+) -> None:
+    twilio = FakeProvider("twilio")
+    async with app_with(twilio_settings(database_url, sms_to=DESK), twilio) as client:
+        lead_id = await submit(client, lead_of, name=name)
+        await texts(query, "delivered", count=1)
+    (text,) = [t.body for t in twilio.sent]
+    assert one_gsm_segment(text), text
+    title = FORM_TITLE if len(name) < 60 else FORM_TITLE[:8]
+    assert text.startswith(f"New enquiry ({title}) from {first}")
+    assert text.endswith(f". Open: {PUBLIC}/staff/leads/{lead_id}")
+    for invisible in ("\n", "\r", "\u200b", "\u00a0"):
+        assert invisible not in text
+
+
+def test_a_long_title_is_cut_first_then_the_name() -> None:
+    link = f"{PUBLIC}/staff/leads/{uuid.uuid4()}"  # 65 characters
+    title = "Initial assessment and treatment plan for sports injuries of the knee"
+    text = compose(title, "Ada", link)
+    assert one_gsm_segment(text)
+    assert len(text) == 160
+    cut_title = text.removeprefix("New enquiry (").split(") from ", 1)[0]
+    assert title.startswith(cut_title)
+    assert len(cut_title) < len(title)
+    assert ") from Ada. Open: " in text  # the name is whole while the title can give
+
+    name = "Bartholomew-Maximilian-Ferdinand-Leopold-Augustin-Konstantin-Friedrich"  # 70
+    text = compose(title, name, link)
+    cut_title = text.removeprefix("New enquiry (").split(") from ", 1)[0]
+    cut_name = text.split(") from ", 1)[1].split(". Open: ", 1)[0]
+    assert one_gsm_segment(text)
+    assert cut_title == title[:8].rstrip()  # the title down to its least first
+    assert name.startswith(cut_name)
+    assert 3 <= len(cut_name) < len(name)
+    assert text.endswith(link)  # the link is never cut
+
+    assert len(compose("Back pain", "Ada", link, phone="+12025550199")) <= 160
+    extended = compose("Knee [left] {right} ~ € " * 6, "Ada", link)  # two septets each
+    assert one_gsm_segment(extended)
+    # Visitor text reaching compose has been made one line already; compose's own parts
+    # (a name with a line break from another door) come out as one line too.
+    assert "\n" not in lead_text_of("Ada\r\nLovelace\u0007", link)
+
+
+def lead_text_of(name: str, link: str) -> str:
+    lead = Lead(form="dry-needling", name=name, consent_version="1", consent_text="ok")
+    return lead_text(lead, None, link=link, with_phone=False)
+
+
+# -- `leads notify-test` and `leads check`, as an operator runs them ------------------------
+
+
+class TwilioServer(http.server.ThreadingHTTPServer):
+    """A real local HTTP server answering as Twilio's Messages API (LEADS_SMS_BASE_URL)."""
+
+    def __init__(self) -> None:
+        super().__init__(("127.0.0.1", 0), TwilioHandler)
+        self.posts: list[tuple[str, dict[str, str]]] = []  # (Authorization, form)
+        self.answer: tuple[int, dict[str, Any]] | None = None  # instead of accepting
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class TwilioHandler(http.server.BaseHTTPRequestHandler):
+    server: TwilioServer
+
+    def do_POST(self) -> None:
+        assert self.path == f"/2010-04-01/Accounts/{SID}/Messages.json"
+        length = int(self.headers["Content-Length"])
+        form = {k: v[0] for k, v in parse_qs(self.rfile.read(length).decode()).items()}
+        self.server.posts.append((self.headers["Authorization"], form))
+        status, body = self.server.answer or (
+            201,
+            {"sid": f"SM{len(self.server.posts):032x}", "status": "queued"},
+        )
+        payload = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        return
+
+
+@contextlib.contextmanager
+def twilio_server() -> Iterator[TwilioServer]:
+    server = TwilioServer()
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def sms_env(base_url: str, **extra: str) -> dict[str, str]:
+    return {
+        "LEADS_SMS_PROVIDER": "twilio",
+        "LEADS_SMS_ACCOUNT": SID,
+        "LEADS_SMS_TOKEN": TOKEN,
+        "LEADS_SMS_FROM": SENDER,
+        "LEADS_SMS_TO": f"{DESK},{OWNER}",
+        "LEADS_SMS_BASE_URL": base_url,
+        **extra,
+    }
+
+
+async def test_notify_test_texts_each_number_and_prints_the_answer_masked(
+    database_url: str,
+) -> None:
+    with twilio_server() as twilio:
+        env = sms_env(twilio.url)
+        done = await asyncio.to_thread(leads_cli, database_url, "notify-test", **env)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.splitlines() == [
+            f"sms *********143: delivered (accepted as SM{1:032x}, status queued)",
+            f"sms **********456: delivered (accepted as SM{2:032x}, status queued)",
+        ]
+        basic = "Basic " + base64.b64encode(f"{SID}:{TOKEN}".encode()).decode()
+        assert [(auth, form["To"], form["From"]) for auth, form in twilio.posts] == [
+            (basic, DESK, SENDER),
+            (basic, OWNER, SENDER),
+        ]
+        assert all(one_gsm_segment(form["Body"]) for _, form in twilio.posts)
+
+        twilio.answer = (
+            400,
+            {"code": 21211, "message": f"The 'To' number {DESK} is not a valid phone number.",
+             "more_info": "https://www.twilio.com/docs/errors/21211", "status": 400},
+        )  # fmt: skip
+        done = await asyncio.to_thread(leads_cli, database_url, "notify-test", **env)
+    assert done.returncode == 1
+    assert done.stdout.splitlines()[0] == (
+        "sms *********143: FAILED (twilio: HTTP 400 code 21211 (the number is not a valid "
+        "phone number): The 'To' number *********143 is not a valid phone number.; permanent)"
+    )
+    for output in (done.stdout, done.stderr):
+        assert "2025550143" not in output
+        assert "7911123456" not in output
+        assert TOKEN not in output
+
+
+@pytest.mark.parametrize(
+    ("missing", "line"),
+    [
+        ("LEADS_SMS_ACCOUNT", "LEADS_SMS_ACCOUNT is required with LEADS_SMS_PROVIDER"),
+        ("LEADS_SMS_TOKEN", "LEADS_SMS_TOKEN is required with LEADS_SMS_PROVIDER"),
+        ("LEADS_SMS_FROM", "LEADS_SMS_FROM is required with LEADS_SMS_PROVIDER"),
+        ("LEADS_SMS_TO", "LEADS_SMS_TO is required with LEADS_SMS_PROVIDER"),
+    ],
+)
+def test_a_provider_without_its_account_stops_leads_in_one_line(
+    tmp_path: Path, missing: str, line: str
+) -> None:
+    env = leads_env(database_url=f"sqlite:///{tmp_path / 'leads.db'}")
+    env.update(sms_env("https://api.twilio.com"))
+    del env[missing]
+    for command in ("check", "serve"):
+        done = run_leads(command, env=env, cwd=tmp_path)
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.splitlines() == [f"leads: error: {line}"]
+
+
+def test_leads_check_hides_the_token_and_masks_the_numbers(tmp_path: Path) -> None:
+    env = leads_env(database_url=f"sqlite:///{tmp_path / 'leads.db'}")
+    env.update(sms_env("https://api.twilio.com", LEADS_SMS_QUIET_HOURS="20:00 - 07:30"))
+    done = run_leads("check", env=env, cwd=tmp_path)
+    shown = dict(line.split("=", 1) for line in done.stdout.splitlines() if "=" in line)
+    assert shown["LEADS_SMS_TOKEN"] == "(set, hidden)"
+    assert shown["LEADS_SMS_TO"] == "*********143,**********456"
+    assert shown["LEADS_SMS_QUIET_HOURS"] == "20:00-07:30"
+    assert TOKEN not in done.stdout

@@ -28,6 +28,7 @@ import httpx
 
 from leads.notify.retry import parse_retry_after
 from leads.settings import Settings
+from leads.settings.display import masked_number
 from leads.settings.sms import MESSAGING_SERVICE
 
 BASE_URLS = {"twilio": "https://api.twilio.com", "vonage": "https://rest.nexmo.com"}
@@ -62,8 +63,8 @@ def mask_numbers(text: str) -> str:
     """Provider text with every phone-number-like run masked but its last 3 digits."""
 
     def mask(match: re.Match[str]) -> str:
-        digits = re.sub(r"\D", "", match.group(0))
-        return "*" * (len(digits) - 3) + digits[-3:]
+        found = match.group(0)
+        return masked_number(found[0].replace("+", "*") + re.sub(r"\D", "", found[1:]))
 
     return NUMBER_LIKE.sub(mask, text)
 
