@@ -18,6 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,7 @@ class Text:
     to: str
     sender: str
     body: str
+    created: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
 Answer = Callable[[httpx.Request], httpx.Response | None]
@@ -117,7 +119,8 @@ class FakeProvider:
             found = [t for t in self.sent if t.to == to]
             messages = [
                 {"sid": f"SM{i:032x}", "to": t.to, "from": t.sender, "body": t.body,
-                 "status": "delivered", "date_sent": None}
+                 "status": "delivered", "date_created": format_datetime(t.created),
+                 "date_sent": None}
                 for i, t in reversed(list(enumerate(found)))
             ]  # fmt: skip
             return httpx.Response(200, json={"messages": messages, "next_page_uri": None})
@@ -339,6 +342,29 @@ async def test_twilio_lost_before_it_arrived_is_sent_on_the_retry(
     assert len(twilio.look_ups) == 1  # looked up first: nothing there
     assert len(twilio.posts) == 2
     assert len(twilio.sent) == 1
+
+
+async def test_a_follow_ups_lost_text_is_not_mistaken_for_the_leads_first(
+    database_url: str, lead_of: LeadOf, query: Query
+) -> None:
+    """A follow-up enquiry's text reads like the lead's first one (same lead, same link):
+    the look-up only counts a text created since this one was handed over."""
+
+    def lost(request: httpx.Request) -> httpx.Response:
+        raise httpx.ReadTimeout("lost", request=request)
+
+    twilio = FakeProvider("twilio")
+    async with app_with(twilio_settings(database_url, sms_to=DESK), twilio) as client:
+        email = "ada@example.com"
+        await submit(client, lead_of, email=email)
+        await texts(query, "delivered", count=1)
+        twilio.sent[0].created -= timedelta(days=1)  # yesterday's enquiry
+        twilio.script = [lost]
+        await submit(client, lead_of, email=email, message="and one more thing")
+        await texts(query, "delivered", count=2)
+    assert len(twilio.look_ups) == 1
+    assert [t.body for t in twilio.sent] == [twilio.sent[0].body] * 2  # sent, not skipped
+    assert len(twilio.posts) == 3
 
 
 async def test_vonage_accepted_once_and_timed_out_locally_is_a_dead_letter_that_says_why(

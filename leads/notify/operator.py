@@ -16,11 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from leads.core.forms import load_forms
 from leads.core.vocabulary import Channel, OutboxStatus
 from leads.errors import DeliveryError, MessageNotFound, TransientDeliveryError
-from leads.notify.channels import ChannelRegistry, NotificationChannel, Route, builtin_channels
+from leads.notify.channels import ChannelRegistry, NotificationChannel, builtin_channels
 from leads.notify.channels.base import close_channels, http_client
 from leads.notify.dispatcher import Dispatcher
-from leads.settings import Settings, redact_url
-from leads.settings.display import masked_number
+from leads.settings import Settings
+from leads.settings.display import shown_target
 from leads.storage import outbox
 from leads.storage.database import Database
 from leads.storage.types import utcnow
@@ -52,7 +52,7 @@ async def list_outbox(*, session: AsyncSession, statuses: list[str], out: TextIO
     messages = await outbox.list_messages(session=session, statuses=statuses)
     out.write("id\tlead\tkind\tchannel\tstatus\tattempts\tnext_attempt\tlast_error\n")
     for m in messages:
-        channel = f"{m.channel}:{redact_url(m.target)}" if m.target else m.channel
+        channel = f"{m.channel}:{shown_target(m.channel, m.target)}" if m.target else m.channel
         pending = m.status == OutboxStatus.PENDING
         next_at = m.next_attempt_at.isoformat(timespec="seconds") if pending else ""
         out.write(
@@ -96,7 +96,11 @@ async def _send_tests(
 ) -> bool:
     ok = True
     for route in registry.routes_for(settings):
-        label = f"{route.channel} {_shown(route)}" if route.target else route.channel
+        label = (
+            f"{route.channel} {shown_target(route.channel, route.target)}"
+            if route.target
+            else route.channel
+        )
         try:
             answer = await channels[route.channel].send_test(route.target, uuid.uuid4())
         except DeliveryError as exc:
@@ -108,14 +112,6 @@ async def _send_tests(
             note += f" ({answer})" if answer else ""
             out.write(f"{label}: delivered{note}\n")
     return ok
-
-
-def _shown(route: Route) -> str:
-    """A route's target as output shows it: a URL redacted, a number masked."""
-    assert route.target is not None
-    if route.channel == Channel.SMS:
-        return masked_number(route.target)
-    return redact_url(route.target)
 
 
 NO_INBOX_NOTE = " (no inbox configured: see docs/notifications.md)"

@@ -59,6 +59,11 @@ def masked_number(number: str) -> str:
     return "*" * max(len(number) - 3, 0) + number[-3:]
 
 
+def shown_target(channel: str, target: str) -> str:
+    """An outbox row's target as output shows it: a text's number masked, a URL redacted."""
+    return masked_number(target) if channel == "sms" else redact_url(target)
+
+
 def public_view(settings: BaseModel) -> dict[str, str]:
     """Every setting as text, secrets hidden, in :data:`CHECK_ORDER` (any setting missing
     from it after the rest)."""

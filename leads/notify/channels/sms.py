@@ -9,7 +9,8 @@ At most one text per row, though providers take no idempotency key:
    (an error answer, a connection never made) takes the mark back;
 3. a row still marked when it is tried again had its answer lost (a timeout, a crash).
    With Twilio, its messages to that number are looked up, and the one with this text
-   (unique per lead: its link) counts as accepted; found nothing, it is sent. Vonage has
+   (unique per lead: its link) created since the mark counts as accepted; found nothing,
+   it is sent. Vonage has
    no look-up: the row is a dead letter that says why (:data:`MAY_HAVE_SENT`).
 
 Logs and dead letters name the outbox id, the provider and its code: never a number, a
@@ -19,6 +20,7 @@ name or a token.
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import httpx
 
@@ -63,7 +65,7 @@ class SmsChannel:
         if message.handed_over_at is not None:
             if not self.provider.can_look_up:
                 raise PermanentDeliveryError(MAY_HAVE_SENT)
-            found = await self._look_up(to, text)
+            found = await self._look_up(to, text, since=message.handed_over_at)
             if found is not None:
                 await handovers.accepted(message, found.provider_id or "unknown")
                 return
@@ -103,14 +105,14 @@ class SmsChannel:
         )
         return self.provider.read_send(response, self.clock())
 
-    async def _look_up(self, to: str, text: str) -> Answer | None:
+    async def _look_up(self, to: str, text: str, *, since: datetime) -> Answer | None:
         provider = self.provider
         assert isinstance(provider, Twilio)  # the one that can look up
         try:
             response = await self.client.send(provider.look_up_request(to), follow_redirects=False)
         except httpx.HTTPError as exc:
             raise TransientDeliveryError(f"twilio look-up: {type(exc).__name__}") from exc
-        found = provider.read_look_up(response, text, self.clock())
+        found = provider.read_look_up(response, text, self.clock(), since)
         if found is not None and not found.accepted:
             raise TransientDeliveryError(
                 f"look-up {found.summary('twilio')}", retry_after=found.retry_after

@@ -21,7 +21,8 @@ from __future__ import annotations
 import base64
 import re
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -55,6 +56,8 @@ VONAGE_REASONS = {
     "15": "the sender address is not allowed",
 }
 VONAGE_RETRIED = {"1", "5"}
+
+CLOCK_MARGIN = timedelta(minutes=10)  # between our clock and the provider's
 
 NUMBER_LIKE = re.compile(r"\+?\d[\d ()\-]{4,}\d")
 
@@ -160,22 +163,40 @@ class Twilio:
             params["From"] = self.sender
         return httpx.Request("GET", self.url, params=params, headers={"Authorization": self.auth})
 
-    def read_look_up(self, response: httpx.Response, text: str, now: datetime) -> Answer | None:
-        """The message with exactly this text (unique per lead: its link), as accepted;
-        None if there is none; a failed answer if the list could not be read."""
+    def read_look_up(
+        self, response: httpx.Response, text: str, now: datetime, since: datetime
+    ) -> Answer | None:
+        """The message with exactly this text (unique per lead: its link) created since
+        ``since`` (less a margin for the clocks: a follow-up enquiry's text reads like the
+        lead's first), as accepted; None if there is none; a failed answer if the list
+        could not be read."""
         body = _json(response)
         if not 200 <= response.status_code < 300:
             code = str(body["code"]) if body.get("code") is not None else None
             failed = _http_failure(response, now, code, str(body.get("message") or ""))
             return replace(failed, retry=True)  # look again later
         for message in body.get("messages") or []:
-            if isinstance(message, dict) and message.get("body") == text:
+            if not isinstance(message, dict) or message.get("body") != text:
+                continue
+            created = _rfc2822(message.get("date_created"))
+            if created is None or created >= since - CLOCK_MARGIN:
                 return Answer(
                     accepted=True,
                     provider_id=str(message.get("sid") or "unknown"),
                     status=str(message.get("status") or ""),
                 )
         return None
+
+
+def _rfc2822(value: object) -> datetime | None:
+    """Twilio's ``date_created`` (``Tue, 26 Jul 2016 12:50:07 +0000``), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        moment = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return moment if moment.tzinfo is not None else None
 
 
 class Vonage:
