@@ -338,10 +338,11 @@ async def test_twilio_lost_before_it_arrived_is_sent_on_the_retry(
     twilio = FakeProvider("twilio", script=[lost])
     async with app_with(twilio_settings(database_url, sms_to=DESK), twilio) as client:
         await submit(client, lead_of)
-        await texts(query, "delivered", count=1)
+        (row,) = await texts(query, "delivered", count=1)
     assert len(twilio.look_ups) == 1  # looked up first: nothing there
     assert len(twilio.posts) == 2
     assert len(twilio.sent) == 1
+    assert row["last_error"] == "twilio: ReadTimeout"
 
 
 async def test_a_follow_ups_lost_text_is_not_mistaken_for_the_leads_first(

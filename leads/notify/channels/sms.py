@@ -76,6 +76,8 @@ class SmsChannel:
         except httpx.ConnectError as exc:  # no connection: nothing left here
             await handovers.not_sent(message)
             raise TransientDeliveryError(f"{self.provider.name}: {type(exc).__name__}") from exc
+        except httpx.HTTPError as exc:  # it may have arrived: the mark stays
+            raise TransientDeliveryError(f"{self.provider.name}: {type(exc).__name__}") from exc
         if answer.accepted:
             await handovers.accepted(message, answer.provider_id or "unknown")
             return
@@ -98,8 +100,7 @@ class SmsChannel:
         return f"accepted as {answer.provider_id}, status {answer.status}"
 
     async def _send(self, to: str, text: str) -> Answer:
-        """POST the text; transport errors other than a refused connection propagate (the
-        request may have reached the provider: the mark stays)."""
+        """POST the text and read the answer (transport errors are the caller's)."""
         response = await self.client.send(
             self.provider.send_request(to, text), follow_redirects=False
         )
