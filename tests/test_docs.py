@@ -23,6 +23,7 @@ from leads.settings.clinic import ClinicSettings
 from leads.settings.intake import IntakeSettings
 from leads.settings.notifications import NotificationSettings
 from leads.settings.server import ServerSettings
+from leads.settings.sms import SmsSettings
 from leads.settings.storage import StorageSettings
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 from tests.support import leads_env, run_leads
@@ -87,6 +88,7 @@ GROUP_HEADINGS = {
     AbuseSettings: "Spam and abuse",
     NotificationSettings: "Notifications",
     ClinicSettings: "The clinic",
+    SmsSettings: "Texts to the front desk",
 }
 
 

@@ -383,6 +383,14 @@ BAD_VALUES = {
     "spam_retention_days": "-1",
     "metrics_token": "short-token",  # under 16 characters
     "metrics_bind": "127.0.0.1",  # no port
+    "sms_provider": "plivo",
+    "sms_account": "two words",
+    "sms_token": "two words do-not-print",
+    "sms_from": "+1 555",  # too short to be a number
+    "sms_to": "+12025550143,2025550199",  # the second has no +country
+    "sms_detail": "full",
+    "sms_quiet_hours": "20:00",
+    "sms_base_url": "api.twilio.com",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)

@@ -62,19 +62,22 @@ def inbox_address(value: str) -> str:
 
 
 def e164_number(text: str) -> str:
-    """A number to send texts to, written in E.164 (``+12025550143``: a plus, the country
-    code, the number, nothing else) and valid for its country. ValueError with a plain
-    reason otherwise."""
-    number = text.strip()
-    if not number.startswith("+") or not number[1:].isdigit() or len(number) > 16:
-        raise ValueError(
-            f"{number!r} is not written in E.164: a plus, the country code and the number, "
-            "no spaces, such as +12025550143"
-        )
+    """A number written in E.164 (``+`` and the country code, then the digits: spaces and
+    dashes between them are allowed), checked with phonenumbers, given back as E.164.
+    ValueError with a plain reason otherwise: where texts go, no region is guessed."""
+    value = text.strip()
+    if not value.startswith("+"):
+        raise ValueError(f"{_masked(value)} must start with + and the country code")
     try:
-        parsed = phonenumbers.parse(number, None)
+        number = phonenumbers.parse(value, None)
     except phonenumbers.NumberParseException:
-        raise ValueError(f"{number!r} is not a phone number") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"{number!r} is not a valid number; check the digits and country code")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        raise ValueError(f"{_masked(value)} is not a phone number") from None
+    if not phonenumbers.is_valid_number(number):
+        raise ValueError(f"{_masked(value)} is not a valid number; check the digits")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _masked(value: str) -> str:
+    """A number as an error may show it: its last 3 digits."""
+    digits = [c for c in value if c.isdigit()]
+    return f"a number ending {''.join(digits[-3:])}" if len(digits) > 3 else "a number"

@@ -56,6 +56,7 @@ class Channel(StrEnum):
     EMAIL_API = "email_api"
     WEBHOOK = "webhook"
     LOG = "log"
+    SMS = "sms"
 
 
 class Role(StrEnum):

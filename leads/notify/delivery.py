@@ -3,7 +3,9 @@
 :meth:`Delivery.attempt` sends the message through its channel within
 LEADS_DELIVERY_TIMEOUT_SECONDS and returns the *outcome*: a change to write to the outbox
 (delivered; retry at a time from :mod:`leads.notify.retry`; dead letter, switching a 410
-webhook off). It writes nothing itself: the dispatcher records outcomes together.
+webhook off; a text held until quiet hours end, LEADS_SMS_QUIET_HOURS, without counting an
+attempt). It writes nothing itself: the dispatcher records outcomes together; a text's
+channel writes its hand-over marks itself (:mod:`leads.notify.handovers`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import FormCatalog
+from leads.core.quiet import QuietHours
 from leads.core.routing import NO_ROUTING
 from leads.core.vocabulary import Channel, DeliveryOutcome, MessageKind
 from leads.errors import EndpointGone, PermanentDeliveryError, TransientDeliveryError
@@ -34,9 +37,11 @@ from leads.notify.channels import (
 from leads.notify.channels.base import ChannelsOverride, close_channels
 from leads.notify.channels.mail import EmailChannel
 from leads.notify.digest_content import DigestContent
+from leads.notify.handovers import DatabaseHandOvers
 from leads.notify.retry import RetryPolicy
 from leads.settings import Settings, redact_url
-from leads.storage import outbox
+from leads.storage import handovers, outbox
+from leads.storage.database import Database
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 from leads.storage.types import utcnow
 
@@ -45,7 +50,7 @@ log = logging.getLogger("leads.notify")
 Outcome = Callable[[AsyncSession, datetime], Awaitable[None]]
 
 # What an attempt meant, as the ``delivery`` log event's ``outcome`` says it.
-DELIVERED, RETRY, DEAD = "delivered", "retry", "dead"
+DELIVERED, RETRY, DEAD, HELD = "delivered", "retry", "dead", "held"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,7 @@ class Delivery:
         clock: Clock = utcnow,
         metrics: Metrics | None = None,
         timer: Callable[[], float] = time.perf_counter,
+        database: Database | None = None,
     ):
         self.settings = settings
         self.forms = forms
@@ -93,6 +99,10 @@ class Delivery:
         routings = [form.routing for form in forms.forms.values()]
         built = self.registry.build(settings, http, clock, routings)
         self.channels: dict[Channel, NotificationChannel] = {**built, **(channels or {})}
+        self.quiet = QuietHours.parse(settings.sms_quiet_hours, settings.timezone)
+        self.handovers = (
+            DatabaseHandOvers(database, worker=worker, clock=clock) if database else None
+        )
 
     async def aclose(self) -> None:
         """Close what the channels keep open (SMTP sessions say QUIT)."""
@@ -125,6 +135,10 @@ class Delivery:
 
     async def _attempt(self, claim: Claimed) -> tuple[str, Outcome]:
         message = claim.message
+        if message.channel == Channel.SMS and self.quiet is not None:
+            until = self.quiet.held_until(self.clock())
+            if until is not None:
+                return HELD, self._held(message, until)
         try:
             async with asyncio.timeout(self.settings.delivery_timeout_seconds):
                 await self._send(claim)
@@ -172,6 +186,7 @@ class Delivery:
                 form,
                 target_disabled=claim.target_disabled,
                 routing=routed_by.routing if routed_by else NO_ROUTING,
+                handovers=self.handovers,
             )
         )
 
@@ -222,6 +237,23 @@ class Delivery:
             )
 
         return delivered
+
+    def _held(self, message: OutboxMessage, until: datetime) -> Outcome:
+        """Quiet hours: put off until they end, the attempt given back (no metric: nothing
+        was tried)."""
+        log.info("notification %s: held for quiet hours until %s", message.id, until.isoformat())
+
+        async def held(session: AsyncSession, now: datetime) -> None:
+            await handovers.hold(
+                session=session,
+                message_id=message.id,
+                worker=self.worker,
+                until=until,
+                now=now,
+                scheduled_from=message.scheduled_from,
+            )
+
+        return held
 
     def _dead(self, message: OutboxMessage, error: str, *, gone: bool = False) -> Outcome:
         self.metrics.delivery(message.channel, DeliveryOutcome.DEAD)

@@ -1,4 +1,5 @@
-"""What `leads worker`, `leads outbox ...` and `leads notify-test` do."""
+"""What `leads worker`, `leads outbox ...` and `leads notify-test` do (a text's number
+shown masked but its last 3 digits, with the provider's answer)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from leads.errors import DeliveryError, MessageNotFound, TransientDeliveryError
 from leads.notify.channels import ChannelRegistry, NotificationChannel, builtin_channels
 from leads.notify.channels.base import close_channels, http_client
 from leads.notify.dispatcher import Dispatcher
-from leads.settings import Settings, redact_url
+from leads.settings import Settings
+from leads.settings.display import shown_target
 from leads.storage import outbox
 from leads.storage.database import Database
 from leads.storage.types import utcnow
@@ -51,7 +53,7 @@ async def list_outbox(*, session: AsyncSession, statuses: list[str], out: TextIO
     messages = await outbox.list_messages(session=session, statuses=statuses)
     out.write("id\tlead\tkind\tchannel\tstatus\tattempts\tnext_attempt\tlast_error\n")
     for m in messages:
-        channel = f"{m.channel}:{redact_url(m.target)}" if m.target else m.channel
+        channel = f"{m.channel}:{shown_target(m.channel, m.target)}" if m.target else m.channel
         pending = m.status == OutboxStatus.PENDING
         next_at = m.next_attempt_at.isoformat(timespec="seconds") if pending else ""
         out.write(
@@ -95,15 +97,20 @@ async def _send_tests(
 ) -> bool:
     ok = True
     for route in registry.routes_for(settings, NO_ROUTING):  # the settings' recipients
-        label = f"{route.channel} {redact_url(route.target)}" if route.target else route.channel
+        label = (
+            f"{route.channel} {shown_target(route.channel, route.target)}"
+            if route.target
+            else route.channel
+        )
         try:
-            await channels[route.channel].send_test(route.target, uuid.uuid4())
+            answer = await channels[route.channel].send_test(route.target, uuid.uuid4())
         except DeliveryError as exc:
             kind = "would retry" if isinstance(exc, TransientDeliveryError) else "permanent"
             out.write(f"{label}: FAILED ({exc}; {kind})\n")
             ok = False
         else:
             note = "" if registry.configured(settings) else NO_INBOX_NOTE
+            note += f" ({answer})" if answer else ""
             out.write(f"{label}: delivered{note}\n")
     return ok
 

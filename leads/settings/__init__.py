@@ -7,6 +7,7 @@ One frozen ``Settings`` object, its fields declared by subsystem in this package
     server.py         the log level, and what one connection may cost
     abuse.py          spam and abuse defences
     notifications.py  channels, what notifications say, retries; opening hours, the digest
+    sms.py            texts to the front desk: provider, numbers, what a text says, quiet hours
     clinic.py         the clinic's name, phone and website, as pages and emails show them
     urls.py, values.py  the checks behind the fields (URLs; lists, networks, addresses...)
     display.py        how `leads check` shows them, secrets hidden
@@ -29,6 +30,7 @@ from leads.settings.display import env_name, public_view
 from leads.settings.intake import IntakeSettings
 from leads.settings.notifications import NotificationSettings
 from leads.settings.server import ServerSettings
+from leads.settings.sms import SmsSettings
 from leads.settings.storage import StorageSettings
 from leads.settings.urls import redact_url
 
@@ -42,12 +44,14 @@ GROUPS = (
     AbuseSettings,
     NotificationSettings,
     ClinicSettings,
+    SmsSettings,
 )
 
 
 # pydantic collects fields from the most basic class up, so the groups are listed last first.
 # (ClinicSettings reads LEADS_DEFAULT_REGION, so it must come after IntakeSettings.)
 class Settings(
+    SmsSettings,
     ClinicSettings,
     NotificationSettings,
     AbuseSettings,

@@ -20,6 +20,8 @@ def shown(name: str, value: object) -> str:
         return hide_password(value.get_secret_value())
     if name == "webhook_urls" and isinstance(value, tuple):
         return ",".join(redact_url(url) for url in value)
+    if name == "sms_to" and isinstance(value, tuple):
+        return ",".join(masked_number(number) for number in value)
     if isinstance(value, SecretStr):
         return "(set, hidden)"
     if isinstance(value, tuple):
@@ -47,7 +49,19 @@ CHECK_ORDER = (
     "opening_hours", "follow_up_hours", "digest_at", "retention_days", "spam_retention_days",
     "metrics_token", "metrics_bind",
     "log_format", "alert_after_minutes",
+    "sms_provider", "sms_account", "sms_token", "sms_from", "sms_to", "sms_detail",
+    "sms_quiet_hours", "sms_base_url",
 )  # fmt: skip
+
+
+def masked_number(number: str) -> str:
+    """A phone number as output shows it: only its last 3 digits (``*********123``)."""
+    return "*" * max(len(number) - 3, 0) + number[-3:]
+
+
+def shown_target(channel: str, target: str) -> str:
+    """An outbox row's target as output shows it: a text's number masked, a URL redacted."""
+    return masked_number(target) if channel == "sms" else redact_url(target)
 
 
 def public_view(settings: BaseModel) -> dict[str, str]:

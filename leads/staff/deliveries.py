@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from leads.core.vocabulary import OutboxStatus
-from leads.settings.urls import redact_url
+from leads.settings.display import shown_target
 from leads.storage.models import Lead, OutboxMessage
 
 DEAD_SHOWN = 100
@@ -30,7 +30,7 @@ class Delivery:
     first_name: str | None
     kind: str  # a MessageKind
     channel: str  # a Channel
-    target: str | None  # a webhook's URL, its secrets redacted
+    target: str | None  # a webhook's URL, its secrets redacted; a text's number, masked
     status: str  # an OutboxStatus
     attempts: int
     created_at: datetime
@@ -73,7 +73,7 @@ async def _messages(
             first_name=_first_name(name),
             kind=m.kind,
             channel=m.channel,
-            target=redact_url(m.target) if m.target else None,
+            target=shown_target(m.channel, m.target) if m.target else None,
             status=m.status,
             attempts=m.attempts,
             created_at=m.created_at,

@@ -40,8 +40,11 @@ class Stall:
 
 async def read_stall(*, session: AsyncSession, cutoff: datetime) -> Stall:
     dead = col(OutboxMessage.status) == OutboxStatus.DEAD
-    old_pending = (col(OutboxMessage.status) == OutboxStatus.PENDING) & (
-        col(OutboxMessage.created_at) <= cutoff
+    # A text held for quiet hours has its horizon (scheduled_from) at their end: not stuck.
+    old_pending = (
+        (col(OutboxMessage.status) == OutboxStatus.PENDING)
+        & (col(OutboxMessage.created_at) <= cutoff)
+        & (col(OutboxMessage.scheduled_from) <= cutoff)
     )
     query = (
         select(

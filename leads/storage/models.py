@@ -181,6 +181,12 @@ class OutboxMessage(SQLModel, table=True):
         default=None, sa_column=Column(UTCDateTime(), nullable=True)
     )
     last_error: str | None = Field(default=None, max_length=500)
+    # A provider with no idempotency key (texts): when the request was about to leave
+    # (committed first), and the provider's id for the message once it accepted it.
+    handed_over_at: datetime | None = Field(
+        default=None, sa_column=Column(UTCDateTime(), nullable=True)
+    )
+    provider_message_id: str | None = Field(default=None, max_length=100)
 
 
 class DisabledWebhook(SQLModel, table=True):

@@ -283,6 +283,7 @@ async def retry_messages(
         message.scheduled_from = now
         message.claimed_by = None
         message.claimed_until = None
+        message.handed_over_at = None  # a text the operator sends again on purpose
     urls = {m.target for m in messages if m.channel == Channel.WEBHOOK and m.target}
     if urls:
         await session.execute(delete(DisabledWebhook).where(col(DisabledWebhook.url).in_(urls)))

@@ -1,7 +1,7 @@
 -- The schema Alembic builds on a new SQLite database, replayed as it is on one
 -- (leads/storage/sqlite_schema.py). Written by `python -m leads.storage.sqlite_schema`
 -- after a migration is added; do not edit.
--- revisions: 0010
+-- revisions: 0011
 
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
@@ -173,7 +173,7 @@ CREATE TABLE "outbox" (
 	claimed_by VARCHAR(100), 
 	claimed_until DATETIME, 
 	delivered_at DATETIME, 
-	last_error VARCHAR(500), 
+	last_error VARCHAR(500), handed_over_at DATETIME, provider_message_id VARCHAR(100), 
 	PRIMARY KEY (id), 
 	FOREIGN KEY(lead_id) REFERENCES leads (id) ON DELETE CASCADE
 );
@@ -236,4 +236,4 @@ CREATE INDEX ix_outbox_lead_id ON outbox (lead_id);
 
 CREATE INDEX ix_staff_sessions_user_id ON staff_sessions (user_id);
 
-INSERT INTO alembic_version (version_num) VALUES ('0010');
+INSERT INTO alembic_version (version_num) VALUES ('0011');

@@ -1,8 +1,9 @@
 """Channels carry a notification somewhere: one module per way out, each behind the one
 interface of :mod:`leads.notify.channels.base` and registered under its
 :class:`leads.core.vocabulary.Channel`, the name in the outbox row: ``smtp``,
-``email_api``, ``webhook`` (one row per URL, the URL in ``target``) or ``log`` (used only
-when no other channel is configured).
+``email_api``, ``webhook`` (one row per URL, the URL in ``target``), ``sms`` (one row per
+staff number, the number in ``target``) or ``log`` (used only when no other channel is
+configured).
 
 Each raises only our own DeliveryError types: third-party errors are translated in its
 module, at the boundary, so the retry policy decides on one vocabulary.
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from functools import cache
 
-from leads.notify.channels import email_api, log, smtp, webhook
+from leads.notify.channels import email_api, log, sms, smtp, webhook
 from leads.notify.channels.base import (
     ChannelEntry,
     ChannelRegistry,
@@ -41,5 +42,6 @@ def builtin_channels() -> ChannelRegistry:
     smtp.register(registry)
     email_api.register(registry)
     webhook.register(registry)
+    sms.register(registry)
     log.register(registry)
     return registry

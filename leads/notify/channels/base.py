@@ -37,6 +37,24 @@ class Route:
     target: str | None = None
 
 
+class HandOvers(Protocol):
+    """For a channel whose provider takes no idempotency key (texts): committed marks on
+    the outbox row, so a retry never sends what an attempt may have sent
+    (:mod:`leads.notify.handovers`)."""
+
+    async def handing_over(self, message: OutboxMessage) -> bool:
+        """Mark the row just before the request leaves; False: send nothing."""
+        ...
+
+    async def not_sent(self, message: OutboxMessage) -> None:
+        """The provider said it sent nothing: take the mark back."""
+        ...
+
+    async def accepted(self, message: OutboxMessage, provider_id: str) -> None:
+        """The provider accepted it as ``provider_id``: never send it again."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Notice:
     """One claimed outbox message with what it announces: what a channel delivers."""
@@ -49,6 +67,7 @@ class Notice:
     # The routing of the form it was written for (an enquiry's own form, else the lead's):
     # what its target must still be among when it is sent.
     routing: FormRouting = NO_ROUTING
+    handovers: HandOvers | None = None  # the outbox's marks, for texts
 
 
 class NotificationChannel(Protocol):
@@ -60,8 +79,9 @@ class NotificationChannel(Protocol):
     async def deliver(self, notice: Notice) -> None:
         """Deliver one outbox message (its content comes from :mod:`leads.notify.content`)."""
 
-    async def send_test(self, target: str | None, test_id: uuid.UUID) -> None:
-        """Send `leads notify-test`'s message to ``target`` (the route's), now."""
+    async def send_test(self, target: str | None, test_id: uuid.UUID) -> str | None:
+        """Send `leads notify-test`'s message to ``target`` (the route's), now; what the
+        provider answered, where it says more than "delivered" (a text's id)."""
 
 
 @runtime_checkable

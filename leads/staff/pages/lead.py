@@ -11,15 +11,18 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from leads.core.quiet import QuietHours
 from leads.core.vocabulary import AuditAction, LeadStatus
 from leads.errors import FieldError, StaffLeadNotFound
 from leads.services import services_of
+from leads.settings.display import masked_number
 from leads.staff.access import Actor, require_page_actor
 from leads.staff.accounts import list_users
 from leads.staff.audit import audit_entries
@@ -117,6 +120,8 @@ async def lead_context(
         "status_words": status_label,
         "kind_label": kind_label,
         "channel_label": channel_label,
+        "text_held": text_held(settings.sms_quiet_hours, zone, now),
+        "number_shown": masked_number,
         "withdrawn": (
             {
                 "when": local_time(lead.consent_withdrawn_at, zone, now),
@@ -126,6 +131,15 @@ async def lead_context(
             else None
         ),
     }
+
+
+def text_held(quiet_hours: str | None, zone: str, now: datetime) -> str | None:
+    """What a pending text says during quiet hours: it goes when they end, not before."""
+    quiet = QuietHours.parse(quiet_hours, zone)
+    until = quiet.held_until(now) if quiet else None
+    if until is None:
+        return None
+    return f"Text held until {until.astimezone(ZoneInfo(zone)):%H:%M} (quiet hours)"
 
 
 async def lead_view(

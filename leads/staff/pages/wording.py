@@ -35,6 +35,7 @@ CHANNELS = {
     Channel.EMAIL_API: "through the email service",
     Channel.WEBHOOK: "by webhook",
     Channel.LOG: "to the log",
+    Channel.SMS: "by text",
 }
 ACTIONS = {
     AuditAction.LOGIN: "Signed in",
