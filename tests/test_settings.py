@@ -383,6 +383,8 @@ BAD_VALUES = {
     "spam_retention_days": "-1",
     "metrics_token": "short-token",  # under 16 characters
     "metrics_bind": "127.0.0.1",  # no port
+    "language": "fr",  # not shipped
+    "negotiate_language": "sometimes",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)

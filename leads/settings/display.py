@@ -46,7 +46,7 @@ CHECK_ORDER = (
     "session_max_hours",
     "opening_hours", "follow_up_hours", "digest_at", "retention_days", "spam_retention_days",
     "metrics_token", "metrics_bind",
-    "log_format", "alert_after_minutes",
+    "log_format", "alert_after_minutes", "language", "negotiate_language",
 )  # fmt: skip
 
 
