@@ -112,14 +112,18 @@ def local_time(moment: datetime, zone: str) -> str:
 
 def received_at(moment: datetime, zone: str, words: LanguageWords) -> str:
     """When a lead came in, for staff: :func:`local_time` in English, else the date and
-    time as the staff's language writes them (CLDR, through Babel), with the zone."""
+    time as the staff's language writes them (CLDR's medium date, short time, through
+    Babel), with the same zone: ``01.12.2026, 16:19 CET``."""
     if words.language is Language.EN:
         return local_time(moment, zone)
-    from babel.dates import format_skeleton
+    from babel.dates import format_date, format_time, get_datetime_format
 
-    shown = local_time(moment, zone)
+    locale = words.language.value
     local = moment.astimezone(ZoneInfo(zone))
-    return f"{format_skeleton('yMMMdHm', local, locale=words.language.value)} {shown.split()[-1]}"
+    when = str(get_datetime_format("medium", locale=locale)).format(
+        format_time(local, "short", locale=locale), format_date(local, "medium", locale=locale)
+    )
+    return f"{when} {local_time(moment, zone).split()[-1]}"
 
 
 def clinic_email(
