@@ -9,6 +9,7 @@ carries ``Vary: Accept-Language``. The staff side is always English.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -45,6 +46,13 @@ def accepted_languages(header: str | None) -> tuple[Language, ...]:
     return tuple(dict.fromkeys(language for *_, language in sorted(ranked)))
 
 
+@functools.lru_cache(maxsize=1024)
+def shown_in(form: Form, language: Language) -> Form:
+    """``form`` as ``language``'s visitors see it. Kept: forms are frozen and loaded once,
+    and every submission and page asks again (tens of microseconds each, otherwise)."""
+    return worded(form, language, words_for(language).gettext)
+
+
 def is_staff_path(path: str) -> bool:
     return path.startswith(("/staff", "/api/staff"))
 
@@ -78,8 +86,7 @@ class LanguageChoice:
 
     def shown(self, form: Form) -> Form:
         """``form`` in the language this request is answered in."""
-        language = self.language(form)
-        return worded(form, language, words_for(language).gettext)
+        return shown_in(form, self.language(form))
 
     def vary(self, *others: str) -> str:
         """The ``Vary`` header of an answer in this language, with ``others``."""
