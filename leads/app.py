@@ -20,6 +20,8 @@ from starlette.templating import Jinja2Templates
 from leads.abuse.clock import SYSTEM_CLOCK, Clock
 from leads.core.forms import load_forms
 from leads.errors import HTTPProblem
+from leads.i18n.catalogs import words_for
+from leads.i18n.templating import EXTENSIONS, install_words
 from leads.intake import api, pages
 from leads.intake.consent import check_wordings
 from leads.intake.defence import Defences
@@ -74,8 +76,10 @@ def create_app(
             loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
             autoescape=True,
             undefined=jinja2.StrictUndefined,
+            extensions=EXTENSIONS,
         )
     )
+    install_words(templates.env, words_for(settings.language))
     # Pages that know their form pass its identity; the rest (error pages) show this one.
     templates.env.globals["clinic"] = settings.clinic_identity()
     metrics = Metrics()  # this app's own: tests build many apps in one process

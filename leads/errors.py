@@ -41,12 +41,20 @@
 
 Lower-level errors (database drivers, parsers) are translated into these at the boundary
 with ``raise ... from exc`` so that callers only ever decide on our own types.
+
+What a visitor may read (the titles and details of the intake's problems, every field
+error the intake makes) is English marked with ``N_``, its figures kept apart as
+parameters: the door that answers words it in the visitor's language (``body(words)``).
+The ``type``, ``code``, ``status``, field names and headers never change with the language.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from leads.translatable import ENGLISH, N_, Words, worded
 
 
 class LeadsError(Exception):
@@ -116,20 +124,36 @@ class HTTPProblem(LeadsError):
 
     status: int = 500
     code: str = "internal_error"
-    title: str = "Something went wrong on our side"
+    title: str = N_("Something went wrong on our side")
+    # The language of the form it concerns, once the intake knows it (a Language value).
+    language: str | None = None
 
-    def __init__(self, detail: str | None = None, *, headers: dict[str, str] | None = None):
-        super().__init__(detail or self.title)
-        self.detail = detail or self.title
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: dict[str, str] | None = None,
+        params: Mapping[str, object] | None = None,
+    ):
+        self.detail_text = detail or self.title  # English, with %(name)s for ``params``
+        self.params = dict(params or {})
+        self.detail = worded(ENGLISH, self.detail_text, self.params)
+        super().__init__(self.detail)
         self.headers = headers or {}
 
-    def body(self) -> dict[str, Any]:
-        """The RFC 9457 problem document."""
+    def worded_title(self, words: Words = ENGLISH) -> str:
+        return words.gettext(self.title)
+
+    def worded_detail(self, words: Words = ENGLISH) -> str:
+        return worded(words, self.detail_text, self.params)
+
+    def body(self, words: Words = ENGLISH) -> dict[str, Any]:
+        """The RFC 9457 problem document, its title and detail in ``words``' language."""
         return {
             "type": f"urn:leads:problem:{self.code}",
-            "title": self.title,
+            "title": self.worded_title(words),
             "status": self.status,
-            "detail": self.detail,
+            "detail": self.worded_detail(words),
             "code": self.code,
         }
 
@@ -137,7 +161,7 @@ class HTTPProblem(LeadsError):
 class MalformedBody(HTTPProblem):
     status = 400
     code = "malformed_body"
-    title = "The request body could not be read"
+    title = N_("The request body could not be read")
 
 
 class InvalidIdempotencyKey(HTTPProblem):
@@ -184,13 +208,13 @@ class CsrfFailed(HTTPProblem):
 class OriginNotAllowed(HTTPProblem):
     status = 403
     code = "origin_not_allowed"
-    title = "Submissions from this site are not accepted"
+    title = N_("Submissions from this site are not accepted")
 
 
 class FormNotFound(HTTPProblem):
     status = 404
     code = "form_not_found"
-    title = "There is no form at this address"
+    title = N_("There is no form at this address")
 
 
 class StaffLeadNotFound(HTTPProblem):
@@ -232,13 +256,13 @@ class PreconditionFailed(HTTPProblem):
 class BodyTooLarge(HTTPProblem):
     status = 413
     code = "body_too_large"
-    title = "The request body is too large"
+    title = N_("The request body is too large")
 
 
 class UnsupportedMediaType(HTTPProblem):
     status = 415
     code = "unsupported_media_type"
-    title = "This content type is not accepted here"
+    title = N_("This content type is not accepted here")
 
 
 class IdempotencyKeyReused(HTTPProblem):
@@ -250,15 +274,19 @@ class IdempotencyKeyReused(HTTPProblem):
 class TooManySubmissions(HTTPProblem):
     status = 429
     code = "rate_limited"
-    title = "Too many submissions; please wait a little and try again"
+    title = N_("Too many submissions; please wait a little and try again")
 
     def __init__(self, *, retry_after: int, close: bool = False):
-        minutes = max(1, round(retry_after / 60))
-        wait = f"{retry_after} seconds" if retry_after < 90 else f"about {minutes} minutes"
         headers = {"Retry-After": str(retry_after)}
         if close:  # a client flooding us over keep-alive connections must reconnect first
             headers["Connection"] = "close"
-        super().__init__(f"Please try again in {wait}.", headers=headers)
+        if retry_after < 90:
+            detail = N_("Please try again in %(seconds)s seconds.")
+            params = {"seconds": retry_after}
+        else:
+            detail = N_("Please try again in about %(minutes)s minutes.")
+            params = {"minutes": max(1, round(retry_after / 60))}
+        super().__init__(detail, headers=headers, params=params)
 
 
 class TooManyLogins(HTTPProblem):
@@ -275,7 +303,7 @@ class TooManyLogins(HTTPProblem):
 class StorageUnavailable(HTTPProblem):
     status = 503
     code = "storage_unavailable"
-    title = "We could not save this right now; please try again in a moment"
+    title = N_("We could not save this right now; please try again in a moment")
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 5):
         super().__init__(detail, headers={"Retry-After": str(retry_after)})
@@ -284,7 +312,7 @@ class StorageUnavailable(HTTPProblem):
 class IntakeBusy(HTTPProblem):
     status = 503
     code = "intake_busy"
-    title = "We are very busy right now; please send this again in a moment"
+    title = N_("We are very busy right now; please send this again in a moment")
 
     def __init__(self, detail: str | None = None):
         super().__init__(detail, headers={"Retry-After": "1"})
@@ -292,28 +320,38 @@ class IntakeBusy(HTTPProblem):
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
-    """One problem with one field, as a web page shows it next to that field."""
+    """One problem with one field, as a web page shows it next to that field. ``text`` is
+    the sentence in English, with ``%(name)s`` for each of ``params``: the catalogs' msgid."""
 
     field: str
     code: str
-    message: str
+    text: str
+    params: tuple[tuple[str, str | int], ...] = ()
 
-    def as_dict(self) -> dict[str, str]:
-        return {"field": self.field, "code": self.code, "message": self.message}
+    @property
+    def message(self) -> str:
+        return self.worded()
+
+    def worded(self, words: Words = ENGLISH) -> str:
+        return worded(words, self.text, dict(self.params))
+
+    def as_dict(self, words: Words = ENGLISH) -> dict[str, str]:
+        return {"field": self.field, "code": self.code, "message": self.worded(words)}
 
 
 class InvalidSubmission(HTTPProblem):
     status = 422
     code = "invalid_submission"
-    title = "Some fields need attention"
+    title = N_("Some fields need attention")
 
-    def __init__(self, errors: list[FieldError]):
+    def __init__(self, errors: list[FieldError], *, language: str | None = None):
         fields = ", ".join(dict.fromkeys(e.field for e in errors))
-        super().__init__(f"Please check: {fields}.")
+        super().__init__(N_("Please check: %(fields)s."), params={"fields": fields})
         self.errors = errors
+        self.language = language
 
-    def body(self) -> dict[str, Any]:
-        return {**super().body(), "errors": [e.as_dict() for e in self.errors]}
+    def body(self, words: Words = ENGLISH) -> dict[str, Any]:
+        return {**super().body(words), "errors": [e.as_dict(words) for e in self.errors]}
 
     def by_field(self) -> dict[str, FieldError]:
         """The first error of each field, for rendering beside it."""

@@ -391,6 +391,8 @@ BAD_VALUES = {
     "sms_detail": "full",
     "sms_quiet_hours": "20:00",
     "sms_base_url": "api.twilio.com",
+    "language": "fr",  # not shipped
+    "negotiate_language": "sometimes",
 }
 SECRET_FIELDS = {
     name for name, field in Settings.model_fields.items() if "SecretStr" in str(field.annotation)

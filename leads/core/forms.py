@@ -15,14 +15,18 @@ A forms file is TOML (or JSON with the same shape)::
     inbox = ["northside@clinic.example"]   # inbox, sms_to, webhook_urls: this form's own
                                            # recipients (leads.core.routing)
 
-A form in the file replaces a built-in form of the same slug. The consent version stored
+    language = "en"                        # the language of the words above
+    [forms.dry-needling.translations.es]   # the same keys in another language
+    title = "Más información sobre la punción seca"
+
+A form in the file replaces a built-in form of the same slug. Languages and translations
+are read by :mod:`leads.core.wording`. The consent version stored
 with each lead is ``consent_version`` if given, else a short hash of the wording, so any
 change of wording is recorded as a new version without anyone having to remember to bump it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 import tomllib
@@ -32,15 +36,18 @@ from typing import Any
 
 from leads.core.clinic import ClinicIdentity, Phone, clinic_name, clinic_phone, clinic_url
 from leads.core.routing import NO_ROUTING, ROUTING_KEYS, FormRouting, routing_from
+from leads.core.vocabulary import Language
+from leads.core.wording import Wording, consent_hash, translations_of
 from leads.errors import ConfigurationError, FormNotFound
+from leads.translatable import N_
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?$")
 
-DEFAULT_CONSENT = (
+DEFAULT_CONSENT = N_(
     "I agree that the clinic may store these details and contact me about my enquiry. "
     "We never share them with anyone else."
 )
-DEFAULT_INTEREST_LABEL = "What would you like help with?"
+DEFAULT_INTEREST_LABEL = N_("What would you like help with?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +67,9 @@ class Form:
     clinic_url: str | None = None
     # Where its leads' notifications go, over the global settings key by key.
     routing: FormRouting = NO_ROUTING
+    # The language of the words above (None: LEADS_LANGUAGE's), and the words in others.
+    language: Language | None = None
+    translations: tuple[tuple[Language, Wording], ...] = ()
 
     def identity(self, default: ClinicIdentity) -> ClinicIdentity:
         """The clinic this form speaks for: ``default`` (the settings') with this form's
@@ -68,24 +78,23 @@ class Form:
 
     def __post_init__(self) -> None:
         if not self.consent_version:
-            digest = hashlib.sha256(self.consent.encode()).hexdigest()[:12]
-            object.__setattr__(self, "consent_version", f"sha256:{digest}")
+            object.__setattr__(self, "consent_version", consent_hash(self.consent))
 
 
 BUILT_IN = (
     Form(
         slug="dry-needling",
-        title="Learn more about dry needling",
-        intro=(
+        title=N_("Learn more about dry needling"),
+        intro=N_(
             "Curious whether dry needling could help you? Leave your details and one of our "
             "physical therapists will get back to you, usually within one working day."
         ),
         interests=(
-            "Neck or shoulder pain",
-            "Lower back pain",
-            "Headaches",
-            "Sports injury",
-            "Something else",
+            N_("Neck or shoulder pain"),
+            N_("Lower back pain"),
+            N_("Headaches"),
+            N_("Sports injury"),
+            N_("Something else"),
         ),
     ),
 )
@@ -147,7 +156,7 @@ def _form_from(slug: str, spec: Any, path: Path, region: str) -> Form:
         raise ConfigurationError(f"{where}: slugs are lowercase letters, digits and dashes")
     if not isinstance(spec, dict):
         raise ConfigurationError(f"{where} must be a table")
-    unknown = set(spec) - {*_TEXT_KEYS, *ROUTING_KEYS, "interests"}
+    unknown = set(spec) - {*_TEXT_KEYS, *ROUTING_KEYS, "interests", "language", "translations"}
     if unknown:
         raise ConfigurationError(f"{where}: unknown keys {sorted(unknown)}")
     for key in _TEXT_KEYS:
@@ -173,6 +182,7 @@ def _form_from(slug: str, spec: Any, path: Path, region: str) -> Form:
         routing = routing_from(spec)
     except ValueError as exc:
         raise ConfigurationError(f"{where}: {exc}") from None
+    language, translations = translations_of(spec, where)
     return Form(
         slug=slug,
         title=spec["title"],
@@ -187,6 +197,8 @@ def _form_from(slug: str, spec: Any, path: Path, region: str) -> Form:
         clinic_phone=phone,
         clinic_url=site,
         routing=routing,
+        language=language,
+        translations=translations,
     )
 
 

@@ -153,3 +153,17 @@ class LoginOutcome(StrEnum):
     SUCCESS = "success"
     FAILURE = "failure"  # unknown account, disabled account or wrong password
     THROTTLED = "throttled"  # refused before the password was checked
+
+
+class Language(StrEnum):
+    """The languages the visitor-facing pages and emails are shipped in (leads/locale/):
+    ISO 639-1 codes, as ``<html lang>``, ``Accept-Language`` and the catalogs name them."""
+
+    EN = "en"
+    ES = "es"
+    DE = "de"
+
+    @property
+    def autonym(self) -> str:
+        """The language's name in itself, as a speaker of it would look for it."""
+        return {"en": "English", "es": "Español", "de": "Deutsch"}[self.value]

@@ -319,6 +319,7 @@ def _enquiry_fields(submission: Submission, meta: RequestMeta) -> dict[str, Any]
         "preferred_contact": submission.preferred_contact,
         "consent_version": submission.form.consent_version,
         "consent_text": submission.form.consent,
+        "language": submission.form.language,
         "client_ip": meta.client_ip,
         "user_agent": meta.user_agent,
         **submission.attribution,

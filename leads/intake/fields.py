@@ -1,5 +1,6 @@
 """Normalisers for single submitted values. Each returns the clean value or raises
-:class:`Invalid` with a stable code and a sentence a visitor can act on."""
+:class:`Invalid` with a stable code and a sentence a visitor can act on (English, marked
+for the catalogs; its figures in ``params``)."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import unicodedata
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from leads.translatable import N_
+
 
 class Invalid(ValueError):
-    def __init__(self, code: str, message: str):
+    def __init__(self, code: str, message: str, params: tuple[tuple[str, int], ...] = ()):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.params = params
 
 
 # Characters no visitor means to type: C0/C1 controls (Unicode category Cc: U+0000-001F,
@@ -48,17 +52,23 @@ def clean_text(value: str, *, max_length: int, multiline: bool = False) -> str:
             value = value.replace(line_break, "\n")
     if (_FORBIDDEN_MULTILINE if multiline else _FORBIDDEN_ONE_LINE).search(value):
         if multiline:
-            raise Invalid("control_characters", "Please remove special control characters.")
-        raise Invalid("control_characters", "Please keep this to one line of plain text.")
+            raise Invalid("control_characters", N_("Please remove special control characters."))
+        raise Invalid("control_characters", N_("Please keep this to one line of plain text."))
     if not multiline and _BIDI.search(value):
         raise Invalid(
             "bidi_controls",
-            "Please type this again rather than pasting it: it contains hidden "
-            "characters that change the direction of the text.",
+            N_(
+                "Please type this again rather than pasting it: it contains hidden "
+                "characters that change the direction of the text."
+            ),
         )
     value = unicodedata.normalize("NFC", value.strip())
     if len(value) > max_length:
-        raise Invalid("too_long", f"Please keep this to {max_length} characters or fewer.")
+        raise Invalid(
+            "too_long",
+            N_("Please keep this to %(count)s characters or fewer."),
+            (("count", max_length),),
+        )
     return value
 
 
@@ -77,7 +87,7 @@ def clean_email(value: str) -> str:
     encoded word (RFC 2047 forbids them in an address), so no email header could carry it.
     """
     value = clean_text(value, max_length=320)
-    invalid = Invalid("invalid_email", "Please enter an email address like name@example.com.")
+    invalid = Invalid("invalid_email", N_("Please enter an email address like name@example.com."))
     try:
         valid = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
@@ -97,9 +107,9 @@ def clean_phone(value: str, *, region: str) -> str:
     try:
         number = phonenumbers.parse(value, region)
     except phonenumbers.NumberParseException as exc:
-        raise Invalid("invalid_phone", "Please enter a phone number we can call.") from exc
+        raise Invalid("invalid_phone", N_("Please enter a phone number we can call.")) from exc
     if not phonenumbers.is_valid_number(number):
-        raise Invalid("invalid_phone", "Please check the phone number; it looks incomplete.")
+        raise Invalid("invalid_phone", N_("Please check the phone number; it looks incomplete."))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -3,6 +3,8 @@
 Works without JavaScript and loads nothing from other sites. On errors the page comes back
 (422) with everything the visitor typed and each error beside its field; if the database is
 briefly unavailable the page also comes back (503) with their input, so nothing is lost.
+Every page is in the visitor's language (leads.i18n.choice), the form's words as the
+clinic gave them in it (leads.core.wording).
 """
 
 from __future__ import annotations
@@ -28,10 +30,13 @@ from leads.errors import (
     StorageUnavailable,
     TooManySubmissions,
 )
+from leads.i18n.catalogs import LanguageWords
+from leads.i18n.choice import LanguageChoice
 from leads.intake.attribution import tracking_value
 from leads.intake.pipeline import Arrival, count_refusal, take_submission
 from leads.services import services_of, site_of
 from leads.settings import Settings
+from leads.translatable import N_
 from leads.web.bodies import read_form_fields
 
 log = logging.getLogger("leads.intake")
@@ -40,10 +45,10 @@ log = logging.getLogger("leads.intake")
 FAVICON = Path(__file__).parent.parent / "static" / "favicon.svg"
 
 CONTACT_CHOICES = (
-    ("", "No preference"),
-    ("email", "Email"),
-    ("phone", "Phone call"),
-    ("text", "Text message"),
+    ("", N_("No preference")),
+    ("email", N_("Email")),
+    ("phone", N_("Phone call")),
+    ("text", N_("Text message")),
 )
 # Where each field's error in the summary links to.
 ANCHORS = {
@@ -57,13 +62,23 @@ ANCHORS = {
 }
 # How the error summary names each field: a message such as "Please add this" needs it.
 LABELS = {
-    "name": "Your name",
-    "email": "Email address",
-    "phone": "Phone number",
-    "preferred_contact": "How to contact you",
-    "interest": "What you would like help with",
-    "message": "Your message",
-    "consent": "Permission to contact you",
+    "name": N_("Your name"),
+    "email": N_("Email address"),
+    "phone": N_("Phone number"),
+    "preferred_contact": N_("How to contact you"),
+    "interest": N_("What you would like help with"),
+    "message": N_("Your message"),
+    "consent": N_("Permission to contact you"),
+}
+# The same, after the first of two fields with one message ("Email address or phone number").
+LABELS_WITHIN = {
+    "name": N_("your name"),
+    "email": N_("email address"),
+    "phone": N_("phone number"),
+    "preferred_contact": N_("how to contact you"),
+    "interest": N_("what you would like help with"),
+    "message": N_("your message"),
+    "consent": N_("permission to contact you"),
 }
 
 
@@ -74,16 +89,28 @@ class SummaryItem:
     message: str
 
 
-def error_summary(errors: dict[str, FieldError]) -> list[SummaryItem]:
+@dataclass(frozen=True, slots=True)
+class ShownError:
+    """A field's error as the page shows it beside the field: in the visitor's words."""
+
+    message: str
+
+
+def error_summary(errors: dict[str, FieldError], words: LanguageWords) -> list[SummaryItem]:
     """One line per distinct message, in form order, linking to the first field it concerns.
     "Give an email or a phone" is marked on both fields but asked once."""
     fields_by_message: dict[str, list[str]] = {}
     for field, error in errors.items():
-        fields_by_message.setdefault(error.message, []).append(field)
+        fields_by_message.setdefault(error.worded(words), []).append(field)
     items = []
     for message, fields in fields_by_message.items():
-        labels = [LABELS[f] for f in fields if f in LABELS]
-        label = " or ".join([labels[0], *(x.lower() for x in labels[1:])]) if labels else None
+        named = [f for f in fields if f in LABELS]
+        label = words.gettext(LABELS[named[0]]) if named else None
+        for other in named[1:]:
+            label = words.gettext("%(first)s or %(second)s") % {
+                "first": label,
+                "second": words.gettext(LABELS_WITHIN[other]),
+            }
         items.append(SummaryItem(ANCHORS.get(fields[0]), label, message))
     return items
 
@@ -142,14 +169,18 @@ def render_form(
     notice: HTTPProblem | None = None,
     status_code: int = 200,
 ) -> Response:
+    """The form page; ``form`` as the catalog has it (it is shown in the page's language)."""
     site = site_of(request)
     settings = site.settings
+    choice = LanguageChoice.of(request, settings)
+    words = choice.words(form)
+    form = choice.shown(form)
     text_values = {k: v for k, v in values.items() if isinstance(v, str)}
     headers = {
         "Content-Security-Policy": content_security_policy(form, request),
         "Cache-Control": "no-store",
-        "Vary": "Sec-Fetch-Dest",
         **(notice.headers if notice else {}),
+        "Vary": choice.vary("Sec-Fetch-Dest"),
     }
     # Shown again after an error, the form keeps the token it was first served with: the
     # time trap measures from the first view, and fixing a typo is not "too fast".
@@ -161,13 +192,14 @@ def render_form(
             "form": form,
             "clinic": form.identity(settings.clinic_identity()),
             "values": _Blank(text_values),
-            "errors": _Blank(errors or {}),
-            "summary": error_summary(errors or {}),
+            "errors": _Blank({f: ShownError(e.worded(words)) for f, e in (errors or {}).items()}),
+            "summary": error_summary(errors or {}, words),
+            "words": words,
             "notice": notice,
             "form_token": token,
             "captcha": captcha_widget(settings),
             "hidden": ATTRIBUTION,
-            "contact_choices": CONTACT_CHOICES,
+            "contact_choices": [(value, words.gettext(label)) for value, label in CONTACT_CHOICES],
             "framed": framed(request),
             "action": request.url_for("submit_form", slug=form.slug).path,
         },
@@ -229,17 +261,19 @@ async def submit_form(request: Request) -> Response:
 async def thanks(request: Request) -> Response:
     site = site_of(request)
     form = site.forms.get(request.path_params["slug"])
+    choice = LanguageChoice.of(request, site.settings)
     return site.templates.TemplateResponse(
         request,
         "thanks.html",
         {
-            "form": form,
+            "form": choice.shown(form),
             "clinic": form.identity(site.settings.clinic_identity()),
             "framed": framed(request),
+            "words": choice.words(form),
         },
         headers={
             "Content-Security-Policy": content_security_policy(form, request),
-            "Vary": "Sec-Fetch-Dest",
+            "Vary": choice.vary("Sec-Fetch-Dest"),
         },
     )
 

@@ -25,11 +25,12 @@ from leads.errors import (
     StorageUnavailable,
     TooManySubmissions,
 )
+from leads.i18n.choice import LanguageChoice
 from leads.intake.attribution import from_referer
 from leads.intake.capture import CaptureJob, RequestMeta
 from leads.intake.receipts import IdempotencyKey, Receipt, replay_of
 from leads.intake.submission import parse_submission
-from leads.services import Services
+from leads.services import Services, services_of
 
 log = logging.getLogger("leads.intake")
 
@@ -51,13 +52,18 @@ class Arrival:
     user_agent: str | None
     origin: str | None
     referer: str | None = None
+    languages: LanguageChoice | None = None  # what the visitor's language is chosen from
 
     @classmethod
     def of(cls, request: Request, client_ip: str | None) -> Arrival:
         agent = request.headers.get("user-agent")
         headers = request.headers
         return cls(
-            client_ip, agent[:500] if agent else None, headers.get("origin"), headers.get("referer")
+            client_ip,
+            agent[:500] if agent else None,
+            headers.get("origin"),
+            headers.get("referer"),
+            LanguageChoice.of(request, services_of(request).settings),
         )
 
 
@@ -105,7 +111,12 @@ async def _take(
     settings = services.settings
     # A site's own form may not say which page it is on; the browser's Referer does.
     raw = from_referer(raw, arrival.referer)
-    submission = parse_submission(raw, forms=services.forms, default_region=settings.default_region)
+    submission = parse_submission(
+        raw,
+        forms=services.forms,
+        default_region=settings.default_region,
+        languages=arrival.languages,
+    )
     scoped = None
     if idempotency_key is not None:
         scoped = IdempotencyKey.of(

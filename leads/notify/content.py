@@ -1,5 +1,6 @@
-"""What a notification says: the clinic's email (at the chosen detail level), the visitor's
-autoreply, and the webhook payload. Pure functions of the stored lead.
+"""What a notification says: the clinic's email (at the chosen detail level, in the staff's
+language, LEADS_LANGUAGE) and the webhook payload. Pure functions of the stored lead. The
+visitor's autoreply is in :mod:`leads.notify.autoreply`.
 
 Detail levels (LEADS_NOTIFY_DETAIL), for clinics that must keep health details out of email:
 - ``full``: name, contact details, preference, interest and message;
@@ -25,11 +26,21 @@ import phonenumbers
 from leads.core.clinic import ClinicIdentity
 from leads.core.forms import Form
 from leads.core.routing import inbox_of_target
-from leads.core.vocabulary import ATTRIBUTION
+from leads.core.vocabulary import ATTRIBUTION, Language
+from leads.core.wording import worded
+from leads.i18n.catalogs import LanguageWords, words_for
 from leads.settings import Settings
 from leads.storage.models import Enquiry, Lead, OutboxMessage
+from leads.translatable import N_
 
-CONTACT_WORDS = {"email": "email", "phone": "a phone call", "text": "a text message"}
+CONTACT_WORDS = {"email": N_("email"), "phone": N_("a phone call"), "text": N_("a text message")}
+# The clinic email's subject: (a returning visitor's, naming the visitor).
+SUBJECTS = {
+    (False, True): N_("New enquiry: %(form)s from %(name)s"),
+    (False, False): N_("New enquiry: %(form)s"),
+    (True, True): N_("Follow-up enquiry: %(form)s from %(name)s"),
+    (True, False): N_("Follow-up enquiry: %(form)s"),
+}
 
 
 @dataclass(frozen=True)
@@ -113,6 +124,22 @@ def reply_inbox(form: Form | None, settings: Settings) -> str | None:
     return inbox[0] if inbox else None
 
 
+def received_at(moment: datetime, zone: str, words: LanguageWords) -> str:
+    """When a lead came in, for staff: :func:`local_time` in English, else the date and
+    time as the staff's language writes them (CLDR's medium date, short time, through
+    Babel), with the same zone: ``01.12.2026, 16:19 CET``."""
+    if words.language is Language.EN:
+        return local_time(moment, zone)
+    from babel.dates import format_date, format_time, get_datetime_format
+
+    locale = words.language.value
+    local = moment.astimezone(ZoneInfo(zone))
+    when = str(get_datetime_format("medium", locale=locale)).format(
+        format_time(local, "short", locale=locale), format_date(local, "medium", locale=locale)
+    )
+    return f"{when} {local_time(moment, zone).split()[-1]}"
+
+
 def clinic_email(
     message: OutboxMessage,
     lead: Lead,
@@ -120,57 +147,68 @@ def clinic_email(
     form: Form | None,
     settings: Settings,
 ) -> Email:
+    """The clinic's notification, in the staff's language (LEADS_LANGUAGE)."""
+    words = words_for(settings.language)
+    _ = words.gettext
     detail = settings.notify_detail
-    title = form.title if form else lead.form
+    title = worded(form, settings.language, _).title if form else lead.form
     returning = enquiry is not None
     # Who wrote this time: a follow-up may come from another member of the household.
     name = (enquiry.name if enquiry else None) or lead.name
     email = (enquiry.email if enquiry else None) or lead.email
     phone = (enquiry.phone if enquiry else None) or lead.phone
-    headline = "Follow-up enquiry" if returning else "New enquiry"
-    subject = f"{headline}: {title}"
-    if detail != "minimal":
-        subject += f" from {first_name(name)}"
+    headline = SUBJECTS[(returning, detail != "minimal")]
+    subject = _(headline) % {"form": title, "name": first_name(name)}
 
     url = lead_url(lead, settings)
-    received = local_time(enquiry.created_at if enquiry else lead.created_at, settings.timezone)
+    moment = enquiry.created_at if enquiry else lead.created_at
+    received = received_at(moment, settings.timezone, words)
     rows: list[tuple[str, str, str | None]] = []  # label, text, link
     if detail != "minimal":
-        rows.append(("Name", name, None))
+        rows.append((_("Name"), name, None))
         if email:
             # Quoted: a valid address may hold "?" or "&", which a mailto: link would read
             # as extra headers (bcc=...).
-            rows.append(("Email", email, f"mailto:{quote(email, safe='@')}"))
+            rows.append((_("Email"), email, f"mailto:{quote(email, safe='@')}"))
         if phone:
-            rows.append(("Phone", pretty_phone(phone), f"tel:{phone}"))
+            rows.append((_("Phone"), pretty_phone(phone), f"tel:{phone}"))
         preferred = (enquiry.preferred_contact if enquiry else None) or lead.preferred_contact
         if preferred:
-            rows.append(("Prefers", CONTACT_WORDS.get(preferred, preferred), None))
-    words = None
+            rows.append((_("Prefers"), _(CONTACT_WORDS.get(preferred, preferred)), None))
+        wrote_in = (enquiry.language if enquiry else None) or lead.language
+        if wrote_in and wrote_in != settings.language:
+            # The name of the visitor's language in the staff's, from CLDR.
+            from babel import Locale
+
+            language = Locale.parse(settings.language.value).languages.get(wrote_in, wrote_in)
+            rows.append((_("Wrote in"), language, None))
+    said = None
     if detail == "full":
         interest = enquiry.interest if enquiry else lead.interest
         if interest:
-            rows.append(("Interested in", interest, None))
-        words = enquiry.message if enquiry else lead.message
-    rows.append(("Received", received, None))
+            rows.append((_("Interested in"), interest, None))
+        said = enquiry.message if enquiry else lead.message
+    rows.append((_("Received"), received, None))
 
-    intro = (
-        f'Someone who wrote in before has sent another enquiry through "{title}".'
-        if returning
-        else f'A new enquiry came in through "{title}".'
-    )
+    if returning:
+        intro = _('Someone who wrote in before has sent another enquiry through "%(form)s".')
+    else:
+        intro = _('A new enquiry came in through "%(form)s".')
+    intro = intro % {"form": title}
     text_lines = [intro, ""]
     text_lines += [f"{label}: {value}" for label, value, _ in rows]
-    if words:
-        text_lines += ["", "Message:", words]
+    if said:
+        text_lines += ["", _("Message:"), said]
     # Shares an email or phone with an open lead but not the other detail: staff decide.
     earlier = None
     if lead.duplicate_of is not None and not returning:
         earlier = f"{settings.public_url}/staff/leads/{lead.duplicate_of}"
-        text_lines += ["", f"This may be the same person as an earlier lead: {earlier}"]
-    text_lines += ["", f"Open this lead: {url}"]
+        same = _("This may be the same person as an earlier lead: %(link)s")
+        text_lines += ["", same % {"link": earlier}]
+    text_lines += ["", _("Open this lead: %(link)s") % {"link": url}]
+    reply = _("Reply to this email to write to %(name)s directly.") % {"name": first_name(name)}
     if detail != "minimal" and email:
-        text_lines += ["", f"Reply to this email to write to {first_name(name)} directly."]
+        text_lines += ["", reply]
 
     e = html.escape
     cells = "".join(
@@ -180,83 +218,31 @@ def clinic_email(
         for label, value, link in rows
     )
     body = [f"<p>{e(intro)}</p>", f"<table cellpadding=4>{cells}</table>"]
-    if words:
-        body.append(f"<p><strong>Message:</strong></p><p>{e(words).replace(chr(10), '<br>')}</p>")
+    if said:
+        heading = e(_("Message:"))
+        body.append(f"<p><strong>{heading}</strong></p><p>{e(said).replace(chr(10), '<br>')}</p>")
     if earlier is not None:
-        body.append(
-            f'<p>This may be the same person as <a href="{e(earlier)}">an earlier lead</a>.</p>'
-        )
-    body.append(f'<p><a href="{e(url)}">Open this lead</a></p>')
+        earlier_words = e(_("an earlier lead"))
+        same_html = e(_("This may be the same person as %(link)s.")) % {
+            "link": f'<a href="{e(earlier)}">{earlier_words}</a>'
+        }
+        body.append(f"<p>{same_html}</p>")
+    open_words = e(_("Open this lead"))
+    body.append(f'<p><a href="{e(url)}">{open_words}</a></p>')
     if detail != "minimal" and email:
-        body.append(f"<p>{e(f'Reply to this email to write to {first_name(name)} directly.')}</p>")
+        body.append(f"<p>{e(reply)}</p>")
+    lang = "" if words.language is Language.EN else f' lang="{words.language.value}"'
 
     return Email(
         sender=sender_for(clinic_of(form, settings), settings),
         to=clinic_inbox(message, settings),
         subject=subject,
         text="\n".join(text_lines) + "\n",
-        html="<!doctype html><html><body>" + "".join(body) + "</body></html>",
+        html=f"<!doctype html><html{lang}><body>" + "".join(body) + "</body></html>",
         message_id=message_id_for(message, settings),
         reply_to=email if detail != "minimal" else None,
         headers={"X-Leads-Notification-Id": str(message.id)},
     )
-
-
-def default_autoreply(clinic: ClinicIdentity) -> str:
-    """What the autoreply says unless the form has its own words."""
-    call = clinic.called + (f" on {clinic.phone.display}" if clinic.phone else "")
-    return (
-        "Thank you for getting in touch. We have your request and will get back to you soon, "
-        "usually within one working day.\n\n"
-        f"If your question is urgent, please call {call}. In an emergency, call your local "
-        "emergency number."
-    )
-
-
-def autoreply_email(
-    message: OutboxMessage, lead: Lead, form: Form | None, settings: Settings
-) -> Email:
-    assert lead.email is not None
-    clinic = clinic_of(form, settings)
-    title = form.title if form else "your enquiry"
-    words = (form.autoreply if form and form.autoreply else None) or default_autoreply(clinic)
-    greeting = f"Hello {first_name(lead.name)},"
-    signature = signature_lines(clinic)
-    text = f"{greeting}\n\n{words}\n" + (f"\n{chr(10).join(signature)}\n" if signature else "")
-    e = html.escape
-    paragraphs = "".join(f"<p>{e(p)}</p>" for p in words.split("\n\n"))
-    if signature:
-        paragraphs += f"<p>{'<br>'.join(signature_html(clinic))}</p>"
-    return Email(
-        sender=sender_for(clinic, settings),
-        to=(lead.email,),
-        subject=f"We have your request: {title}",
-        text=text,
-        html=f"<!doctype html><html><body><p>{html.escape(greeting)}</p>{paragraphs}</body></html>",
-        message_id=message_id_for(message, settings),
-        reply_to=reply_inbox(form, settings),
-        headers={"X-Leads-Notification-Id": str(message.id), "Auto-Submitted": "auto-replied"},
-    )
-
-
-def signature_lines(clinic: ClinicIdentity) -> list[str]:
-    """The autoreply's signature: the clinic's name, phone and site, those that are set."""
-    lines = [clinic.name] if clinic.name else []
-    if clinic.phone:
-        lines.append(f"Phone: {clinic.phone.display}")
-    if clinic.url:
-        lines.append(clinic.url)
-    return lines
-
-
-def signature_html(clinic: ClinicIdentity) -> list[str]:
-    e = html.escape
-    lines = [e(clinic.name)] if clinic.name else []
-    if clinic.phone:
-        lines.append(f'Phone: <a href="tel:{e(clinic.phone.e164)}">{e(clinic.phone.display)}</a>')
-    if clinic.url:
-        lines.append(f'<a href="{e(clinic.url)}">{e(clinic.url)}</a>')
-    return lines
 
 
 def iso_utc(moment: datetime) -> str:

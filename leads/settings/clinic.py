@@ -1,10 +1,12 @@
-"""Who the pages and the emails say the visitor is dealing with: the clinic's identity."""
+"""Who the pages and the emails say the visitor is dealing with: the clinic's identity, and
+the language it speaks to visitors and its staff in."""
 
 from __future__ import annotations
 
 from pydantic import BaseModel, Field, ValidationInfo, field_validator
 
 from leads.core import clinic
+from leads.core.vocabulary import Language
 
 
 class ClinicSettings(BaseModel):
@@ -22,6 +24,17 @@ class ClinicSettings(BaseModel):
         None,
         description="The clinic's own website (http or https); the thank-you and error "
         "pages link back to it.",
+    )
+
+    language: Language = Field(
+        Language.EN,
+        description="The clinic's language (en, es or de): its forms' unless a form names "
+        "its own, and the staff's notification emails.",
+    )
+    negotiate_language: bool = Field(
+        False,
+        description="Let a visitor's browser (Accept-Language) choose among the shipped "
+        "languages; others get the form's language.",
     )
 
     @field_validator("clinic_name")

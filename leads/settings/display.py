@@ -51,6 +51,7 @@ CHECK_ORDER = (
     "log_format", "alert_after_minutes",
     "sms_provider", "sms_account", "sms_token", "sms_from", "sms_to", "sms_detail",
     "sms_quiet_hours", "sms_base_url",
+    "language", "negotiate_language",
 )  # fmt: skip
 
 

@@ -110,6 +110,9 @@ class Lead(Attribution, table=True):
     version: int = Field(default=1)
     # Merged into another lead by staff: it leaves the lists; unmerging clears this.
     merged_into: uuid.UUID | None = Field(default=None, foreign_key="leads.id", ondelete="SET NULL")
+    # The language the visitor was shown the form in (a Language; None: stored before
+    # leads kept it). The autoreply is written in it; interest and consent are as shown.
+    language: str | None = Field(default=None, max_length=8)
 
 
 class Enquiry(Attribution, table=True):
@@ -131,6 +134,7 @@ class Enquiry(Attribution, table=True):
     preferred_contact: str | None = Field(default=None, max_length=10)
     consent_version: str = Field(max_length=64)
     consent_text: str = Field(sa_column=Column(Text, nullable=False))
+    language: str | None = Field(default=None, max_length=8)  # as the lead's
 
 
 class IdempotencyRecord(SQLModel, table=True):

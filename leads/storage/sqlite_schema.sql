@@ -1,7 +1,7 @@
 -- The schema Alembic builds on a new SQLite database, replayed as it is on one
 -- (leads/storage/sqlite_schema.py). Written by `python -m leads.storage.sqlite_schema`
 -- after a migration is added; do not edit.
--- revisions: 0011
+-- revisions: 0012
 
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
@@ -89,7 +89,7 @@ CREATE TABLE enquiries (
 	interest VARCHAR(200), 
 	preferred_contact VARCHAR(10), 
 	consent_version VARCHAR(64) NOT NULL, 
-	consent_text TEXT NOT NULL, name VARCHAR(100), email VARCHAR(320), phone VARCHAR(20), 
+	consent_text TEXT NOT NULL, name VARCHAR(100), email VARCHAR(320), phone VARCHAR(20), language VARCHAR(8), 
 	PRIMARY KEY (id), 
 	FOREIGN KEY(lead_id) REFERENCES leads (id) ON DELETE CASCADE
 );
@@ -151,7 +151,7 @@ CREATE TABLE "leads" (
 	assigned_to CHAR(32), 
 	first_response_at DATETIME, 
 	version INTEGER DEFAULT '1' NOT NULL, 
-	merged_into CHAR(32), consent_withdrawn_at DATETIME, consent_withdrawn_by VARCHAR(120), 
+	merged_into CHAR(32), consent_withdrawn_at DATETIME, consent_withdrawn_by VARCHAR(120), language VARCHAR(8), 
 	PRIMARY KEY (id), 
 	CONSTRAINT fk_leads_duplicate_of_leads FOREIGN KEY(duplicate_of) REFERENCES leads (id) ON DELETE SET NULL, 
 	CONSTRAINT fk_leads_assigned_to_users FOREIGN KEY(assigned_to) REFERENCES users (id) ON DELETE SET NULL, 
@@ -236,4 +236,4 @@ CREATE INDEX ix_outbox_lead_id ON outbox (lead_id);
 
 CREATE INDEX ix_staff_sessions_user_id ON staff_sessions (user_id);
 
-INSERT INTO alembic_version (version_num) VALUES ('0011');
+INSERT INTO alembic_version (version_num) VALUES ('0012');

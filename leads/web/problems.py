@@ -1,4 +1,10 @@
-"""One errors path: problem+json (RFC 9457) for API clients, an HTML page for browsers."""
+"""One errors path: problem+json (RFC 9457) for API clients, an HTML page for browsers.
+
+Both are worded in the visitor's language: the form's that the problem concerns (the
+intake sets it), else the one the request is answered in (leads.i18n.choice); on the
+staff side, English. Only the human-readable parts change: ``title``, ``detail`` and each
+field error's ``message``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +18,11 @@ from starlette.routing import Match, Route
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from leads.core.vocabulary import Language
 from leads.errors import HTTPProblem, StorageUnavailable
+from leads.i18n.catalogs import LanguageWords, words_for
+from leads.i18n.choice import LanguageChoice, is_staff_path
+from leads.translatable import N_
 
 log = logging.getLogger("leads.web")
 
@@ -42,18 +52,31 @@ def error_page(request: Request, problem: HTTPProblem) -> str:
     return "error.html"
 
 
+def problem_words(request: Request, problem: HTTPProblem) -> tuple[LanguageWords, str | None]:
+    """The words a problem is told in, and the ``Vary`` that choice needs (if any)."""
+    site = request.app.state.site  # leads.services.Site (web imports none of the sides)
+    choice = LanguageChoice.of(request, site.settings)
+    if problem.language is not None and not is_staff_path(request.url.path):
+        return words_for(Language(problem.language)), choice.vary() or None
+    slug = request.scope.get("path_params", {}).get("slug")
+    form = site.forms.forms.get(slug) if isinstance(slug, str) else None
+    return choice.words(form), choice.vary() or None
+
+
 def render_problem(request: Request, problem: HTTPProblem) -> Response:
+    words, vary = problem_words(request, problem)
+    headers = {**problem.headers, **({"Vary": vary} if vary else {})}
     if wants_html(request):
-        templates = request.app.state.site.templates  # leads.services.Site, set by create_app
+        templates = request.app.state.site.templates
         assert isinstance(templates, Jinja2Templates)
         return templates.TemplateResponse(
             request,
             error_page(request, problem),
-            {"problem": problem, "actor": None},
+            {"problem": problem, "actor": None, "words": words},
             status_code=problem.status,
-            headers={**problem.headers, "Content-Security-Policy": ERROR_PAGE_CSP},
+            headers={**headers, "Content-Security-Policy": ERROR_PAGE_CSP},
         )
-    return ProblemResponse(problem.body(), status_code=problem.status, headers=problem.headers)
+    return ProblemResponse(problem.body(words), status_code=problem.status, headers=headers)
 
 
 async def on_problem(request: Request, exc: Exception) -> Response:
@@ -87,7 +110,7 @@ def allowed_methods(request: Request) -> str:
 
 async def on_http_exception(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
-    detail = {404: "There is nothing at this address."}.get(exc.status_code, exc.detail)
+    detail = {404: N_("There is nothing at this address.")}.get(exc.status_code, exc.detail)
     headers = dict(exc.headers) if exc.headers else None
     if exc.status_code == 405:
         headers = {**(headers or {}), "Allow": allowed_methods(request)}

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from leads.core.routing import FormRouting
 from leads.core.vocabulary import Channel, MessageKind
 from leads.errors import PermanentDeliveryError
+from leads.notify.autoreply import autoreply_email
 from leads.notify.channels.base import Notice, Route, Routes
-from leads.notify.content import Email, autoreply_email, clinic_email
+from leads.notify.content import Email, clinic_email
 from leads.notify.digest_content import DigestContent, digest_email
 from leads.settings import Settings
 from leads.storage.models import OutboxMessage
