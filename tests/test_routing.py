@@ -236,6 +236,11 @@ async def test_each_forms_leads_reach_only_its_own_inbox_and_webhooks(
             ("webhook", receiver.url("/global")),
         ]
     )
+    # The operator's listing shows a form's inbox masked: enough to recognise, not to copy.
+    listing = await asyncio.to_thread(leads_cli, database_url, "outbox", "list")
+    assert listing.returncode == 0, listing.stderr
+    assert "smtp:s***@clinic.example, l***@clinic.example" in listing.stdout
+    assert "sports@clinic.example" not in listing.stdout
 
 
 async def _all_sent(query: Query, count: int) -> list[dict[str, Any]] | None:

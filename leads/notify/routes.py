@@ -19,12 +19,11 @@ three digits hidden.
 
 from __future__ import annotations
 
-from email.utils import parseaddr
-
 from leads.core.forms import FormCatalog
 from leads.core.routing import FormRouting
 from leads.notify.channels import ChannelRegistry, Route, builtin_channels
 from leads.settings import Settings, redact_url
+from leads.settings.display import masked_address
 
 # What the line calls each kind, the FormRouting key it reads, and the setting it defaults to.
 KINDS = (
@@ -79,8 +78,7 @@ def _part(
 def masked(key: str, recipient: str) -> str:
     """A recipient as the check shows it: enough to recognise, not to copy."""
     if key == "inbox":
-        local, _, domain = parseaddr(recipient)[1].rpartition("@")
-        return f"{local[:1]}***@{domain}"
+        return masked_address(recipient)
     if key == "webhook_urls":
         return redact_url(recipient)
     return f"***{recipient[-3:]}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.utils import parseaddr
+
 from pydantic import BaseModel, SecretStr
 
 from leads.settings.urls import hide_database_password, hide_password, redact_url
@@ -60,9 +62,21 @@ def masked_number(number: str) -> str:
     return "*" * max(len(number) - 3, 0) + number[-3:]
 
 
+def masked_address(address: str) -> str:
+    """An email address as output shows it: its first letter and its domain
+    (``s***@clinic.example``)."""
+    local, _, domain = parseaddr(address)[1].rpartition("@")
+    return f"{local[:1]}***@{domain}"
+
+
 def shown_target(channel: str, target: str) -> str:
-    """An outbox row's target as output shows it: a text's number masked, a URL redacted."""
-    return masked_number(target) if channel == "sms" else redact_url(target)
+    """An outbox row's target as output shows it: a text's number masked, a form's inbox
+    addresses masked, a URL redacted."""
+    if channel == "sms":
+        return masked_number(target)
+    if channel in ("smtp", "email_api"):
+        return ", ".join(masked_address(a) for a in target.split(","))
+    return redact_url(target)
 
 
 def public_view(settings: BaseModel) -> dict[str, str]:
