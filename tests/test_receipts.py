@@ -123,6 +123,24 @@ async def test_a_new_detail_makes_a_possible_duplicate_not_a_change(
     assert same(rows[1]["duplicate_of"], a)
 
 
+async def test_many_leads_sharing_a_phone_still_match_by_the_newest(
+    client, lead, query: Query, lead_of: LeadOf
+) -> None:
+    """Fifteen people (or one flood) give the same phone with their own emails: fifteen
+    leads. A batch considers only the newest few of them (not every one, each time), so a
+    phone-only visitor joins the newest, and the same email again joins its own lead."""
+    phone = "+12025550143"
+    firsts = [await post(client, lead(email=f"p{i}@example.com", phone=phone)) for i in range(15)]
+    leads_made = [await lead_of(r.json()["id"]) for r in firsts]
+    assert len(set(leads_made)) == 15
+    by_phone = await post(client, {**lead(phone=phone), "email": None})
+    again = await post(client, lead(email="p0@example.com", phone=phone))
+    assert await lead_of(by_phone.json()["id"]) == leads_made[-1]
+    assert await lead_of(again.json()["id"]) == leads_made[0]
+    (count,) = await query("SELECT COUNT(*) AS n FROM leads")
+    assert count["n"] == 15
+
+
 async def test_an_idempotency_key_replays_the_same_receipt(client, lead, query: Query) -> None:
     body = lead()
     first = await post(client, body, headers={"Idempotency-Key": "k-1"})

@@ -210,7 +210,7 @@ class _Batch:
     def remember(self, lead: AnyLead) -> None:
         for key in _keys(lead.email_key, lead.phone):
             leads = self.open.setdefault(key, [])
-            if lead not in leads:
+            if not any(known is lead for known in leads):  # by identity: == compares fields
                 leads.append(lead)
 
     def match(self, job: CaptureJob) -> tuple[AnyLead | None, AnyLead | None]:

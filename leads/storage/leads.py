@@ -5,13 +5,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Collection
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import delete, or_, select, text
+from sqlalchemy import Select, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from leads.core.vocabulary import LeadStatus
 from leads.storage.models import Enquiry, IdempotencyRecord, Lead
+
+# How many open leads per email or phone a batch considers: the newest. Normally one or two;
+# a flood of submissions sharing one phone (or email) would otherwise make every later
+# batch load and compare all of them.
+MATCHES_PER_CONTACT = 10
 
 
 async def find_open_leads(
@@ -22,21 +28,33 @@ async def find_open_leads(
     since: datetime,
 ) -> list[Lead]:
     """Non-spam leads still ``new``, active since ``since``, with any of these emails or
-    phones: one query for a whole batch of submissions (rows locked on PostgreSQL)."""
+    phones, the :data:`MATCHES_PER_CONTACT` newest per email and per phone: one query for a
+    whole batch of submissions (rows locked on PostgreSQL)."""
     matches = []
     if email_keys:
-        matches.append(col(Lead.email_key).in_(list(email_keys)))
+        matches.append(col(Lead.id).in_(_newest(col(Lead.email_key), email_keys, since)))
     if phones:
-        matches.append(col(Lead.phone).in_(list(phones)))
+        matches.append(col(Lead.id).in_(_newest(col(Lead.phone), phones, since)))
     if not matches:
         return []
-    query = (
-        select(Lead)
-        .where(or_(*matches), col(Lead.status) == LeadStatus.NEW, col(Lead.spam).is_(False))
-        .where(col(Lead.last_enquiry_at) >= since)
-        .with_for_update()
-    )
+    query = select(Lead).where(or_(*matches)).with_for_update()
     return list((await session.execute(query)).scalars().all())
+
+
+def _newest(contact: Any, values: Collection[str], since: datetime) -> Select[tuple[uuid.UUID]]:
+    """The ids of the newest open leads per value of ``contact`` (an email key or a phone)."""
+    newest_first = (col(Lead.last_enquiry_at).desc(), col(Lead.id))
+    ranked = (
+        select(
+            col(Lead.id).label("id"),
+            func.row_number().over(partition_by=contact, order_by=newest_first).label("rank"),
+        )
+        .where(contact.in_(list(values)))
+        .where(col(Lead.status) == LeadStatus.NEW, col(Lead.spam).is_(False))
+        .where(col(Lead.last_enquiry_at) >= since)
+        .subquery()
+    )
+    return select(ranked.c.id).where(ranked.c.rank <= MATCHES_PER_CONTACT)
 
 
 async def get_idempotency_records(
