@@ -6,9 +6,12 @@ in Spanish at a real SMTP server."""
 from __future__ import annotations
 
 import asyncio
+import gettext
+import io
 import re
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +118,29 @@ def test_the_completeness_check_notices_what_a_catalog_lacks(tmp_path: Path) -> 
         "placeholders 'Optional. Up to %(limit)s characters.'",
         "untranslated 'Please tell us your name.'",
     ]
+
+
+@pytest.mark.slow
+def test_the_wheel_carries_each_catalog_compiled(tmp_path: Path) -> None:
+    """`pip install .` builds a wheel; hatch_build.py compiles each .po into it, and the
+    compiled catalog says what the .po says."""
+    built = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "-q", "-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    (wheel,) = tmp_path.glob("leads-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        for language in TRANSLATED:
+            name = f"leads/locale/{language.value}/LC_MESSAGES/leads.mo"
+            compiled = gettext.GNUTranslations(io.BytesIO(archive.read(name)))
+            with catalog_path(language).open("rb") as source:
+                catalog = read_po(source, locale=language.value)
+            said = {m.id: m.string for m in catalog if m.id and m.string and not m.fuzzy}
+            assert said
+            assert all(compiled.gettext(k) == v for k, v in said.items() if isinstance(k, str))
 
 
 # Choosing the language

@@ -3,10 +3,10 @@ language but English (the language the words are written in: its catalog would b
 
 A catalog is read the first time its language is needed, from the compiled ``leads.mo``
 when one is there and no older than its ``.po``, else compiled from the ``.po`` in memory
-with Babel (a few milliseconds for a catalog this size). So a checkout, an editable install
-and a wheel all work without a build step, and a ``.mo`` left behind by an edit of the
-``.po`` is never read. Each language's words are kept for the life of the process: they
-never change while it runs.
+with Babel (a few milliseconds for a catalog this size). A wheel carries each ``.mo``
+(compiled by hatch_build.py); a checkout and an editable install work without that step,
+and a ``.mo`` left behind by an edit of the ``.po`` is never read. Each language's words
+are kept for the life of the process: they never change while it runs.
 """
 
 from __future__ import annotations
