@@ -7,6 +7,8 @@ subprocess can reach it too). What a peer does with a connection is its ``behavi
   without answering it;
 - ``http_slow``: reads a request and answers ``200`` only after ``delay`` seconds;
 - ``http_reset``: reads a request and resets the connection (TCP RST);
+- ``http_500_429``: an email API having a bad day, as Postmark documents its answers:
+  ``500``, then ``429`` with ``Retry-After: 1``, in turn, on a kept-alive connection;
 - ``http_ok``: answers every request ``204`` and records it (a healthy webhook receiver).
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import socket
 import struct
 import threading
@@ -45,6 +48,7 @@ class Peer:
     port: int = field(default_factory=free_port)
     connections: list[float] = field(default_factory=list)  # monotonic time of each accept
     arrivals: list[Arrival] = field(default_factory=list)
+    answered: int = 0  # requests answered with an error (http_500_429)
     lock: threading.Lock = field(default_factory=threading.Lock)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)  # set in the peer's loop
 
@@ -101,6 +105,24 @@ class Peer:
         await self._read_request(reader)
         sock = writer.get_extra_info("socket")
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+
+    async def _http_500_429(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            await self._read_request(reader)
+            with self.lock:
+                self.answered += 1
+                throttled = self.answered % 2 == 0
+            status, extra, message = (
+                ("429 Too Many Requests", "Retry-After: 1\r\n", "Rate limit exceeded")
+                if throttled
+                else ("500 Internal Server Error", "", "Internal Server Error")
+            )
+            body = json.dumps({"ErrorCode": 0, "Message": message}).encode()
+            head = f"HTTP/1.1 {status}\r\n{extra}Content-Type: application/json\r\n"
+            writer.write(f"{head}Content-Length: {len(body)}\r\n\r\n".encode() + body)
+            await writer.drain()
 
     async def _http_ok(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         while True:
