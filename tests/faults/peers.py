@@ -19,12 +19,17 @@ import contextlib
 import json
 import socket
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from tests.servers import free_port
+
+ROOT = Path(__file__).parents[2]
 
 
 @dataclass
@@ -134,9 +139,9 @@ class Peer:
 
 
 @contextlib.contextmanager
-def running_peer(behaviour: str, *, delay: float = 60.0) -> Iterator[Peer]:
+def running_peer(behaviour: str, *, delay: float = 60.0, port: int | None = None) -> Iterator[Peer]:
     """The peer, listening until the block ends; hanging connections are then cut."""
-    peer = Peer(behaviour, delay=delay)
+    peer = Peer(behaviour, delay=delay, port=port or free_port())
     loop = asyncio.new_event_loop()
     started = threading.Event()
 
@@ -157,3 +162,50 @@ def running_peer(behaviour: str, *, delay: float = 60.0) -> Iterator[Peer]:
         loop.call_soon_threadsafe(peer.stopping.set)
         thread.join(10)
         loop.close()
+
+
+@dataclass
+class PeerProcess:
+    """A peer in a process of its own (``python -m tests.faults.peers``), so that its work
+    takes nothing from the test's event loop or its timing; ``connections`` is counted when
+    it stops."""
+
+    behaviour: str
+    port: int
+    connections: int = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hook"
+
+
+@contextlib.contextmanager
+def peer_process(behaviour: str, *, delay: float = 60.0) -> Iterator[PeerProcess]:
+    peer = PeerProcess(behaviour, free_port())
+    command = [sys.executable, "-m", "tests.faults.peers", behaviour, str(peer.port), str(delay)]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
+    assert process.stdin is not None
+    assert process.stdout is not None
+    try:
+        assert process.stdout.readline().strip() == "ready", f"the {behaviour} peer did not start"
+        yield peer
+    finally:
+        process.stdin.close()  # the peer stops at the end of its input and says how it went
+        peer.connections = int(process.stdout.readline().strip() or 0)
+        process.wait(timeout=15)
+        process.stdout.close()
+
+
+def main(behaviour: str, port: str, delay: str) -> None:
+    with running_peer(behaviour, delay=float(delay), port=int(port)) as peer:
+        print("ready", flush=True)
+        sys.stdin.read()
+        with peer.lock:
+            count = len(peer.connections)
+    print(count, flush=True)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:4])

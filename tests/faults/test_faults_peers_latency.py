@@ -20,6 +20,7 @@ import base64
 import collections
 import contextlib
 import json
+import os
 import shutil
 import time
 import uuid
@@ -31,8 +32,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.faults.peers import Peer, running_peer
-from tests.servers import leads_process
+from tests.faults.peers import Peer, PeerProcess, peer_process, running_peer
+from tests.servers import Service, leads_process
 from tests.support import eventually, leads_env, run_leads
 
 pytestmark = pytest.mark.slow
@@ -76,6 +77,7 @@ class Run:
     late: list[float] = field(default_factory=list)  # 201 to its healthy webhook, seconds
     repeats: int = 0  # healthy webhooks that arrived more than once
     bad_connections: int = 0
+    server_cpu: float = 0.0  # the server's CPU seconds per second of the run, load and drain
 
     def line(self) -> str:
         return (
@@ -83,11 +85,12 @@ class Run:
             f"{1000 * p(self.intake, 0.99):.0f} ms ({len(self.intake)} leads); /staff p50 / p99 "
             f"{1000 * p(self.staff, 0.5):.0f} / {1000 * p(self.staff, 0.99):.0f} ms "
             f"({len(self.staff)} reads); healthy webhook at most {max(self.late, default=0):.2f}"
-            f" s after its lead's 201; {self.bad_connections} connections to the peer"
+            f" s after its lead's 201; {self.bad_connections} connections to the peer; server "
+            f"CPU {self.server_cpu:.0%} of a core"
         )
 
 
-def channels(case: str, bad: Peer, healthy: Peer) -> dict[str, str]:
+def channels(case: str, bad: PeerProcess, healthy: Peer) -> dict[str, str]:
     """The settings that send this case's notifications to its peers."""
     if case.startswith("smtp"):
         to_bad = {"smtp_url": f"smtp://127.0.0.1:{bad.port}?starttls=off"}
@@ -181,8 +184,13 @@ async def load(url: str, run: Run, healthy: Peer) -> None:
         await eventually(all_arrived, what="every healthy webhook", within=20)
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @contextlib.contextmanager
-def serving(case: str, database: Path, bad: Peer, healthy: Peer) -> Iterator[str]:
+def serving(case: str, database: Path, bad: PeerProcess, healthy: Peer) -> Iterator[Service]:
     env = leads_env(
         database_url=f"sqlite:///{database}",
         secret_key=SECRET,
@@ -194,7 +202,7 @@ def serving(case: str, database: Path, bad: Peer, healthy: Peer) -> Iterator[str
         **channels(case, bad, healthy),
     )
     with leads_process(env) as service:
-        yield service.url
+        yield service
         assert "Traceback" not in service.output(), service.output()[-4000:]
 
 
@@ -202,12 +210,15 @@ def measure(case: str, template: Path, workdir: Path) -> Run:
     database = workdir / f"{case}.db"
     shutil.copy(template, database)
     run = Run(case)
-    with running_peer(CASES[case], delay=60) as bad, running_peer("http_ok") as healthy:
-        with serving(case, database, bad, healthy) as url:
-            asyncio.run(load(url, run, healthy))
+    with peer_process(CASES[case], delay=60) as bad, running_peer("http_ok") as healthy:
+        with serving(case, database, bad, healthy) as service:
+            before, started = cpu_seconds(service.process.pid), time.monotonic()
+            asyncio.run(load(service.url, run, healthy))
+            spent = cpu_seconds(service.process.pid) - before
+            run.server_cpu = spent / (time.monotonic() - started)
         with healthy.lock:
             arrivals = list(healthy.arrivals)
-        run.bad_connections = len(bad.connections)
+    run.bad_connections = bad.connections
     receipts = collections.Counter(json.loads(a.body)["data"]["enquiry_id"] for a in arrivals)
     run.repeats = sum(n > 1 for n in receipts.values())
     first = {}
