@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, delete, func, or_, select, text
+from sqlalchemy import Select, bindparam, delete, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -30,31 +30,42 @@ async def find_open_leads(
     """Non-spam leads still ``new``, active since ``since``, with any of these emails or
     phones, the :data:`MATCHES_PER_CONTACT` newest per email and per phone: one query for a
     whole batch of submissions (rows locked on PostgreSQL)."""
-    matches = []
-    if email_keys:
-        matches.append(col(Lead.id).in_(_newest(col(Lead.email_key), email_keys, since)))
-    if phones:
-        matches.append(col(Lead.id).in_(_newest(col(Lead.phone), phones, since)))
-    if not matches:
+    if not email_keys and not phones:
         return []
-    query = select(Lead).where(or_(*matches)).with_for_update()
-    return list((await session.execute(query)).scalars().all())
+    query = _FIND_OPEN[bool(email_keys), bool(phones)]
+    values = {"email_keys": list(email_keys), "phones": list(phones), "since": since}
+    return list((await session.execute(query, values)).scalars().all())
 
 
-def _newest(contact: Any, values: Collection[str], since: datetime) -> Select[tuple[uuid.UUID]]:
-    """The ids of the newest open leads per value of ``contact`` (an email key or a phone)."""
+def _newest(contact: Any, values: str) -> Select[tuple[uuid.UUID]]:
+    """The ids of the newest open leads per value of ``contact`` (an email key or a phone)
+    among the bound list ``values``, active since the bound ``since``."""
     newest_first = (col(Lead.last_enquiry_at).desc(), col(Lead.id))
     ranked = (
         select(
             col(Lead.id).label("id"),
             func.row_number().over(partition_by=contact, order_by=newest_first).label("rank"),
         )
-        .where(contact.in_(list(values)))
+        .where(contact.in_(bindparam(values, expanding=True)))
         .where(col(Lead.status) == LeadStatus.NEW, col(Lead.spam).is_(False))
-        .where(col(Lead.last_enquiry_at) >= since)
+        .where(col(Lead.last_enquiry_at) >= bindparam("since"))
         .subquery()
     )
     return select(ranked.c.id).where(ranked.c.rank <= MATCHES_PER_CONTACT)
+
+
+def _find_open(by_email: bool, by_phone: bool) -> Select[Lead]:
+    matches = []
+    if by_email:
+        matches.append(col(Lead.id).in_(_newest(col(Lead.email_key), "email_keys")))
+    if by_phone:
+        matches.append(col(Lead.id).in_(_newest(col(Lead.phone), "phones")))
+    return select(Lead).where(or_(*matches)).with_for_update()
+
+
+# Built once: a batch binds its emails and phones (building the statement cost more than
+# running it, for a small batch).
+_FIND_OPEN = {(e, p): _find_open(e, p) for e in (True, False) for p in (True, False) if e or p}
 
 
 async def get_idempotency_records(
