@@ -47,9 +47,10 @@ SECONDS = 5.0  # of load per run
 STAFF_EVERY = 0.2  # seconds between the receptionist's reloads
 TIMEOUT = 3.0  # LEADS_DELIVERY_TIMEOUT_SECONDS: a hanging attempt holds its slot this long
 ON_TIME = 3.0  # seconds from a lead's 201 to its healthy webhook, at most
-# Not slowed: a run's p99 within twice the healthy run's, plus room for a busy machine. A
-# delivery that held up a request would add the whole timeout (3 s) to it.
-SLOWER, SLACK_MS = 2.0, 250.0
+# Not slowed: a run's p99 within twice the healthy run's, plus room for a machine shared with
+# other tests (a p99 of 100 requests is nearly their slowest). A delivery that held up
+# requests would add the whole timeout (3 s) to them.
+SLOWER, SLACK_MS = 2.0, 750.0
 
 # The case, and what its misbehaving peer does (tests/faults/peers.py).
 CASES = {
