@@ -18,8 +18,15 @@ dashboard does), on one keep-alive connection. After one warm-up round, each kin
 is made ``--reads`` times in a row per tree, the trees taking turns kind by kind, the whole
 ``--repeat`` times; the server's utime+stime (from /proc) and the wall time over each run of
 reads, divided by the reads. Prints, per kind and tree, the medians over repeats and the
-ratio of this tree to ``--against``. Not a test: the machine is shared, so figures move with
-its load; /proc counts in 10 ms ticks, so keep ``--reads`` x the cost well above that.
+ratio of this tree to ``--against``.
+
+    .venv/bin/python bench/staff_cpu.py --profile /staff --reads 300
+
+instead records where this tree's server spends its CPU on one kind of read (py-spy, at
+500 samples a second, over ``--reads`` reads after the warm-up) and prints the functions
+with the most samples, inclusive and on their own. Not a test: the machine is shared, so
+figures move with its load; /proc counts in 10 ms ticks, so keep ``--reads`` x the cost
+well above that.
 """
 
 from __future__ import annotations
@@ -29,11 +36,13 @@ import asyncio
 import contextlib
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -43,7 +52,7 @@ import httpx
 import staff_reads
 import targets
 
-SECRET = "bench-secret-key-not-for-production-0123456789"
+SECRET = "bench-secret-key-not-for-production-0123456789"  # noqa: S105 - a throwaway key
 
 
 def kinds(data: dataset.Dataset) -> dict[str, list[str]]:
@@ -138,6 +147,42 @@ def read_run(client: httpx.Client, paths: list[str], reads: int, pid: int) -> tu
     return 1000 * (targets.cpu_seconds(pid) - cpu) / reads, 1000 * wall / reads
 
 
+def profile(pid: int, client: httpx.Client, paths: list[str], reads: int, workdir: Path) -> None:
+    """py-spy on the server over ``reads`` reads: the 25 functions seen most, inclusive (on
+    the stack) and on their own (at its top), as shares of the samples."""
+    out = workdir / "profile.txt"
+    spy = subprocess.Popen(
+        [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(pid), "--rate",
+         "500", "--format", "raw", "--function", "--nonblocking", "--output", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)  # py-spy attaches
+    cpu, wall = read_run(client, paths, reads, pid)
+    spy.send_signal(signal.SIGINT)
+    spy.wait(timeout=60)
+    inclusive: Counter[str] = Counter()
+    own: Counter[str] = Counter()
+    total = 0
+    for line in out.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        # "function (path:line)" to "function (module.py)"
+        frames = [f.split(" (")[0] + " (" + f.rsplit("/", 1)[-1].split(":")[0] + ")"
+                  for f in stack.split(";")]  # fmt: skip
+        n = int(count)
+        total += n
+        own[frames[-1]] += n
+        for frame in set(frames):
+            inclusive[frame] += n
+    print(
+        f"{reads} reads of {paths[0]}...: {cpu:.1f} CPU ms, {wall:.1f} wall ms per read; "
+        f"{total} samples of threads not idle"
+    )
+    for title, counter in (("inclusive", inclusive), ("own", own)):
+        print(f"-- {title}")
+        for frame, n in counter.most_common(int(os.environ.get("TOP", "25"))):
+            print(f"{100 * n / max(1, total):5.1f}%  {frame}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", help="a git revision to measure in the same run")
@@ -146,7 +191,10 @@ def main() -> int:
     parser.add_argument("--csv-reads", type=int, default=5, help="downloads per run")
     parser.add_argument("--leads", type=int, default=2000)
     parser.add_argument("--only", help="comma-separated kinds to measure (default: all)")
+    parser.add_argument("--profile", metavar="KIND", help="py-spy this tree on one kind")
     args = parser.parse_args()
+    if args.profile:
+        args.against, args.only, args.repeat = None, args.profile, 0
     with contextlib.ExitStack() as stack:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="leads-cpu-")))
         print(f"bench: filling a database with {args.leads:,} leads", file=sys.stderr)
@@ -182,6 +230,10 @@ def main() -> int:
                 for name in trees:
                     run = read_run(clients[name], paths, reads, servers[name].pid)
                     figures[name][kind].append(run)
+        if args.profile:
+            server, client = servers["this tree"], clients["this tree"]
+            profile(server.pid, client, chosen[args.profile], args.reads, workdir)
+            return 0
     report(figures, args, data)
     return 0
 
