@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.vocabulary import ATTRIBUTION
@@ -30,8 +31,11 @@ ENQUIRY_FIELDS = (
 
 
 def lead_record(
-    lead: Lead, enquiries: list[Enquiry], notifications: Sequence[OutboxMessage] = ()
+    lead: Lead | Row[Any],
+    enquiries: Sequence[Enquiry | Row[Any]],
+    notifications: Sequence[OutboxMessage | Row[Any]] = (),
 ) -> dict[str, Any]:
+    """A lead as the export writes it; objects and plain rows (the staff list's) alike."""
     record: dict[str, Any] = {}
     for column in CSV_COLUMNS:
         record[column] = plain(getattr(lead, column))

@@ -19,10 +19,12 @@ from sqlalchemy import (
     case,
     exists,
     func,
+    literal,
     not_,
     or_,
     select,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -101,18 +103,43 @@ def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+LEADS = Lead.__table__.c  # type: ignore[attr-defined]
+ENQUIRIES = Enquiry.__table__.c  # type: ignore[attr-defined]
+OUTBOX = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+USERS = User.__table__.c  # type: ignore[attr-defined]
+# What a timeline and the API show of a notification (not its claims and schedule).
+MESSAGE_COLUMNS = (
+    "id", "lead_id", "created_at", "kind", "channel", "target", "status", "attempts",
+    "last_error", "delivered_at",
+)  # fmt: skip
+
+
 async def list_leads(
-    *, session: AsyncSession, query: LeadQuery, after: Position | None, limit: int
-) -> list[Lead]:
+    *,
+    session: AsyncSession,
+    query: LeadQuery,
+    after: Position | None,
+    limit: int,
+    columns: Sequence[str] | None = None,
+) -> list[Row[Any]]:
     """Newest first, keyset-paginated on (created_at, id): a page starts after ``after``,
     so leads arriving meanwhile (newer than any page read so far) never shift the pages.
+
+    Plain rows (no ORM objects: building them was most of a page's CPU) of ``columns``
+    (Lead's attribute names; every column when None, which must include ``created_at`` and
+    ``id``), then ``assignee`` (the assigned member of staff's email, or None) and
+    ``has_enquiries`` (whether the lead has later submissions): one statement.
 
     The position is written ``created_at <= t AND (created_at < t OR id < i)`` rather than
     ``created_at < t OR (created_at = t AND id < i)``: the same rows, but the first term is
     a range both engines seek an index to, so a page deep in the list (or the CSV export's
     last) reads its own rows, not every newer lead again."""
-    statement = _listed(select(Lead), query, after, limit)
-    return list((await session.scalars(statement)).all())
+    wanted = list(LEADS) if columns is None else [LEADS[name] for name in columns]
+    assignee = select(USERS.email).where(USERS.id == LEADS.assigned_to).scalar_subquery()
+    wanted.append(assignee.label("assignee"))
+    wanted.append(exists().where(ENQUIRIES.lead_id == LEADS.id).label("has_enquiries"))
+    connection = await session.connection()
+    return list((await connection.execute(_listed(select(*wanted), query, after, limit))).all())
 
 
 # The delivery states a download counts each lead's notifications in, in this order.
@@ -187,13 +214,17 @@ async def enquiry_ids_of(
 
 async def enquiries_of(
     *, session: AsyncSession, lead_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, list[Enquiry]]:
-    found: dict[uuid.UUID, list[Enquiry]] = {lead_id: [] for lead_id in lead_ids}
+) -> dict[uuid.UUID, list[Row[Any]]]:
+    """Each lead's later submissions, oldest first, as plain rows of every enquiry column.
+    The session is flushed first: a use case may have just added one."""
+    found: dict[uuid.UUID, list[Row[Any]]] = {lead_id: [] for lead_id in lead_ids}
     if lead_ids:
-        rows = await session.scalars(
-            select(Enquiry)
-            .where(col(Enquiry.lead_id).in_(list(lead_ids)))
-            .order_by(col(Enquiry.created_at), col(Enquiry.id))
+        await session.flush()
+        connection = await session.connection()
+        rows = await connection.execute(
+            select(*ENQUIRIES)
+            .where(ENQUIRIES.lead_id.in_(list(lead_ids)))
+            .order_by(ENQUIRIES.created_at, ENQUIRIES.id)
         )
         for enquiry in rows:
             found[enquiry.lead_id].append(enquiry)
@@ -202,13 +233,17 @@ async def enquiries_of(
 
 async def messages_of(
     *, session: AsyncSession, lead_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, list[OutboxMessage]]:
-    found: dict[uuid.UUID, list[OutboxMessage]] = {lead_id: [] for lead_id in lead_ids}
+) -> dict[uuid.UUID, list[Row[Any]]]:
+    """Each lead's notifications, oldest first, as plain rows of :data:`MESSAGE_COLUMNS`.
+    The session is flushed first: a use case may have just queued one."""
+    found: dict[uuid.UUID, list[Row[Any]]] = {lead_id: [] for lead_id in lead_ids}
     if lead_ids:
-        rows = await session.scalars(
-            select(OutboxMessage)
-            .where(col(OutboxMessage.lead_id).in_(list(lead_ids)))
-            .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
+        await session.flush()
+        connection = await session.connection()
+        rows = await connection.execute(
+            select(*(OUTBOX[name] for name in MESSAGE_COLUMNS))
+            .where(OUTBOX.lead_id.in_(list(lead_ids)))
+            .order_by(OUTBOX.created_at, OUTBOX.id)
         )
         for message in rows:
             if message.lead_id is not None:
@@ -228,6 +263,15 @@ async def emails_of(
     return {user_id: email for user_id, email in rows}
 
 
+async def active_emails(*, session: AsyncSession) -> list[str]:
+    """The emails of the staff accounts still active, in order: whom a lead can go to."""
+    connection = await session.connection()
+    rows = await connection.execute(
+        select(USERS.email).where(USERS.active == True).order_by(USERS.email)  # noqa: E712
+    )
+    return list(rows.scalars().all())
+
+
 async def user_by_email(*, session: AsyncSession, email: str) -> User | None:
     found = await session.scalars(select(User).where(col(User.email) == email.lower()))
     return found.first()
@@ -238,6 +282,37 @@ async def events_of(*, session: AsyncSession, lead_id: uuid.UUID) -> list[LeadEv
         select(LeadEvent).where(col(LeadEvent.lead_id) == lead_id).order_by(col(LeadEvent.at))
     )
     return list(rows.all())
+
+
+async def related_of(
+    *, session: AsyncSession, lead_id: uuid.UUID
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """The leads stored as possible duplicates of this one, and those merged into it, each
+    oldest first: one statement, each half served by its partial index."""
+    duplicates = select(LEADS.id, LEADS.created_at, literal(0).label("merged"))
+    merged = select(LEADS.id, LEADS.created_at, literal(1).label("merged"))
+    both = union_all(
+        duplicates.where(LEADS.duplicate_of == lead_id),
+        merged.where(LEADS.merged_into == lead_id),
+    )
+    rows = (await session.execute(both)).all()
+    found: tuple[list[uuid.UUID], list[uuid.UUID]] = ([], [])
+    for other, _at, is_merged in sorted(rows, key=lambda row: (row[1], row[0])):
+        found[is_merged].append(other)
+    return found
+
+
+async def first_names_of(
+    *, session: AsyncSession, lead_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, datetime]]:
+    """Other leads a lead page names (its duplicates, merges): their name and arrival."""
+    if not lead_ids:
+        return {}
+    connection = await session.connection()
+    rows = await connection.execute(
+        select(LEADS.id, LEADS.name, LEADS.created_at).where(LEADS.id.in_(list(lead_ids)))
+    )
+    return {lead_id: (name, created_at) for lead_id, name, created_at in rows}
 
 
 async def duplicates_of(*, session: AsyncSession, lead_id: uuid.UUID) -> list[uuid.UUID]:
