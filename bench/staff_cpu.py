@@ -82,6 +82,7 @@ def tree_at(revision: str, into: Path) -> Path:
         ["git", "archive", revision, "leads", "alembic"],
         cwd=targets.ROOT, check=True, capture_output=True,
     )  # fmt: skip
+    into.mkdir(parents=True, exist_ok=True)
     subprocess.run(["tar", "-x", "-C", str(into)], input=archive.stdout, check=True)
     (into / "leads" / "_migrations").symlink_to(into / "alembic")
     return into

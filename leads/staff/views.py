@@ -20,7 +20,7 @@ from leads.core.vocabulary import AuditAction
 from leads.errors import StaffLeadNotFound
 from leads.staff.access import Actor
 from leads.staff.audit import record_audit
-from leads.staff.export import lead_record
+from leads.staff.export import fields, lead_record
 from leads.storage import staff_queries
 from leads.storage.models import Lead
 from leads.storage.staff_tables import LeadEvent
@@ -42,11 +42,12 @@ def lead_summary(
 ) -> dict[str, Any]:
     """``lead`` (an object, or a list's plain row: they read alike) as the API shows it;
     ``assignee`` is the email of the member of staff it is assigned to."""
-    record = lead_record(lead, enquiries, messages)
-    record["assigned_to"] = assignee if lead.assigned_to else None
-    record["first_response_at"] = _iso(lead.first_response_at)
-    record["merged_into"] = str(lead.merged_into) if lead.merged_into else None
-    record["version"] = lead.version
+    f = fields(lead)
+    record = lead_record(f, enquiries, messages)
+    record["assigned_to"] = assignee if f["assigned_to"] else None
+    record["first_response_at"] = _iso(f["first_response_at"])
+    record["merged_into"] = str(f["merged_into"]) if f["merged_into"] else None
+    record["version"] = f["version"]
     return record
 
 
