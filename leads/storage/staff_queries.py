@@ -13,28 +13,22 @@ from typing import Any
 from sqlalchemy import (
     Row,
     Select,
-    String,
-    Uuid,
-    bindparam,
-    case,
     exists,
     func,
     literal,
     not_,
     or_,
     select,
-    type_coerce,
     union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from leads.core.vocabulary import LeadStatus, OutboxStatus
+from leads.core.vocabulary import LeadStatus
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 from leads.storage.overdue import overdue_condition
 from leads.storage.staff_tables import LeadEvent, User
-from leads.storage.types import UTCDateTime
 
 UNASSIGNED = "none"  # assigned_to=none: leads nobody is on
 
@@ -139,37 +133,10 @@ async def list_leads(
     wanted.append(assignee.label("assignee"))
     wanted.append(exists().where(ENQUIRIES.lead_id == LEADS.id).label("has_enquiries"))
     connection = await session.connection()
-    return list((await connection.execute(_listed(select(*wanted), query, after, limit))).all())
+    return list((await connection.execute(listed(select(*wanted), query, after, limit))).all())
 
 
-# The delivery states a download counts each lead's notifications in, in this order.
-STATES = tuple(sorted(OutboxStatus))
-
-
-async def list_lead_columns(
-    *,
-    session: AsyncSession,
-    query: LeadQuery,
-    after: Position | None,
-    limit: int,
-    columns: Sequence[str],
-) -> list[Row[Any]]:
-    """:func:`list_leads`' page as plain rows, for the CSV download: ``columns`` (Lead's
-    attribute names, which must include ``created_at`` and ``id``; ids and moments as the
-    driver reads them, see :func:`raw`), then whether the lead has enquiries, then how many
-    of its notifications are in each of :data:`STATES`. No objects built, and one statement:
-    the counts are subqueries on the outbox's lead index."""
-    leads, outbox = Lead.__table__.c, OutboxMessage.__table__.c  # type: ignore[attr-defined]
-    wanted = [raw(leads[name]) for name in columns]
-    wanted.append(exists().where(Enquiry.__table__.c.lead_id == leads.id))  # type: ignore[attr-defined]
-    for state in STATES:  # (a condition on status would have SQLite seek the status index)
-        counted = func.count(case((outbox.status == state, 1)))
-        wanted.append(select(counted).where(outbox.lead_id == leads.id).scalar_subquery())
-    connection = await session.connection()  # plain rows: no ORM loading
-    return list((await connection.execute(_listed(select(*wanted), query, after, limit))).all())
-
-
-def _listed(statement: Select[Any], query: LeadQuery, after: Position | None, limit: int) -> Any:
+def listed(statement: Select[Any], query: LeadQuery, after: Position | None, limit: int) -> Any:
     statement = statement.where(*_conditions(query))
     if after is not None:
         statement = statement.where(
@@ -177,39 +144,6 @@ def _listed(statement: Select[Any], query: LeadQuery, after: Position | None, li
             or_(col(Lead.created_at) < after.created_at, col(Lead.id) < after.lead_id),
         )
     return statement.order_by(col(Lead.created_at).desc(), col(Lead.id).desc()).limit(limit)
-
-
-def raw(column: Any) -> Any:
-    """An id or moment column as the driver reads it, without SQLAlchemy's conversion to
-    ``uuid.UUID`` or an aware ``datetime`` (the download's largest cost): on SQLite the
-    stored text (32 hex digits; "YYYY-MM-DD HH:MM:SS.ffffff" in UTC), on PostgreSQL
-    asyncpg's own UUID and aware datetime. Other columns as they are."""
-    if isinstance(column.type, (Uuid, UTCDateTime)):
-        return type_coerce(column, String())
-    return column
-
-
-def _among(column: Any) -> Any:
-    """``column IN (the raw lead ids of a page)``: they bind as they were read."""
-    return type_coerce(column, Uuid(as_uuid=False)).in_(bindparam("ids", expanding=True))
-
-
-async def enquiry_ids_of(
-    *, session: AsyncSession, lead_ids: Collection[Any]
-) -> dict[Any, list[Any]]:
-    """Each lead's enquiry ids (its later submissions' receipts), oldest first, keyed and
-    given raw (see :func:`raw`): ``lead_ids`` are raw ids from :func:`list_lead_columns`."""
-    found: dict[Any, list[Any]] = {lead_id: [] for lead_id in lead_ids}
-    if lead_ids:
-        rows = await session.execute(
-            select(raw(col(Enquiry.lead_id)), raw(col(Enquiry.id)))
-            .where(_among(col(Enquiry.lead_id)))
-            .order_by(col(Enquiry.created_at), col(Enquiry.id)),
-            {"ids": list(lead_ids)},
-        )
-        for lead_id, enquiry_id in rows:
-            found[lead_id].append(enquiry_id)
-    return found
 
 
 async def enquiries_of(
@@ -313,16 +247,6 @@ async def first_names_of(
         select(LEADS.id, LEADS.name, LEADS.created_at).where(LEADS.id.in_(list(lead_ids)))
     )
     return {lead_id: (name, created_at) for lead_id, name, created_at in rows}
-
-
-async def duplicates_of(*, session: AsyncSession, lead_id: uuid.UUID) -> list[uuid.UUID]:
-    """Leads stored as possible duplicates of this one, oldest first."""
-    rows = await session.scalars(
-        select(col(Lead.id))
-        .where(col(Lead.duplicate_of) == lead_id)
-        .order_by(col(Lead.created_at), col(Lead.id))
-    )
-    return list(rows.all())
 
 
 async def merged_into_this(*, session: AsyncSession, lead_id: uuid.UUID) -> list[uuid.UUID]:
