@@ -19,12 +19,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from leads.core.quiet import QuietHours
-from leads.core.vocabulary import AuditAction, LeadStatus
+from leads.core.vocabulary import LeadStatus
 from leads.errors import FieldError, StaffLeadNotFound
 from leads.services import services_of
 from leads.settings.display import masked_number
 from leads.staff.access import Actor, require_page_actor
-from leads.staff.audit import audit_entries
+from leads.staff.audit import lead_viewers
 from leads.staff.banner import DeliveryBanner, delivery_banner
 from leads.staff.pages.frame import render_page
 from leads.staff.pages.leads import first_name, form_title
@@ -87,13 +87,8 @@ async def lead_context(
     users = await active_emails(session=session)
     viewers = []
     if actor.is_admin:
-        entries = await audit_entries(
-            session=session,
-            lead_id=lead.id,
-            action=AuditAction.LEAD_VIEWED,
-            limit=VIEWERS_SHOWN,
-        )
-        viewers = [{"who": who(e.actor), "when": local_time(e.at, zone, now)} for e in entries]
+        entries = await lead_viewers(session=session, lead_id=lead.id, limit=VIEWERS_SHOWN)
+        viewers = [{"who": who(actor), "when": local_time(at, zone, now)} for actor, at in entries]
     cutoff = settings.opening().overdue_cutoff(now, settings.follow_up_hours)
     overdue = lead.status == LeadStatus.NEW and not lead.spam and lead.created_at <= cutoff
     if lead.first_response_at is None:
