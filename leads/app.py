@@ -75,6 +75,8 @@ def create_app(
         env=jinja2.Environment(
             loader=jinja2.FileSystemLoader(PACKAGE / "templates"),
             autoescape=True,
+            # Compiled once per process: the files do not change under a running server.
+            auto_reload=False,
             undefined=jinja2.StrictUndefined,
             extensions=EXTENSIONS,
         )

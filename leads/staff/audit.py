@@ -65,6 +65,22 @@ async def audit_entries(
     return list((await session.scalars(query)).all())
 
 
+async def lead_viewers(
+    *, session: AsyncSession, lead_id: uuid.UUID, limit: int
+) -> list[tuple[str, datetime]]:
+    """Who looked at a lead and when (its ``lead_viewed`` entries), newest first, as plain
+    rows: a lead page shows them to admins on every view."""
+    entries = AuditEntry.__table__.c  # type: ignore[attr-defined]
+    connection = await session.connection()
+    rows = await connection.execute(
+        select(entries.actor, entries.at)
+        .where(entries.lead_id == lead_id, entries.action == AuditAction.LEAD_VIEWED)
+        .order_by(entries.id.desc())
+        .limit(limit)
+    )
+    return [(actor, at) for actor, at in rows]
+
+
 def entry_as_dict(entry: AuditEntry) -> dict[str, Any]:
     return {
         "id": entry.id,

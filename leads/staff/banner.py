@@ -10,7 +10,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
 
 from leads.core.vocabulary import OutboxStatus
 from leads.storage.models import OutboxMessage
@@ -30,16 +29,18 @@ class DeliveryBanner:
 
 
 async def delivery_banner(*, session: AsyncSession, now: datetime) -> DeliveryBanner | None:
-    """The banner to show, or None when notifications are flowing."""
-    dead = await session.scalar(
-        select(func.count()).where(col(OutboxMessage.status) == OutboxStatus.DEAD)
-    )
-    oldest = await session.scalar(
-        select(col(OutboxMessage.scheduled_from))
-        .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
-        .order_by(col(OutboxMessage.scheduled_from))
+    """The banner to show, or None when notifications are flowing: one statement."""
+    outbox = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+    counted = select(func.count()).where(outbox.status == OutboxStatus.DEAD).scalar_subquery()
+    first = (
+        select(outbox.scheduled_from)
+        .where(outbox.status == OutboxStatus.PENDING)
+        .order_by(outbox.scheduled_from)
         .limit(1)
+        .scalar_subquery()
     )
+    connection = await session.connection()
+    dead, oldest = (await connection.execute(select(counted, first))).one()
     stuck = oldest is not None and oldest < now - STUCK_AFTER
     if not dead and not stuck:
         return None

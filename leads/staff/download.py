@@ -23,9 +23,10 @@ from operator import call
 from typing import Any
 
 from leads.staff.export import CSV_COLUMNS, CSV_HEADER, text_cell
-from leads.storage import staff_queries
+from leads.storage import download_rows
 from leads.storage.database import Database
-from leads.storage.staff_queries import STATES, LeadQuery, Position
+from leads.storage.download_rows import STATES
+from leads.storage.staff_queries import LeadQuery, Position
 
 PAGE = 1000
 # CSV_COLUMNS, then what the last three cells are made of (the query adds whether the lead
@@ -50,7 +51,7 @@ def audit_filters(query: LeadQuery) -> dict[str, Any]:
 
 
 def ident(value: Any) -> str:
-    """A raw id (see ``staff_queries.raw``) as ``str(uuid.UUID)`` writes it."""
+    """A raw id (see ``download_rows.raw``) as ``str(uuid.UUID)`` writes it."""
     if value is None:
         return ""
     if type(value) is str:
@@ -109,11 +110,11 @@ async def csv_chunks(database: Database, query: LeadQuery) -> AsyncIterator[str]
     summaries: dict[tuple[int, ...], str] = {}  # a few distinct ones
     async with database.reading() as session:
         while True:
-            rows = await staff_queries.list_lead_columns(
+            rows = await download_rows.list_lead_columns(
                 session=session, query=query, after=after, limit=PAGE, columns=COLUMNS
             )
             asked = [row[lead_id] for row in rows if row[HAS_ENQUIRIES]]
-            enquiries = await staff_queries.enquiry_ids_of(session=session, lead_ids=asked)
+            enquiries = await download_rows.enquiry_ids_of(session=session, lead_ids=asked)
             lines = []
             for row in rows:
                 cells = list(map(call, CELLS, row))  # CSV_COLUMNS: the first cells

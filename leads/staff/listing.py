@@ -15,12 +15,13 @@ import base64
 import binascii
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.vocabulary import LeadStatus
@@ -154,15 +155,29 @@ async def list_page(
     limit: int = DEFAULT_LIMIT,
     cursor: str | None = None,
 ) -> Page:
-    """One page, newest first; its ``next_cursor`` is None on the last page."""
+    """One page, newest first, as the API shows it; ``next_cursor`` is None on the last."""
+    rows, next_cursor = await list_rows(session=session, query=query, limit=limit, cursor=cursor)
+    return Page(await lead_summaries(session=session, leads=rows), next_cursor)
+
+
+async def list_rows(
+    *,
+    session: AsyncSession,
+    query: LeadQuery,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+    columns: Sequence[str] | None = None,
+) -> tuple[list[Row[Any]], str | None]:
+    """One page's plain rows (``staff_queries.list_leads``: ``columns``, every one when
+    None, and ``assignee``, ``has_enquiries``), and the next page's cursor (None on the
+    last page). A page that shows only some columns reads only those."""
     after = decode_cursor(cursor) if cursor else None
     # One more than asked for says whether there is a next page.
-    leads = await staff_queries.list_leads(
-        session=session, query=query, after=after, limit=limit + 1
+    rows = await staff_queries.list_leads(
+        session=session, query=query, after=after, limit=limit + 1, columns=columns
     )
-    more = len(leads) > limit
-    leads = leads[:limit]
-    items = await lead_summaries(session=session, leads=leads)
-    last = leads[-1] if more else None
+    more = len(rows) > limit
+    rows = rows[:limit]
+    last = rows[-1] if more else None
     next_cursor = encode_cursor(Position(last.created_at, last.id)) if last else None
-    return Page(items, next_cursor)
+    return rows, next_cursor

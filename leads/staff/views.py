@@ -13,15 +13,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.vocabulary import AuditAction
 from leads.errors import StaffLeadNotFound
 from leads.staff.access import Actor
 from leads.staff.audit import record_audit
-from leads.staff.export import lead_record
+from leads.staff.export import fields, lead_record
 from leads.storage import staff_queries
-from leads.storage.models import Enquiry, Lead, OutboxMessage
+from leads.storage.models import Lead
 from leads.storage.staff_tables import LeadEvent
 
 VISITOR = "visitor"  # who sent an enquiry
@@ -34,28 +35,35 @@ def etag(lead: Lead) -> str:
 
 
 def lead_summary(
-    lead: Lead,
-    enquiries: list[Enquiry],
-    messages: Sequence[OutboxMessage],
-    emails: dict[uuid.UUID, str],
+    lead: Lead | Row[Any],
+    enquiries: Sequence[Row[Any]],
+    messages: Sequence[Row[Any]],
+    assignee: str | None,
 ) -> dict[str, Any]:
-    record = lead_record(lead, enquiries, messages)
-    record["assigned_to"] = emails.get(lead.assigned_to) if lead.assigned_to else None
-    record["first_response_at"] = _iso(lead.first_response_at)
-    record["merged_into"] = str(lead.merged_into) if lead.merged_into else None
-    record["version"] = lead.version
+    """``lead`` (an object, or a list's plain row: they read alike) as the API shows it;
+    ``assignee`` is the email of the member of staff it is assigned to."""
+    f = fields(lead)
+    record = lead_record(f, enquiries, messages)
+    record["assigned_to"] = assignee if f["assigned_to"] else None
+    record["first_response_at"] = _iso(f["first_response_at"])
+    record["merged_into"] = str(f["merged_into"]) if f["merged_into"] else None
+    record["version"] = f["version"]
     return record
 
 
-async def lead_summaries(*, session: AsyncSession, leads: Sequence[Lead]) -> list[dict[str, Any]]:
-    """A page of leads in three more queries, whatever its length."""
+async def lead_summaries(
+    *, session: AsyncSession, leads: Sequence[Row[Any]]
+) -> list[dict[str, Any]]:
+    """A page of leads (rows of ``staff_queries.list_leads``, every column) in one more
+    query, two when some have later submissions, whatever the page's length."""
     ids = [lead.id for lead in leads]
-    enquiries = await staff_queries.enquiries_of(session=session, lead_ids=ids)
+    asked = [lead.id for lead in leads if lead.has_enquiries]
+    enquiries = await staff_queries.enquiries_of(session=session, lead_ids=asked)
     messages = await staff_queries.messages_of(session=session, lead_ids=ids)
-    emails = await staff_queries.emails_of(
-        session=session, user_ids=[lead.assigned_to for lead in leads]
-    )
-    return [lead_summary(lead, enquiries[lead.id], messages[lead.id], emails) for lead in leads]
+    return [
+        lead_summary(lead, enquiries.get(lead.id, ()), messages[lead.id], lead.assignee)
+        for lead in leads
+    ]
 
 
 async def lead_detail(*, session: AsyncSession, lead: Lead) -> dict[str, Any]:
@@ -64,10 +72,10 @@ async def lead_detail(*, session: AsyncSession, lead: Lead) -> dict[str, Any]:
     messages = (await staff_queries.messages_of(session=session, lead_ids=[lead.id]))[lead.id]
     events = await staff_queries.events_of(session=session, lead_id=lead.id)
     emails = await staff_queries.emails_of(session=session, user_ids=[lead.assigned_to])
-    record = lead_summary(lead, enquiries, messages, emails)
-    duplicates = await staff_queries.duplicates_of(session=session, lead_id=lead.id)
+    assignee = emails.get(lead.assigned_to) if lead.assigned_to else None
+    record = lead_summary(lead, enquiries, messages, assignee)
+    duplicates, merged = await staff_queries.related_of(session=session, lead_id=lead.id)
     record["possible_duplicates"] = [str(i) for i in duplicates]
-    merged = await staff_queries.merged_into_this(session=session, lead_id=lead.id)
     record["merged_leads"] = [str(i) for i in merged]
     record["timeline"] = timeline(lead, enquiries, messages, events)
     return record
@@ -104,8 +112,8 @@ async def existing_lead(*, session: AsyncSession, lead_id: uuid.UUID) -> Lead:
 
 def timeline(
     lead: Lead,
-    enquiries: Sequence[Enquiry],
-    messages: Sequence[OutboxMessage],
+    enquiries: Sequence[Row[Any]],
+    messages: Sequence[Row[Any]],
     events: Sequence[LeadEvent],
 ) -> list[dict[str, Any]]:
     entries: list[tuple[datetime, dict[str, Any]]] = [(lead.created_at, _first_enquiry(lead))]
@@ -132,7 +140,7 @@ def _first_enquiry(lead: Lead) -> dict[str, Any]:
     }
 
 
-def _enquiry(enquiry: Enquiry) -> dict[str, Any]:
+def _enquiry(enquiry: Row[Any]) -> dict[str, Any]:
     return {
         "at": _iso(enquiry.created_at),
         "kind": "enquiry",
@@ -147,7 +155,7 @@ def _enquiry(enquiry: Enquiry) -> dict[str, Any]:
     }
 
 
-def _notification(message: OutboxMessage) -> dict[str, Any]:
+def _notification(message: Row[Any]) -> dict[str, Any]:
     return {
         "at": _iso(message.created_at),
         "kind": "notification",

@@ -13,26 +13,23 @@ from typing import Any
 from sqlalchemy import (
     Row,
     Select,
-    String,
-    Uuid,
     bindparam,
-    case,
     exists,
     func,
+    literal,
     not_,
     or_,
     select,
-    type_coerce,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
-from leads.core.vocabulary import LeadStatus, OutboxStatus
+from leads.core.vocabulary import LeadStatus
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 from leads.storage.overdue import overdue_condition
 from leads.storage.staff_tables import LeadEvent, User
-from leads.storage.types import UTCDateTime
 
 UNASSIGNED = "none"  # assigned_to=none: leads nobody is on
 
@@ -101,48 +98,46 @@ def _escaped(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+LEADS = Lead.__table__.c  # type: ignore[attr-defined]
+ENQUIRIES = Enquiry.__table__.c  # type: ignore[attr-defined]
+OUTBOX = OutboxMessage.__table__.c  # type: ignore[attr-defined]
+USERS = User.__table__.c  # type: ignore[attr-defined]
+# What a timeline and the API show of a notification (not its claims and schedule).
+MESSAGE_COLUMNS = (
+    "id", "lead_id", "created_at", "kind", "channel", "target", "status", "attempts",
+    "last_error", "delivered_at",
+)  # fmt: skip
+
+
 async def list_leads(
-    *, session: AsyncSession, query: LeadQuery, after: Position | None, limit: int
-) -> list[Lead]:
-    """Newest first, keyset-paginated on (created_at, id): a page starts after ``after``,
-    so leads arriving meanwhile (newer than any page read so far) never shift the pages.
-
-    The position is written ``created_at <= t AND (created_at < t OR id < i)`` rather than
-    ``created_at < t OR (created_at = t AND id < i)``: the same rows, but the first term is
-    a range both engines seek an index to, so a page deep in the list (or the CSV export's
-    last) reads its own rows, not every newer lead again."""
-    statement = _listed(select(Lead), query, after, limit)
-    return list((await session.scalars(statement)).all())
-
-
-# The delivery states a download counts each lead's notifications in, in this order.
-STATES = tuple(sorted(OutboxStatus))
-
-
-async def list_lead_columns(
     *,
     session: AsyncSession,
     query: LeadQuery,
     after: Position | None,
     limit: int,
-    columns: Sequence[str],
+    columns: Sequence[str] | None = None,
 ) -> list[Row[Any]]:
-    """:func:`list_leads`' page as plain rows, for the CSV download: ``columns`` (Lead's
-    attribute names, which must include ``created_at`` and ``id``; ids and moments as the
-    driver reads them, see :func:`raw`), then whether the lead has enquiries, then how many
-    of its notifications are in each of :data:`STATES`. No objects built, and one statement:
-    the counts are subqueries on the outbox's lead index."""
-    leads, outbox = Lead.__table__.c, OutboxMessage.__table__.c  # type: ignore[attr-defined]
-    wanted = [raw(leads[name]) for name in columns]
-    wanted.append(exists().where(Enquiry.__table__.c.lead_id == leads.id))  # type: ignore[attr-defined]
-    for state in STATES:  # (a condition on status would have SQLite seek the status index)
-        counted = func.count(case((outbox.status == state, 1)))
-        wanted.append(select(counted).where(outbox.lead_id == leads.id).scalar_subquery())
-    connection = await session.connection()  # plain rows: no ORM loading
-    return list((await connection.execute(_listed(select(*wanted), query, after, limit))).all())
+    """Newest first, keyset-paginated on (created_at, id): a page starts after ``after``,
+    so leads arriving meanwhile (newer than any page read so far) never shift the pages.
+
+    Plain rows (no ORM objects: building them was most of a page's CPU) of ``columns``
+    (Lead's attribute names; every column when None, which must include ``created_at`` and
+    ``id``), then ``assignee`` (the assigned member of staff's email, or None) and
+    ``has_enquiries`` (whether the lead has later submissions): one statement.
+
+    The position is written ``created_at <= t AND (created_at < t OR id < i)`` rather than
+    ``created_at < t OR (created_at = t AND id < i)``: the same rows, but the first term is
+    a range both engines seek an index to, so a page deep in the list (or the CSV export's
+    last) reads its own rows, not every newer lead again."""
+    wanted = list(LEADS) if columns is None else [LEADS[name] for name in columns]
+    assignee = select(USERS.email).where(USERS.id == LEADS.assigned_to).scalar_subquery()
+    wanted.append(assignee.label("assignee"))
+    wanted.append(exists().where(ENQUIRIES.lead_id == LEADS.id).label("has_enquiries"))
+    connection = await session.connection()
+    return list((await connection.execute(listed(select(*wanted), query, after, limit))).all())
 
 
-def _listed(statement: Select[Any], query: LeadQuery, after: Position | None, limit: int) -> Any:
+def listed(statement: Select[Any], query: LeadQuery, after: Position | None, limit: int) -> Any:
     statement = statement.where(*_conditions(query))
     if after is not None:
         statement = statement.where(
@@ -152,65 +147,45 @@ def _listed(statement: Select[Any], query: LeadQuery, after: Position | None, li
     return statement.order_by(col(Lead.created_at).desc(), col(Lead.id).desc()).limit(limit)
 
 
-def raw(column: Any) -> Any:
-    """An id or moment column as the driver reads it, without SQLAlchemy's conversion to
-    ``uuid.UUID`` or an aware ``datetime`` (the download's largest cost): on SQLite the
-    stored text (32 hex digits; "YYYY-MM-DD HH:MM:SS.ffffff" in UTC), on PostgreSQL
-    asyncpg's own UUID and aware datetime. Other columns as they are."""
-    if isinstance(column.type, (Uuid, UTCDateTime)):
-        return type_coerce(column, String())
-    return column
-
-
-def _among(column: Any) -> Any:
-    """``column IN (the raw lead ids of a page)``: they bind as they were read."""
-    return type_coerce(column, Uuid(as_uuid=False)).in_(bindparam("ids", expanding=True))
-
-
-async def enquiry_ids_of(
-    *, session: AsyncSession, lead_ids: Collection[Any]
-) -> dict[Any, list[Any]]:
-    """Each lead's enquiry ids (its later submissions' receipts), oldest first, keyed and
-    given raw (see :func:`raw`): ``lead_ids`` are raw ids from :func:`list_lead_columns`."""
-    found: dict[Any, list[Any]] = {lead_id: [] for lead_id in lead_ids}
-    if lead_ids:
-        rows = await session.execute(
-            select(raw(col(Enquiry.lead_id)), raw(col(Enquiry.id)))
-            .where(_among(col(Enquiry.lead_id)))
-            .order_by(col(Enquiry.created_at), col(Enquiry.id)),
-            {"ids": list(lead_ids)},
-        )
-        for lead_id, enquiry_id in rows:
-            found[lead_id].append(enquiry_id)
-    return found
+# Built once: a statement made per call (and an IN list of one bind per id) cost more
+# than the SQL it runs. ``ids`` expands to the page's lead ids when executed.
+ENQUIRIES_OF = (
+    select(*ENQUIRIES)
+    .where(ENQUIRIES.lead_id.in_(bindparam("ids", expanding=True)))
+    .order_by(ENQUIRIES.created_at, ENQUIRIES.id)
+)
+MESSAGES_OF = (
+    select(*(OUTBOX[name] for name in MESSAGE_COLUMNS))
+    .where(OUTBOX.lead_id.in_(bindparam("ids", expanding=True)))
+    .order_by(OUTBOX.created_at, OUTBOX.id)
+)
+ACTIVE_EMAILS = select(USERS.email).where(USERS.active == True).order_by(USERS.email)  # noqa: E712
 
 
 async def enquiries_of(
     *, session: AsyncSession, lead_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, list[Enquiry]]:
-    found: dict[uuid.UUID, list[Enquiry]] = {lead_id: [] for lead_id in lead_ids}
+) -> dict[uuid.UUID, list[Row[Any]]]:
+    """Each lead's later submissions, oldest first, as plain rows of every enquiry column.
+    The session is flushed first: a use case may have just added one."""
+    found: dict[uuid.UUID, list[Row[Any]]] = {lead_id: [] for lead_id in lead_ids}
     if lead_ids:
-        rows = await session.scalars(
-            select(Enquiry)
-            .where(col(Enquiry.lead_id).in_(list(lead_ids)))
-            .order_by(col(Enquiry.created_at), col(Enquiry.id))
-        )
-        for enquiry in rows:
+        await session.flush()
+        connection = await session.connection()
+        for enquiry in await connection.execute(ENQUIRIES_OF, {"ids": list(lead_ids)}):
             found[enquiry.lead_id].append(enquiry)
     return found
 
 
 async def messages_of(
     *, session: AsyncSession, lead_ids: Collection[uuid.UUID]
-) -> dict[uuid.UUID, list[OutboxMessage]]:
-    found: dict[uuid.UUID, list[OutboxMessage]] = {lead_id: [] for lead_id in lead_ids}
+) -> dict[uuid.UUID, list[Row[Any]]]:
+    """Each lead's notifications, oldest first, as plain rows of :data:`MESSAGE_COLUMNS`.
+    The session is flushed first: a use case may have just queued one."""
+    found: dict[uuid.UUID, list[Row[Any]]] = {lead_id: [] for lead_id in lead_ids}
     if lead_ids:
-        rows = await session.scalars(
-            select(OutboxMessage)
-            .where(col(OutboxMessage.lead_id).in_(list(lead_ids)))
-            .order_by(col(OutboxMessage.created_at), col(OutboxMessage.id))
-        )
-        for message in rows:
+        await session.flush()
+        connection = await session.connection()
+        for message in await connection.execute(MESSAGES_OF, {"ids": list(lead_ids)}):
             if message.lead_id is not None:
                 found[message.lead_id].append(message)
     return found
@@ -228,6 +203,12 @@ async def emails_of(
     return {user_id: email for user_id, email in rows}
 
 
+async def active_emails(*, session: AsyncSession) -> list[str]:
+    """The emails of the staff accounts still active, in order: whom a lead can go to."""
+    connection = await session.connection()
+    return list((await connection.execute(ACTIVE_EMAILS)).scalars().all())
+
+
 async def user_by_email(*, session: AsyncSession, email: str) -> User | None:
     found = await session.scalars(select(User).where(col(User.email) == email.lower()))
     return found.first()
@@ -240,14 +221,35 @@ async def events_of(*, session: AsyncSession, lead_id: uuid.UUID) -> list[LeadEv
     return list(rows.all())
 
 
-async def duplicates_of(*, session: AsyncSession, lead_id: uuid.UUID) -> list[uuid.UUID]:
-    """Leads stored as possible duplicates of this one, oldest first."""
-    rows = await session.scalars(
-        select(col(Lead.id))
-        .where(col(Lead.duplicate_of) == lead_id)
-        .order_by(col(Lead.created_at), col(Lead.id))
+async def related_of(
+    *, session: AsyncSession, lead_id: uuid.UUID
+) -> tuple[list[uuid.UUID], list[uuid.UUID]]:
+    """The leads stored as possible duplicates of this one, and those merged into it, each
+    oldest first: one statement, each half served by its partial index."""
+    duplicates = select(LEADS.id, LEADS.created_at, literal(0).label("merged"))
+    merged = select(LEADS.id, LEADS.created_at, literal(1).label("merged"))
+    both = union_all(
+        duplicates.where(LEADS.duplicate_of == lead_id),
+        merged.where(LEADS.merged_into == lead_id),
     )
-    return list(rows.all())
+    rows = (await session.execute(both)).all()
+    found: tuple[list[uuid.UUID], list[uuid.UUID]] = ([], [])
+    for other, _at, is_merged in sorted(rows, key=lambda row: (row[1], row[0])):
+        found[is_merged].append(other)
+    return found
+
+
+async def first_names_of(
+    *, session: AsyncSession, lead_ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, tuple[str, datetime]]:
+    """Other leads a lead page names (its duplicates, merges): their name and arrival."""
+    if not lead_ids:
+        return {}
+    connection = await session.connection()
+    rows = await connection.execute(
+        select(LEADS.id, LEADS.name, LEADS.created_at).where(LEADS.id.in_(list(lead_ids)))
+    )
+    return {lead_id: (name, created_at) for lead_id, name, created_at in rows}
 
 
 async def merged_into_this(*, session: AsyncSession, lead_id: uuid.UUID) -> list[uuid.UUID]:

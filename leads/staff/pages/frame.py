@@ -5,14 +5,14 @@ through :func:`render_page`, so the banner is on all of them."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from leads.services import services_of
 from leads.staff.access import Actor
-from leads.staff.banner import delivery_banner
+from leads.staff.banner import DeliveryBanner, delivery_banner
 from leads.staff.pagekit import render_staff_page
 
 
@@ -45,12 +45,16 @@ async def render_page(
     actor: Actor,
     section: str,
     status_code: int = 200,
+    banner: DeliveryBanner | Literal[False] | None = False,
 ) -> Response:
     """``template`` (which extends ``staff/base.html``) with the navigation, ``section``
-    marked as the current one, and the delivery banner when notifications are stuck."""
-    services = services_of(request)
-    async with services.database.reading() as session:
-        banner = await delivery_banner(session=session, now=services.now())
+    marked as the current one, and the delivery banner when notifications are stuck: read
+    here unless the page has read it already (``banner``, None when there is none), in the
+    session it read its own content in."""
+    if banner is False:
+        services = services_of(request)
+        async with services.database.reading() as session:
+            banner = await delivery_banner(session=session, now=services.now())
     return render_staff_page(
         request,
         template,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -19,13 +19,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from leads.core.quiet import QuietHours
-from leads.core.vocabulary import AuditAction, LeadStatus
+from leads.core.vocabulary import LeadStatus
 from leads.errors import FieldError, StaffLeadNotFound
 from leads.services import services_of
 from leads.settings.display import masked_number
 from leads.staff.access import Actor, require_page_actor
-from leads.staff.accounts import list_users
-from leads.staff.audit import audit_entries
+from leads.staff.audit import lead_viewers
+from leads.staff.banner import DeliveryBanner, delivery_banner
 from leads.staff.pages.frame import render_page
 from leads.staff.pages.leads import first_name, form_title
 from leads.staff.pages.wording import channel_label, kind_label, who
@@ -38,6 +38,7 @@ from leads.staff.pages.words import (
 )
 from leads.staff.views import lead_detail, viewed_lead
 from leads.storage.models import Lead
+from leads.storage.staff_queries import active_emails, first_names_of
 
 NOTICES = {
     "status": "Status saved.",
@@ -55,17 +56,6 @@ NOTICES = {
 VIEWERS_SHOWN = 20
 
 
-async def _neighbour(session: AsyncSession, lead_id: str, zone: str, now: datetime) -> Any:
-    lead = await session.get(Lead, uuid.UUID(lead_id))
-    if lead is None:
-        return None
-    return {
-        "id": str(lead.id),
-        "first_name": first_name(lead.name),
-        "received": local_time(lead.created_at, zone, now),
-    }
-
-
 async def lead_context(
     request: Request,
     session: AsyncSession,
@@ -81,23 +71,24 @@ async def lead_context(
     for entry in record["timeline"]:
         entry["when"] = local_time(entry["at"], zone, now)
         entry["who"] = who(entry["actor"])
-    neighbours: dict[str, Any] = {}
-    for other in {
+    others = {
         *record["possible_duplicates"],
         *record["merged_leads"],
         *(i for i in (record["duplicate_of"], record["merged_into"]) if i),
-    }:
-        neighbours[other] = await _neighbour(session, other, zone, now)
-    users = [user.email for user in await list_users(session=session) if user.active]
+    }
+    found = await first_names_of(session=session, lead_ids=[uuid.UUID(i) for i in others])
+    neighbours: dict[str, Any] = {other: None for other in others}
+    for other_id, (name, created_at) in found.items():
+        neighbours[str(other_id)] = {
+            "id": str(other_id),
+            "first_name": first_name(name),
+            "received": local_time(created_at, zone, now),
+        }
+    users = await active_emails(session=session)
     viewers = []
     if actor.is_admin:
-        entries = await audit_entries(
-            session=session,
-            lead_id=lead.id,
-            action=AuditAction.LEAD_VIEWED,
-            limit=VIEWERS_SHOWN,
-        )
-        viewers = [{"who": who(e.actor), "when": local_time(e.at, zone, now)} for e in entries]
+        entries = await lead_viewers(session=session, lead_id=lead.id, limit=VIEWERS_SHOWN)
+        viewers = [{"who": who(actor), "when": local_time(at, zone, now)} for actor, at in entries]
     cutoff = settings.opening().overdue_cutoff(now, settings.follow_up_hours)
     overdue = lead.status == LeadStatus.NEW and not lead.spam and lead.created_at <= cutoff
     if lead.first_response_at is None:
@@ -161,10 +152,21 @@ async def lead_view(
 
 
 async def show_lead(
-    request: Request, context: dict[str, Any], actor: Actor, status_code: int = 200
+    request: Request,
+    context: dict[str, Any],
+    actor: Actor,
+    status_code: int = 200,
+    banner: DeliveryBanner | Literal[False] | None = False,
 ) -> Response:
+    """The page; ``banner`` as :func:`render_page` takes it (read there unless given)."""
     return await render_page(
-        request, "staff/lead.html", context, actor=actor, section="leads", status_code=status_code
+        request,
+        "staff/lead.html",
+        context,
+        actor=actor,
+        section="leads",
+        status_code=status_code,
+        banner=banner,
     )
 
 
@@ -192,9 +194,10 @@ async def lead_page(request: Request) -> Response:
         notice = request.query_params.get("done")
         async with services.database.reading() as session:
             context = await lead_view(request, session, lead=lead, actor=actor, notice=notice)
+            banner = await delivery_banner(session=session, now=services.now())
     except StaffLeadNotFound:
         return await not_found_page(request, actor)
-    return await show_lead(request, context, actor)
+    return await show_lead(request, context, actor, banner=banner)
 
 
 routes = [Route("/staff/leads/{lead_id:uuid}", lead_page, methods=["GET"])]

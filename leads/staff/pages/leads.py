@@ -19,10 +19,11 @@ from leads.errors import FieldError, InvalidSubmission
 from leads.services import services_of
 from leads.staff import listing
 from leads.staff.access import require_page_actor
-from leads.staff.accounts import list_users
+from leads.staff.banner import delivery_banner
 from leads.staff.pagekit import staff_redirect
 from leads.staff.pages.frame import render_page
 from leads.staff.pages.words import STATUS_LABELS, local_time, status_label, waited
+from leads.storage.staff_queries import active_emails
 
 FILTERS = ("status", "form", "assigned_to", "overdue", "q")
 VIEWS = ("waiting", "all")
@@ -52,23 +53,29 @@ def form_title(request: Request, slug: str) -> str:
     return form.title if form is not None else slug
 
 
-def _row(item: dict[str, Any], *, now: datetime, cutoff: datetime, zone: str, form: str) -> Row:
-    created = datetime.fromisoformat(item["created_at"])
-    answered = item["first_response_at"]
+# What a row of the list shows: the columns read for it (staff_queries.list_leads adds
+# the assignee's email).
+ROW_COLUMNS = ("id", "created_at", "name", "form", "status", "spam", "first_response_at")
+
+
+def _row(lead: Any, *, now: datetime, cutoff: datetime, zone: str, form: str) -> Row:
+    """A list row from a plain row of :data:`ROW_COLUMNS`."""
+    created: datetime = lead.created_at
+    answered: datetime | None = lead.first_response_at
     if answered is None:
         wait = f"waiting {waited(now - created)}"
     else:
-        wait = f"answered after {waited(datetime.fromisoformat(answered) - created)}"
+        wait = f"answered after {waited(answered - created)}"
     return Row(
-        id=item["id"],
-        first_name=first_name(item["name"]),
+        id=str(lead.id),
+        first_name=first_name(lead.name),
         form=form,
         received=local_time(created, zone, now),
         wait=wait,
-        status=item["status"],
-        status_label=status_label(item["status"]),
-        assigned_to=item["assigned_to"],
-        overdue=item["status"] == LeadStatus.NEW and not item["spam"] and created <= cutoff,
+        status=lead.status,
+        status_label=status_label(lead.status),
+        assigned_to=lead.assignee,
+        overdue=lead.status == LeadStatus.NEW and not lead.spam and created <= cutoff,
     )
 
 
@@ -102,23 +109,27 @@ async def lead_list(request: Request) -> Response:
             {"status": LeadStatus.NEW} if view == "waiting" else {}, settings, now
         )
         cursor = None
-    async with services.database.reading() as session:
-        page = await listing.list_page(session=session, query=query, cursor=cursor)
-        users = [user for user in await list_users(session=session) if user.active]
     cutoff = settings.opening().overdue_cutoff(now, settings.follow_up_hours)
+    async with services.database.reading() as session:
+        leads, next_cursor = await listing.list_rows(
+            session=session, query=query, cursor=cursor, columns=ROW_COLUMNS
+        )
+        users = await active_emails(session=session)
+        banner = await delivery_banner(session=session, now=now)
+    titles = {slug: form.title for slug, form in services.site.forms.forms.items()}
     rows = [
         _row(
-            item,
+            lead,
             now=now,
             cutoff=cutoff,
             zone=settings.timezone,
-            form=form_title(request, item["form"]),
+            form=titles.get(lead.form, lead.form),
         )
-        for item in page.items
+        for lead in leads
     ]
     older = None
-    if page.next_cursor is not None:
-        older = "/staff?" + urlencode({"view": view, **chosen, "cursor": page.next_cursor})
+    if next_cursor is not None:
+        older = "/staff?" + urlencode({"view": view, **chosen, "cursor": next_cursor})
     context = {
         "view": view,
         "chosen": chosen,
@@ -127,14 +138,20 @@ async def lead_list(request: Request) -> Response:
         "errors": errors,
         "statuses": [(s.value, STATUS_LABELS[s]) for s in LIST_STATUSES],
         "forms": sorted(services.site.forms.forms.values(), key=lambda f: f.title),
-        "users": [user.email for user in users],
+        "users": users,
         "follow_up_hours": settings.follow_up_hours,
         "tabs": {name: "/staff?" + urlencode({"view": name, **chosen}) for name in VIEWS},
         "paged": bool(request.query_params.get("cursor")),
     }
     status = 422 if errors else 200
     return await render_page(
-        request, "staff/leads.html", context, actor=actor, section="leads", status_code=status
+        request,
+        "staff/leads.html",
+        context,
+        actor=actor,
+        section="leads",
+        status_code=status,
+        banner=banner,
     )
 
 

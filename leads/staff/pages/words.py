@@ -41,13 +41,21 @@ def waited(span: timedelta) -> str:
     return f"{minutes} min"
 
 
+# English names, as strftime's %a and %b write them in the C locale (Python's default):
+# looked up rather than formatted, as a list page writes fifty times a page.
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
 def local_time(moment: datetime | str | None, zone: str, now: datetime | None = None) -> str:
-    """``moment`` in the clinic's zone: "14:05" today, "Tue 1 Dec 14:05" otherwise."""
+    """``moment`` in the clinic's zone: "today 14:05" today, "Tue 1 Dec 2026 14:05" otherwise."""
     if moment is None:
         return ""
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
-    local = moment.astimezone(ZoneInfo(zone))
-    if now is not None and now.astimezone(ZoneInfo(zone)).date() == local.date():
-        return f"today {local:%H:%M}"
-    return f"{local:%a} {local.day} {local:%b %Y %H:%M}"
+    clinic = ZoneInfo(zone)  # (zoneinfo keeps one per zone)
+    local = moment.astimezone(clinic)
+    clock = f"{local.hour:02d}:{local.minute:02d}"
+    if now is not None and now.astimezone(clinic).date() == local.date():
+        return f"today {clock}"
+    return f"{DAYS[local.weekday()]} {local.day} {MONTHS[local.month - 1]} {local.year} {clock}"
