@@ -128,7 +128,7 @@ async def claim_due_with_leads(
     claim = {"ids": ids, "now": now, "worker": worker, "lease_until": lease_until}
     await connection.execute(CLAIM, claim)
     claimed = await session.execute(CLAIMED, claim)
-    return [(message, lead) for message, lead in claimed.tuples()]
+    return [(message, lead) for message, lead in claimed.all()]
 
 
 # The pick, by how many routes it leaves out (their slots are full): built once each.
