@@ -54,9 +54,10 @@ CONCURRENCY = 16  # submissions in flight while the backlog is made
 # What a py-spy stack is counted under: the first part (in this order) any of whose marks
 # is in one of its frames, so each sample counts once. ACROSS: shares that cut across them.
 PARTS = {
-    "aiosqlite's thread (sqlite3 itself)": ("Connection.run (aiosqlite",),
-    "the claim (its transaction)": ("Dispatcher._claim",),
-    "the outcome write (its transaction)": ("Dispatcher._write_outcomes",),
+    "aiosqlite's thread (sqlite3 itself)": ("Connection.run (aiosqlite", "_connection_worker"),
+    "the claim (pick, UPDATE, rows read back)": ("claim_due", "load_subjects", "_subjects ("),
+    "the outcome write": ("record_outcomes", "_write_outcomes"),
+    "the turn's transaction otherwise (commit)": ("_record_and_claim", "Dispatcher._claim ("),
     "the content (notify/content.py)": ("clinic_email", "autoreply_email", "digest_email"),
     "the MIME message (notify/mime.py)": ("to_outgoing", "as_bytes"),
     "the SMTP exchange (aiosmtplib)": ("aiosmtplib",),
