@@ -10,8 +10,8 @@
 - Deliveries run concurrently, in the order they came due, each *route* (a
   channel, and for webhooks its URL) with ``concurrency`` slots of its own: an SMTP server
   that hangs holds SMTP's slots only, and webhooks go on arriving at once. A busy route is
-  refilled once half its slots are free, so one claim and one outcome write serve several
-  messages.
+  refilled once half its slots are free, and each turn records what finished and claims
+  what is due in one transaction, so one turn serves several messages.
 - Its housekeeping queues the daily digest once LEADS_DIGEST_AT has come on an opening day
   (:mod:`leads.notify.digest`; by its ``clock``), purges what is past its retention once a
   day across every dispatcher (:mod:`leads.storage.retention`), alerts the admins when
@@ -348,8 +348,8 @@ class Dispatcher:
         ]
 
     async def _write_outcomes(self) -> bool:
-        """Record every finished delivery in one transaction (group commit, again). False
-        if they could not be recorded (they are kept for the next try)."""
+        """Record every finished delivery in one transaction, claiming nothing (at stop; a
+        turn records them with its claim). False if they could not be recorded."""
         if not self._outcomes:
             return True
         changes, self._outcomes = self._outcomes, []
