@@ -31,7 +31,7 @@ from leads.core.vocabulary import Channel
 from leads.errors import PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels.recording import RecordingChannel
 from leads.notify.dispatcher import Dispatcher
-from leads.storage import outbox
+from leads.storage import outcomes
 from leads.storage.database import Database
 from leads.storage.models import OutboxMessage
 from leads.storage.outbox import claim_due, release_claims
@@ -403,17 +403,17 @@ async def test_a_turns_outcomes_are_one_statement_of_each_kind(database_url: str
                 update(OutboxMessage).where(col(OutboxMessage.id) == ids[5]).values(claimed_by="B")
             )
         later = now + timedelta(minutes=5)
-        outcomes: list[outbox.Outcome] = [
-            outbox.Delivered(ids[0]),
-            outbox.Delivered(ids[1]),
-            outbox.Retry(ids[2], later, "SMTP 451"),
-            outbox.Dead(ids[3], "SMTP 550"),
-            outbox.Dead(ids[4], "SMTP 550"),
-            outbox.Delivered(ids[5]),  # B's now: not A's to record
+        finished: list[outcomes.Outcome] = [
+            outcomes.Delivered(ids[0]),
+            outcomes.Delivered(ids[1]),
+            outcomes.Retry(ids[2], later, "SMTP 451"),
+            outcomes.Dead(ids[3], "SMTP 550"),
+            outcomes.Dead(ids[4], "SMTP 550"),
+            outcomes.Delivered(ids[5]),  # B's now: not A's to record
         ]
         event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
         async with database.writing() as session:
-            await outbox.record_outcomes(session=session, worker="A", now=now, outcomes=outcomes)
+            await outcomes.record_outcomes(session=session, worker="A", now=now, outcomes=finished)
         event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
         async with database.reading() as session:
             rows = {m.id: m for m in await session.scalars(select(OutboxMessage))}

@@ -4,9 +4,9 @@
 LEADS_DELIVERY_TIMEOUT_SECONDS and returns the *outcome*: a change to write to the outbox
 as plain data (delivered; retry at a time from :mod:`leads.notify.retry`; dead letter,
 switching a 410 webhook off; a text held until quiet hours end, LEADS_SMS_QUIET_HOURS,
-without counting an attempt: :data:`leads.storage.outbox.Outcome`). It writes nothing
+without counting an attempt: :data:`leads.storage.outcomes.Outcome`). It writes nothing
 itself: the dispatcher records a turn's outcomes together
-(:func:`leads.storage.outbox.record_outcomes`); a text's channel writes its hand-over marks
+(:func:`leads.storage.outcomes.record_outcomes`); a text's channel writes its hand-over marks
 itself (:mod:`leads.notify.handovers`).
 """
 
@@ -41,14 +41,14 @@ from leads.notify.digest_content import DigestContent
 from leads.notify.handovers import DatabaseHandOvers
 from leads.notify.retry import RetryPolicy
 from leads.settings import Settings, redact_url
-from leads.storage import outbox
+from leads.storage import outcomes
 from leads.storage.database import Database
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 from leads.storage.types import utcnow
 
 log = logging.getLogger("leads.notify")
 
-Outcome = outbox.Outcome  # what an attempt means for its row, written with the turn's others
+Outcome = outcomes.Outcome  # what an attempt means for its row, written with the turn's others
 
 # What an attempt meant, as the ``delivery`` log event's ``outcome`` says it.
 DELIVERED, RETRY, DEAD, HELD = "delivered", "retry", "dead", "held"
@@ -221,18 +221,18 @@ class Delivery:
             return DEAD, self._dead(message, f"gave up after {message.attempts} attempts: {error}")
         log.info("notification %s: %s; next attempt at %s", message.id, error, at.isoformat())
         self.metrics.delivery(message.channel, DeliveryOutcome.RETRY)
-        return RETRY, outbox.Retry(message.id, at, error)
+        return RETRY, outcomes.Retry(message.id, at, error)
 
     def _delivered(self, message: OutboxMessage) -> Outcome:
         self.metrics.delivery(message.channel, DeliveryOutcome.DELIVERED)
-        return outbox.Delivered(message.id)
+        return outcomes.Delivered(message.id)
 
     def _held(self, message: OutboxMessage, until: datetime) -> Outcome:
         """Quiet hours: put off until they end, the attempt given back (no metric: nothing
         was tried)."""
         log.info("notification %s: held for quiet hours until %s", message.id, until.isoformat())
-        return outbox.Held(message.id, until, message.scheduled_from)
+        return outcomes.Held(message.id, until, message.scheduled_from)
 
     def _dead(self, message: OutboxMessage, error: str, *, gone: bool = False) -> Outcome:
         self.metrics.delivery(message.channel, DeliveryOutcome.DEAD)
-        return outbox.Dead(message.id, error, message.target if gone and message.target else None)
+        return outcomes.Dead(message.id, error, message.target if gone and message.target else None)

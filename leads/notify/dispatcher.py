@@ -47,7 +47,7 @@ from leads.notify.channels import Clock
 from leads.notify.channels.base import ChannelsOverride
 from leads.notify.delivery import Claimed, Delivery, Outcome
 from leads.settings import Settings
-from leads.storage import outbox
+from leads.storage import outbox, outcomes
 from leads.storage.database import Database
 from leads.storage.leads import delete_expired_idempotency_keys
 from leads.storage.models import Lead, OutboxMessage
@@ -281,7 +281,7 @@ class Dispatcher:
         try:
             async with self.database.writing() as session:
                 if changes:
-                    await outbox.record_outcomes(
+                    await outcomes.record_outcomes(
                         session=session,
                         worker=self.name,
                         now=now,
@@ -355,7 +355,7 @@ class Dispatcher:
         changes, self._outcomes = self._outcomes, []
         try:
             async with self.database.writing() as session:
-                await outbox.record_outcomes(
+                await outcomes.record_outcomes(
                     session=session,
                     worker=self.name,
                     now=self.clock(),

@@ -9,27 +9,27 @@ dispatcher dies its lease runs out and another takes the message over: delivery 
 least once, with the same id. An outcome is recorded only while the claim is still the
 recorder's own.
 
-The dispatcher's UPDATEs run in transactions of their own with nothing loaded that they
-change, so they skip SQLAlchemy's session synchronisation (``synchronize_session=False``),
-which evaluated each one's WHERE against the session's objects and cost more CPU than the
-statement itself.
+The dispatcher's statements (the pick, the claim's UPDATE, the claimed rows read back with
+their leads, the outcomes' UPDATEs) are built once, with bound parameters, and run as Core
+where no objects are needed: building, compiling and synchronising ORM statements cost the
+worker more CPU than the database's own work (docs/performance.md). A turn's outcomes are
+plain data, written with one executemany per kind (:mod:`leads.storage.outcomes`).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, Update, and_, bindparam, delete, func, not_, or_, text, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, not_, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
 from leads.core.vocabulary import Channel, OutboxStatus
-from leads.storage import handovers
 from leads.storage.database import insert_unless_present
 from leads.storage.models import DisabledWebhook, Enquiry, Lead, OutboxMessage
 from leads.storage.plans import unindexed
@@ -131,26 +131,21 @@ async def claim_due_with_leads(
     return [(message, lead) for message, lead in claimed.all()]
 
 
-# The pick, by how many routes it leaves out (their slots are full): built once each.
-_PICKS: dict[int, Select[Any]] = {}
-
-
+@functools.cache  # one per number of routes left out (their slots are full)
 def _pick(routes_left_out: int) -> Select[Any]:
     """The first ``limit`` due, unclaimed messages, none of ``excluding``, none of the
     routes left out (``channel_<i>``, ``target_<i>``)."""
-    if routes_left_out not in _PICKS:
-        _PICKS[routes_left_out] = (
-            select(OUTBOX.c.id, OUTBOX.c.channel, OUTBOX.c.target)
-            .where(OUTBOX.c.status == OutboxStatus.PENDING)
-            .where(OUTBOX.c.next_attempt_at <= bindparam("now"))
-            .where(_free(bindparam("now")))
-            .where(OUTBOX.c.id.not_in(bindparam("excluding", expanding=True)))
-            .where(*_not_routes(routes_left_out))
-            .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.created_at, OUTBOX.c.id)
-            .limit(bindparam("limit"))
-            .with_for_update(skip_locked=True)
-        )
-    return _PICKS[routes_left_out]
+    return (
+        select(OUTBOX.c.id, OUTBOX.c.channel, OUTBOX.c.target)
+        .where(OUTBOX.c.status == OutboxStatus.PENDING)
+        .where(OUTBOX.c.next_attempt_at <= bindparam("now"))
+        .where(_free(bindparam("now")))
+        .where(OUTBOX.c.id.not_in(bindparam("excluding", expanding=True)))
+        .where(*_not_routes(routes_left_out))
+        .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.created_at, OUTBOX.c.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    )
 
 
 def _free(now: Any) -> ColumnElement[bool]:
@@ -226,95 +221,6 @@ async def release_claims(*, session: AsyncSession, ids: Sequence[uuid.UUID], wor
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Delivered:
-    """The message went out."""
-
-    message_id: uuid.UUID
-
-
-@dataclass(frozen=True, slots=True)
-class Retry:
-    """Try again at ``at`` (:mod:`leads.notify.retry`)."""
-
-    message_id: uuid.UUID
-    at: datetime
-    error: str
-
-
-@dataclass(frozen=True, slots=True)
-class Dead:
-    """A dead letter; ``gone``: the webhook URL that answered 410, switched off with it."""
-
-    message_id: uuid.UUID
-    error: str
-    gone: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Held:
-    """A text put off until quiet hours end (:func:`leads.storage.handovers.hold`)."""
-
-    message_id: uuid.UUID
-    until: datetime
-    scheduled_from: datetime
-
-
-Outcome = Delivered | Retry | Dead | Held
-
-
-def _finishing(**values: Any) -> Update:
-    """One UPDATE for many finished rows (an executemany): each row by its id, only while
-    the claim is still the recorder's (``worker``)."""
-    return (
-        update(OUTBOX)
-        .where(OUTBOX.c.id == bindparam("message_id"), OUTBOX.c.claimed_by == bindparam("worker"))
-        .values(claimed_by=None, claimed_until=None, **values)
-    )
-
-
-DELIVER = _finishing(status=OutboxStatus.DELIVERED, delivered_at=bindparam("now"))
-RETRY = _finishing(next_attempt_at=bindparam("at"), last_error=bindparam("error"))
-BURY = _finishing(status=OutboxStatus.DEAD, last_error=bindparam("error"))
-
-
-async def record_outcomes(
-    *, session: AsyncSession, worker: str, now: datetime, outcomes: Sequence[Outcome]
-) -> None:
-    """Write a batch of attempts' outcomes: one executemany per kind of outcome, in Core
-    (no ORM objects, no session synchronisation: nothing the session holds is changed)."""
-    delivered = [
-        {"message_id": o.message_id, "worker": worker, "now": now}
-        for o in outcomes
-        if isinstance(o, Delivered)
-    ]
-    retried = [
-        {"message_id": o.message_id, "worker": worker, "at": o.at, "error": o.error[:500]}
-        for o in outcomes
-        if isinstance(o, Retry)
-    ]
-    dead = [
-        {"message_id": o.message_id, "worker": worker, "error": o.error[:500]}
-        for o in outcomes
-        if isinstance(o, Dead)
-    ]
-    for statement, rows in ((DELIVER, delivered), (RETRY, retried), (BURY, dead)):
-        if rows:
-            await session.execute(statement, rows)
-    for outcome in outcomes:
-        if isinstance(outcome, Dead) and outcome.gone:
-            await disable_webhook(session=session, url=outcome.gone, reason=outcome.error, now=now)
-        elif isinstance(outcome, Held):
-            await handovers.hold(
-                session=session,
-                message_id=outcome.message_id,
-                worker=worker,
-                until=outcome.until,
-                now=now,
-                scheduled_from=outcome.scheduled_from,
-            )
-
-
 async def stop_pending(
     *, session: AsyncSession, lead_id: uuid.UUID, kinds: Sequence[str], reason: str
 ) -> int:
@@ -343,22 +249,21 @@ async def next_due(*, session: AsyncSession, skipping: Sequence[Route] = ()) -> 
     """When the earliest waiting message comes due (a retry, or an expired lease), not
     counting the ``skipping`` routes' (their slots are full: a finishing delivery wakes
     the dispatcher)."""
-    if len(skipping) not in _WAITING:
-        _WAITING[len(skipping)] = (
-            select(func.min(OUTBOX.c.next_attempt_at))
-            .where(OUTBOX.c.status == OutboxStatus.PENDING)
-            .where(OUTBOX.c.claimed_until.is_(None))
-            .where(*_not_routes(len(skipping)))
-        )
-    params = _route_params(skipping)
     connection = await session.connection()
     due: datetime | None = (
-        await connection.execute(_WAITING[len(skipping)], params)
+        await connection.execute(_waiting(len(skipping)), _route_params(skipping))
     ).scalar_one_or_none()
     return due
 
 
-_WAITING: dict[int, Select[Any]] = {}  # next_due's statement, by how many routes it skips
+@functools.cache  # one per number of routes skipped
+def _waiting(routes_skipped: int) -> Select[Any]:
+    return (
+        select(func.min(OUTBOX.c.next_attempt_at))
+        .where(OUTBOX.c.status == OutboxStatus.PENDING)
+        .where(OUTBOX.c.claimed_until.is_(None))
+        .where(*_not_routes(routes_skipped))
+    )
 
 
 async def disabled_webhooks(*, session: AsyncSession) -> set[str]:
