@@ -202,10 +202,11 @@ def cmd_export(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from leads.notify.operator import run_worker
+    from leads.notify.operator import run_worker, worker_runner
 
     asyncio.run(with_ready_database(settings, _nothing))  # before announcing it delivers
-    asyncio.run(run_worker(settings))
+    with worker_runner() as runner:
+        runner.run(run_worker(settings))
     return 0
 
 

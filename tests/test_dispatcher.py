@@ -8,6 +8,7 @@ exactly once."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import collections
 import contextlib
 import os
@@ -22,7 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, update
 from sqlmodel import col, select
 
 from leads.core.forms import load_forms
@@ -30,6 +31,7 @@ from leads.core.vocabulary import Channel
 from leads.errors import PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels.recording import RecordingChannel
 from leads.notify.dispatcher import Dispatcher
+from leads.storage import outcomes
 from leads.storage.database import Database
 from leads.storage.models import OutboxMessage
 from leads.storage.outbox import claim_due, release_claims
@@ -39,6 +41,7 @@ from tests.mail import MailServer, mail_server
 from tests.servers import Service, leads_process
 from tests.support import eventually
 
+WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"dispatcher-test-webhook-key-0123").decode()
 # uvicorn re-raises SIGTERM once its graceful shutdown is complete.
 GRACEFUL = (0, -signal.SIGTERM)
 
@@ -333,6 +336,101 @@ async def test_two_processes_never_claim_the_same_message(database_url: str, lea
         await second.close()
     assert not a & b
     assert len(a | b) == 6
+
+
+async def test_a_claim_looks_past_the_routes_it_fills(database_url: str, lead) -> None:
+    """Webhooks due behind a backlog of emails: the claim that fills SMTP's slots leaves
+    SMTP out and looks again, so the same claim takes the webhooks too (each route its own
+    slots), in the order they came due, and nothing that was not due."""
+    settings = make_settings(
+        database_url,
+        dispatcher="worker",
+        smtp_url="smtp://127.0.0.1:9?starttls=off",
+        inbox="desk@clinic.example",
+        webhook_urls="https://hooks.example/lead",
+        webhook_secret=WEBHOOK_SECRET,
+    )
+    async with serving_app(settings) as client:
+        for _ in range(6):
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+    database = Database.from_settings(settings)
+    now = utcnow()
+    try:
+        async with database.writing() as session:
+            rows = list(await session.scalars(select(OutboxMessage)))
+            for i, row in enumerate(sorted(rows, key=lambda r: (r.channel, r.created_at))):
+                row.next_attempt_at = now - timedelta(hours=2) + timedelta(seconds=i)
+            webhooks = sorted((r for r in rows if r.channel == Channel.WEBHOOK), key=_due_at)
+            webhooks[-1].next_attempt_at = now + timedelta(hours=1)  # not due yet
+        async with database.writing() as session:
+            claimed = await claim_due(
+                session=session, worker="A", now=now,
+                lease_until=now + timedelta(minutes=1), limit=6, per_route=2,
+            )  # fmt: skip
+    finally:
+        await database.close()
+    assert [(m.channel, m.id) for m in claimed if m.channel == Channel.WEBHOOK] == [
+        (Channel.WEBHOOK, w.id) for w in webhooks[:2]
+    ]
+    assert sum(1 for m in claimed if m.channel == Channel.SMTP) == 2
+    assert len(claimed) == 4
+
+
+async def test_a_turns_outcomes_are_one_statement_of_each_kind(database_url: str, lead) -> None:
+    """Delivered, retried and dead letters of one turn are written with one statement per
+    kind however many there are, each only while its claim is still the recorder's: a
+    message another dispatcher has claimed meanwhile keeps that claim."""
+    settings = make_settings(database_url, dispatcher="worker")
+    async with serving_app(settings) as client:
+        for _ in range(6):
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+    database = Database.from_settings(settings)
+    now = utcnow()
+    statements: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    try:
+        async with database.writing() as session:
+            claimed = await claim_due(
+                session=session, worker="A", now=now,
+                lease_until=now + timedelta(minutes=1), limit=6,
+            )  # fmt: skip
+        ids = [m.id for m in claimed]
+        async with database.writing() as session:  # A's lease ran out; B took one over
+            await session.execute(
+                update(OutboxMessage).where(col(OutboxMessage.id) == ids[5]).values(claimed_by="B")
+            )
+        later = now + timedelta(minutes=5)
+        finished: list[outcomes.Outcome] = [
+            outcomes.Delivered(ids[0]),
+            outcomes.Delivered(ids[1]),
+            outcomes.Retry(ids[2], later, "SMTP 451"),
+            outcomes.Dead(ids[3], "SMTP 550"),
+            outcomes.Dead(ids[4], "SMTP 550"),
+            outcomes.Delivered(ids[5]),  # B's now: not A's to record
+        ]
+        event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
+        async with database.writing() as session:
+            await outcomes.record_outcomes(session=session, worker="A", now=now, outcomes=finished)
+        event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
+        async with database.reading() as session:
+            rows = {m.id: m for m in await session.scalars(select(OutboxMessage))}
+    finally:
+        await database.close()
+    assert len([s for s in statements if s.startswith("UPDATE outbox")]) == 3, statements
+    statuses = ["delivered", "delivered", "pending", "dead", "dead", "pending"]
+    assert [rows[i].status for i in ids] == statuses
+    assert rows[ids[2]].next_attempt_at == later
+    assert rows[ids[2]].last_error == "SMTP 451"
+    assert rows[ids[3]].last_error == "SMTP 550"
+    assert [rows[i].claimed_by for i in ids] == [None] * 5 + ["B"]
+    assert rows[ids[0]].delivered_at == now
+
+
+def _due_at(message: OutboxMessage) -> datetime:
+    return message.next_attempt_at
 
 
 class MovedClock:

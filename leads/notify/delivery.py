@@ -2,10 +2,12 @@
 
 :meth:`Delivery.attempt` sends the message through its channel within
 LEADS_DELIVERY_TIMEOUT_SECONDS and returns the *outcome*: a change to write to the outbox
-(delivered; retry at a time from :mod:`leads.notify.retry`; dead letter, switching a 410
-webhook off; a text held until quiet hours end, LEADS_SMS_QUIET_HOURS, without counting an
-attempt). It writes nothing itself: the dispatcher records outcomes together; a text's
-channel writes its hand-over marks itself (:mod:`leads.notify.handovers`).
+as plain data (delivered; retry at a time from :mod:`leads.notify.retry`; dead letter,
+switching a 410 webhook off; a text held until quiet hours end, LEADS_SMS_QUIET_HOURS,
+without counting an attempt: :data:`leads.storage.outcomes.Outcome`). It writes nothing
+itself: the dispatcher records a turn's outcomes together
+(:func:`leads.storage.outcomes.record_outcomes`); a text's channel writes its hand-over marks
+itself (:mod:`leads.notify.handovers`).
 """
 
 from __future__ import annotations
@@ -13,12 +15,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import FormCatalog
 from leads.core.quiet import QuietHours
@@ -40,14 +41,14 @@ from leads.notify.digest_content import DigestContent
 from leads.notify.handovers import DatabaseHandOvers
 from leads.notify.retry import RetryPolicy
 from leads.settings import Settings, redact_url
-from leads.storage import handovers, outbox
+from leads.storage import outcomes
 from leads.storage.database import Database
 from leads.storage.models import Enquiry, Lead, OutboxMessage
 from leads.storage.types import utcnow
 
 log = logging.getLogger("leads.notify")
 
-Outcome = Callable[[AsyncSession, datetime], Awaitable[None]]
+Outcome = outcomes.Outcome  # what an attempt means for its row, written with the turn's others
 
 # What an attempt meant, as the ``delivery`` log event's ``outcome`` says it.
 DELIVERED, RETRY, DEAD, HELD = "delivered", "retry", "dead", "held"
@@ -220,51 +221,18 @@ class Delivery:
             return DEAD, self._dead(message, f"gave up after {message.attempts} attempts: {error}")
         log.info("notification %s: %s; next attempt at %s", message.id, error, at.isoformat())
         self.metrics.delivery(message.channel, DeliveryOutcome.RETRY)
-
-        async def retry(session: AsyncSession, _: datetime) -> None:
-            await outbox.mark_retry(
-                session=session, message_id=message.id, worker=self.worker, at=at, error=error
-            )
-
-        return RETRY, retry
+        return RETRY, outcomes.Retry(message.id, at, error)
 
     def _delivered(self, message: OutboxMessage) -> Outcome:
         self.metrics.delivery(message.channel, DeliveryOutcome.DELIVERED)
-
-        async def delivered(session: AsyncSession, now: datetime) -> None:
-            await outbox.mark_delivered(
-                session=session, message_id=message.id, worker=self.worker, now=now
-            )
-
-        return delivered
+        return outcomes.Delivered(message.id)
 
     def _held(self, message: OutboxMessage, until: datetime) -> Outcome:
         """Quiet hours: put off until they end, the attempt given back (no metric: nothing
         was tried)."""
         log.info("notification %s: held for quiet hours until %s", message.id, until.isoformat())
-
-        async def held(session: AsyncSession, now: datetime) -> None:
-            await handovers.hold(
-                session=session,
-                message_id=message.id,
-                worker=self.worker,
-                until=until,
-                now=now,
-                scheduled_from=message.scheduled_from,
-            )
-
-        return held
+        return outcomes.Held(message.id, until, message.scheduled_from)
 
     def _dead(self, message: OutboxMessage, error: str, *, gone: bool = False) -> Outcome:
         self.metrics.delivery(message.channel, DeliveryOutcome.DEAD)
-
-        async def dead(session: AsyncSession, now: datetime) -> None:
-            await outbox.mark_dead(
-                session=session, message_id=message.id, worker=self.worker, error=error
-            )
-            if gone and message.target:
-                await outbox.disable_webhook(
-                    session=session, url=message.target, reason=error, now=now
-                )
-
-        return dead
+        return outcomes.Dead(message.id, error, message.target if gone and message.target else None)

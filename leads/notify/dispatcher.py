@@ -10,8 +10,8 @@
 - Deliveries run concurrently, in the order they came due, each *route* (a
   channel, and for webhooks its URL) with ``concurrency`` slots of its own: an SMTP server
   that hangs holds SMTP's slots only, and webhooks go on arriving at once. A busy route is
-  refilled once half its slots are free, so one claim and one outcome write serve several
-  messages.
+  refilled once half its slots are free, and each turn records what finished and claims
+  what is due in one transaction, so one turn serves several messages.
 - Its housekeeping queues the daily digest once LEADS_DIGEST_AT has come on an opening day
   (:mod:`leads.notify.digest`; by its ``clock``), purges what is past its retention once a
   day across every dispatcher (:mod:`leads.storage.retention`), alerts the admins when
@@ -31,10 +31,11 @@ import socket
 import time
 import uuid
 from collections.abc import Mapping
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import httpx
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.forms import FormCatalog
 from leads.core.vocabulary import REPLAY_WINDOW, MessageKind
@@ -46,10 +47,10 @@ from leads.notify.channels import Clock
 from leads.notify.channels.base import ChannelsOverride
 from leads.notify.delivery import Claimed, Delivery, Outcome
 from leads.settings import Settings
-from leads.storage import outbox
+from leads.storage import outbox, outcomes
 from leads.storage.database import Database
 from leads.storage.leads import delete_expired_idempotency_keys
-from leads.storage.models import OutboxMessage
+from leads.storage.models import Lead, OutboxMessage
 from leads.storage.retention import purge_once_a_day
 from leads.storage.types import utcnow
 
@@ -159,16 +160,18 @@ class Dispatcher:
                 await asyncio.gather(listener, return_exceptions=True)
 
     async def _turn(self) -> None:
-        """Record what finished, claim what is due, start delivering it; else sleep."""
+        """Record what finished and claim what is due (one transaction), start delivering
+        it; else sleep."""
         self._wake.clear()
-        if not await self._write_outcomes():
+        busy = collections.Counter(route for _, route in self._inflight.values())
+        turn = await self._record_and_claim(busy)
+        if turn is None:
             # Not recorded (the database is busy or away): claim nothing until it is, or a
             # lease running out meanwhile could hand us back a message we already delivered.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
             return
-        busy = collections.Counter(route for _, route in self._inflight.values())
-        claimed, more = await self._claim(busy)
+        claimed, more = turn
         for claim in claimed:
             message = claim.message
             task = asyncio.create_task(self._deliver(claim))
@@ -248,7 +251,7 @@ class Dispatcher:
 
     async def _deliver(self, claim: Claimed) -> None:
         outcome = await self._delivery.attempt(claim)
-        # Only now look up the list: _write_outcomes swaps it while deliveries run, and an
+        # Only now look up the list: a turn swaps it while deliveries run, and an
         # outcome appended to the swapped-out list would never be recorded (and its message
         # would be sent again when the lease ran out).
         self._outcomes.append((claim.message.id, outcome))
@@ -262,16 +265,29 @@ class Dispatcher:
         if still <= self.concurrency // 2:
             self._wake.set()
 
-    async def _claim(self, busy: Mapping[outbox.Route, int]) -> tuple[list[Claimed], bool]:
-        """Due messages for the routes with free slots, with the leads they announce, in
-        one transaction; and whether there may be more (the claim's window was full)."""
+    async def _record_and_claim(
+        self, busy: Mapping[outbox.Route, int]
+    ) -> tuple[list[Claimed], bool] | None:
+        """In one transaction: record every finished delivery (group commit, again), then
+        claim due messages for the routes with free slots, with the leads they announce.
+        Returns the claims and whether there may be more (the claim's window was full);
+        None if nothing could be recorded or claimed (the outcomes are kept for the next
+        try)."""
         now = self.clock()
         window = CLAIM_WINDOW * self.concurrency
-        # Never again what is still ours: in flight, or finished and not recorded.
-        ours = [i for i, _ in self._inflight.values()] + [i for i, _ in self._outcomes]
+        changes, self._outcomes = self._outcomes, []
+        # Never again what is still ours: in flight, or finished and being recorded.
+        ours = [i for i, _ in self._inflight.values()] + [i for i, _ in changes]
         try:
             async with self.database.writing() as session:
-                messages = await outbox.claim_due(
+                if changes:
+                    await outcomes.record_outcomes(
+                        session=session,
+                        worker=self.name,
+                        now=now,
+                        outcomes=[outcome for _, outcome in changes],
+                    )
+                messages = await outbox.claim_due_with_leads(
                     session=session,
                     worker=self.name,
                     now=now,
@@ -281,58 +297,70 @@ class Dispatcher:
                     in_flight=busy,
                     excluding=ours,
                 )
-                if not messages:
-                    return [], False
-                leads, enquiries = await outbox.load_subjects(session=session, messages=messages)
-                listed = (
-                    await digest.load_digest(
-                        session=session, settings=self.settings, forms=self.forms, now=now
-                    )
-                    if any(m.kind == MessageKind.DIGEST for m in messages)
-                    else None
+                claimed = await self._subjects(session, messages, now) if messages else []
+        except Exception as exc:  # kept and tried again next turn; leases cover a crash
+            self._outcomes = changes + self._outcomes
+            if changes:
+                log.warning(
+                    "outbox: %d outcomes not recorded yet (%s)", len(changes), type(exc).__name__
                 )
-                # Only messages with a target (a webhook URL) can have been switched off.
-                disabled = (
-                    await outbox.disabled_webhooks(session=session)
-                    if any(m.target is not None for m in messages)
-                    else set()
-                )
-        except StorageUnavailable:
-            log.warning("outbox: database unavailable; will try again")
-            return [], False
+            elif isinstance(exc, StorageUnavailable):
+                log.warning("outbox: database unavailable; will try again")
+            else:
+                raise
+            return None
+        # Fewer than the window: claim_due looked past every route it filled, so nothing
+        # more is claimable until a delivery finishes (which wakes us).
+        return claimed, len(messages) >= window
+
+    async def _subjects(
+        self,
+        session: AsyncSession,
+        claimed: list[tuple[OutboxMessage, Lead | None]],
+        now: datetime,
+    ) -> list[Claimed]:
+        """The claimed messages with what they announce: their leads (read with them), a
+        follow-up's enquiry, a digest's list, whether their webhook was switched off."""
+        messages = [m for m, _ in claimed]
+        enquiries = await outbox.load_enquiries(session=session, messages=messages)
+        listed = (
+            await digest.load_digest(
+                session=session, settings=self.settings, forms=self.forms, now=now
+            )
+            if any(m.kind == MessageKind.DIGEST for m in messages)
+            else None
+        )
+        # Only messages with a target (a webhook URL) can have been switched off.
+        disabled = (
+            await outbox.disabled_webhooks(session=session)
+            if any(m.target is not None for m in messages)
+            else set()
+        )
         return [
             Claimed(
                 m,
-                leads.get(m.lead_id) if m.lead_id else None,
+                lead,
                 enquiries.get(m.enquiry_id) if m.enquiry_id else None,
                 m.target in disabled,
                 listed if m.kind == MessageKind.DIGEST else None,
             )
-            for m in messages
-        ], self._may_be_more(messages, busy, window)
-
-    def _may_be_more(
-        self, claimed: list[OutboxMessage], busy: Mapping[outbox.Route, int], window: int
-    ) -> bool:
-        """Whether due messages may have been left: the window was full, or a route's slots
-        filled up (its other messages may have hidden another route's)."""
-        if len(claimed) >= window:
-            return True
-        now_busy = collections.Counter(busy)
-        now_busy.update((str(m.channel), m.target) for m in claimed)
-        return any(now_busy[(str(m.channel), m.target)] >= self.concurrency for m in claimed)
+            for m, lead in claimed
+        ]
 
     async def _write_outcomes(self) -> bool:
-        """Record every finished delivery in one transaction (group commit, again). False
-        if they could not be recorded (they are kept for the next try)."""
+        """Record every finished delivery in one transaction, claiming nothing (at stop; a
+        turn records them with its claim). False if they could not be recorded."""
         if not self._outcomes:
             return True
         changes, self._outcomes = self._outcomes, []
         try:
             async with self.database.writing() as session:
-                now = self.clock()
-                for _, change in changes:
-                    await change(session, now)
+                await outcomes.record_outcomes(
+                    session=session,
+                    worker=self.name,
+                    now=self.clock(),
+                    outcomes=[outcome for _, outcome in changes],
+                )
         except Exception as exc:  # kept and tried again next turn; leases cover a crash
             self._outcomes = changes + self._outcomes
             log.warning(

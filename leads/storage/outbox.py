@@ -9,19 +9,22 @@ dispatcher dies its lease runs out and another takes the message over: delivery 
 least once, with the same id. An outcome is recorded only while the claim is still the
 recorder's own.
 
-The dispatcher's UPDATEs run in transactions of their own with nothing loaded that they
-change, so they skip SQLAlchemy's session synchronisation (``synchronize_session=False``),
-which evaluated each one's WHERE against the session's objects and cost more CPU than the
-statement itself.
+The dispatcher's statements (the pick, the claim's UPDATE, the claimed rows read back with
+their leads, the outcomes' UPDATEs) are built once, with bound parameters, and run as Core
+where no objects are needed: building, compiling and synchronising ORM statements cost the
+worker more CPU than the database's own work (docs/performance.md). A turn's outcomes are
+plain data, written with one executemany per kind (:mod:`leads.storage.outcomes`).
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import and_, delete, func, not_, or_, text, update
+from sqlalchemy import Select, Table, and_, bindparam, delete, func, not_, or_, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
@@ -41,6 +44,8 @@ async def wake_dispatchers(*, session: AsyncSession) -> None:
 
 
 Route = tuple[str, str | None]  # (channel, target): where a message goes
+
+OUTBOX = cast("Table", OutboxMessage.__table__)  # type: ignore[attr-defined]
 
 # The order messages are claimed in: as they came due. A new message is due when it is
 # written, so a burst goes out in the order its leads came; a retry takes its place when its
@@ -63,104 +68,145 @@ async def claim_due(
     in_flight: Mapping[Route, int] | None = None,
     excluding: Collection[uuid.UUID] = (),
 ) -> list[OutboxMessage]:
-    """Claim up to ``limit`` due messages in :data:`CLAIM_ORDER`. With ``per_route``, no
-    route ends up with more than that many claimed counting the ``in_flight`` already (so
-    one stalled route cannot take every slot). ``excluding``: messages this dispatcher still
-    has in flight or has not recorded yet, never claimed again even if their lease has run
-    out."""
-    in_flight = in_flight or {}
-    full = [r for r, n in in_flight.items() if per_route is not None and n >= per_route]
-    due = (
-        select(OutboxMessage.id, OutboxMessage.channel, OutboxMessage.target)
-        .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
-        .where(col(OutboxMessage.next_attempt_at) <= now)
-        .where(
-            or_(
-                col(OutboxMessage.claimed_until).is_(None),
-                col(OutboxMessage.claimed_until) < now,
-            )
-        )
-        .where(*_not_routes(full))
-        .order_by(*CLAIM_ORDER)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
+    """:func:`claim_due_with_leads`, the messages alone."""
+    claimed = await claim_due_with_leads(
+        session=session,
+        worker=worker,
+        now=now,
+        lease_until=lease_until,
+        limit=limit,
+        per_route=per_route,
+        in_flight=in_flight,
+        excluding=excluding,
     )
-    if excluding:
-        due = due.where(col(OutboxMessage.id).not_in(list(excluding)))
-    room = dict(in_flight)
+    return [message for message, _ in claimed]
+
+
+async def claim_due_with_leads(
+    *,
+    session: AsyncSession,
+    worker: str,
+    now: datetime,
+    lease_until: datetime,
+    limit: int,
+    per_route: int | None = None,
+    in_flight: Mapping[Route, int] | None = None,
+    excluding: Collection[uuid.UUID] = (),
+) -> list[tuple[OutboxMessage, Lead | None]]:
+    """Claim up to ``limit`` due messages in :data:`CLAIM_ORDER`, each with the lead it
+    announces (None for a digest). With ``per_route``, no route ends up with more than
+    that many claimed counting the ``in_flight`` already (so one stalled route cannot take
+    every slot); a route filled by this claim is left out and the pick looks again, so
+    another route's messages behind a full one's are claimed too, and fewer than ``limit``
+    claimed means nothing more is claimable now. ``excluding``: messages this dispatcher
+    still has in flight or has not recorded yet, never claimed again even if their lease
+    has run out.
+
+    Every statement is built once (bound parameters, ``IN`` lists expanded as they run),
+    so a claim pays for neither building nor compiling SQL; the pick and the UPDATE are
+    Core, and one query reads the claimed rows back with their leads."""
+    connection = await session.connection()
+    room = dict(in_flight or {})
     ids: list[uuid.UUID] = []
-    for message_id, channel, target in (await session.execute(due)).all():
-        route = (str(channel), target)
-        if per_route is None or room.get(route, 0) < per_route:
-            room[route] = room.get(route, 0) + 1
-            ids.append(message_id)
+    while len(ids) < limit:
+        full = [r for r, n in room.items() if per_route is not None and n >= per_route]
+        wanted = limit - len(ids)
+        params = {"now": now, "limit": wanted, "excluding": [*excluding, *ids]}
+        params.update(_route_params(full))
+        rows = (await connection.execute(_pick(len(full)), params)).all()
+        filled = False
+        for message_id, channel, target in rows:
+            route = (str(channel), target)
+            if per_route is None or room.get(route, 0) < per_route:
+                room[route] = room.get(route, 0) + 1
+                ids.append(message_id)
+                filled = filled or room[route] == per_route
+        if len(rows) < wanted or not filled:  # all seen, or no route's slots newly full
+            break
     if not ids:
         return []
-    await session.execute(
-        update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids), *_still_free(now))
-        .values(
-            claimed_by=worker,
-            claimed_until=lease_until,
-            attempts=OutboxMessage.attempts + 1,
-        )
-        .execution_options(synchronize_session=False)  # the rows are read back just below
-    )
-    rows = await session.scalars(
-        select(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids))
-        .where(col(OutboxMessage.claimed_by) == worker)
-        .where(col(OutboxMessage.claimed_until) == lease_until)
-        .order_by(*CLAIM_ORDER)
-        .execution_options(populate_existing=True)
-    )
-    return list(rows.all())
+    claim = {"ids": ids, "now": now, "worker": worker, "lease_until": lease_until}
+    await connection.execute(CLAIM, claim)
+    claimed = await session.execute(CLAIMED, claim)
+    return [(message, lead) for message, lead in claimed.all()]
 
 
-def _not_routes(routes: Sequence[Route]) -> list[ColumnElement[bool]]:
-    """Conditions leaving out the messages of these routes."""
+@functools.cache  # one per number of routes left out (their slots are full)
+def _pick(routes_left_out: int) -> Select[Any]:
+    """The first ``limit`` due, unclaimed messages, none of ``excluding``, none of the
+    routes left out (``channel_<i>``, ``target_<i>``)."""
+    return (
+        select(OUTBOX.c.id, OUTBOX.c.channel, OUTBOX.c.target)
+        .where(OUTBOX.c.status == OutboxStatus.PENDING)
+        .where(OUTBOX.c.next_attempt_at <= bindparam("now"))
+        .where(_free(bindparam("now")))
+        .where(OUTBOX.c.id.not_in(bindparam("excluding", expanding=True)))
+        .where(*_not_routes(routes_left_out))
+        .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.created_at, OUTBOX.c.id)
+        .limit(bindparam("limit"))
+        .with_for_update(skip_locked=True)
+    )
+
+
+def _free(now: Any) -> ColumnElement[bool]:
+    return or_(OUTBOX.c.claimed_until.is_(None), OUTBOX.c.claimed_until < now)
+
+
+def _route_params(routes: Sequence[Route]) -> dict[str, Any]:
+    """The routes :func:`_not_routes` leaves out, as its parameters."""
+    params: dict[str, Any] = {}
+    for i, (channel, target) in enumerate(routes):
+        params[f"channel_{i}"], params[f"target_{i}"] = channel, target
+    return params
+
+
+def _not_routes(count: int) -> list[ColumnElement[bool]]:
+    """Conditions leaving out the messages of ``count`` routes, bound as ``channel_<i>``
+    and ``target_<i>`` (a target may be NULL: compared as not distinct)."""
     return [
         not_(
             and_(
-                col(OutboxMessage.channel) == channel,
-                col(OutboxMessage.target).is_(None)
-                if target is None
-                else col(OutboxMessage.target) == target,
+                OUTBOX.c.channel == bindparam(f"channel_{i}"),
+                OUTBOX.c.target.is_not_distinct_from(bindparam(f"target_{i}")),
             )
         )
-        for channel, target in routes
+        for i in range(count)
     ]
 
 
-def _still_free(now: datetime) -> tuple[ColumnElement[bool], ...]:
-    """Still free to claim: for a statement that names its rows (by id), so the status
-    test is kept off ix_outbox_due (leads/storage/plans.py)."""
-    return (
-        unindexed(col(OutboxMessage.status)) == OutboxStatus.PENDING,
-        or_(
-            col(OutboxMessage.claimed_until).is_(None),
-            col(OutboxMessage.claimed_until) < now,
-        ),
+# Still free to claim: the statement names its rows (by id), so the status test is kept
+# off ix_outbox_due (leads/storage/plans.py).
+CLAIM = (
+    update(OUTBOX)
+    .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
+    .where(unindexed(OUTBOX.c.status) == OutboxStatus.PENDING, _free(bindparam("now")))
+    .values(
+        claimed_by=bindparam("worker"),
+        claimed_until=bindparam("lease_until"),
+        attempts=OUTBOX.c.attempts + 1,
     )
+)
+# What the claim took: the rows that now carry our name and lease, with their leads.
+CLAIMED = (
+    select(OutboxMessage, Lead)
+    .outerjoin(Lead, col(Lead.id) == col(OutboxMessage.lead_id))
+    .where(col(OutboxMessage.id).in_(bindparam("ids", expanding=True)))
+    .where(col(OutboxMessage.claimed_by) == bindparam("worker"))
+    .where(col(OutboxMessage.claimed_until) == bindparam("lease_until"))
+    .order_by(*CLAIM_ORDER)
+    .execution_options(populate_existing=True)
+)
 
 
-def _ours(message_id: uuid.UUID, worker: str) -> tuple[ColumnElement[bool], ...]:
-    return (col(OutboxMessage.id) == message_id, col(OutboxMessage.claimed_by) == worker)
-
-
-async def load_subjects(
+async def load_enquiries(
     *, session: AsyncSession, messages: Sequence[OutboxMessage]
-) -> tuple[dict[uuid.UUID, Lead], dict[uuid.UUID, Enquiry]]:
-    """The leads and enquiries a batch of messages announces, in two queries."""
-    lead_ids = {m.lead_id for m in messages}
+) -> dict[uuid.UUID, Enquiry]:
+    """The enquiries (follow-ups) a batch of messages announces, in one query, or none."""
     enquiry_ids = {m.enquiry_id for m in messages if m.enquiry_id is not None}
-    leads = (await session.scalars(select(Lead).where(col(Lead.id).in_(lead_ids)))).all()
-    enquiries = (
-        (await session.scalars(select(Enquiry).where(col(Enquiry.id).in_(enquiry_ids)))).all()
-        if enquiry_ids
-        else []
-    )
-    return {lead.id: lead for lead in leads}, {e.id: e for e in enquiries}
+    if not enquiry_ids:
+        return {}
+    enquiries = await session.scalars(select(Enquiry).where(col(Enquiry.id).in_(enquiry_ids)))
+    return {e.id: e for e in enquiries.all()}
 
 
 async def release_claims(*, session: AsyncSession, ids: Sequence[uuid.UUID], worker: str) -> None:
@@ -173,43 +219,6 @@ async def release_claims(*, session: AsyncSession, ids: Sequence[uuid.UUID], wor
             .values(claimed_by=None, claimed_until=None, attempts=OutboxMessage.attempts - 1)
             .execution_options(synchronize_session=False)
         )
-
-
-async def mark_delivered(
-    *, session: AsyncSession, message_id: uuid.UUID, worker: str, now: datetime
-) -> None:
-    await session.execute(
-        update(OutboxMessage)
-        .where(*_ours(message_id, worker))
-        .values(
-            status=OutboxStatus.DELIVERED, delivered_at=now, claimed_by=None, claimed_until=None
-        )
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def mark_retry(
-    *, session: AsyncSession, message_id: uuid.UUID, worker: str, at: datetime, error: str
-) -> None:
-    await session.execute(
-        update(OutboxMessage)
-        .where(*_ours(message_id, worker))
-        .values(next_attempt_at=at, last_error=error[:500], claimed_by=None, claimed_until=None)
-        .execution_options(synchronize_session=False)
-    )
-
-
-async def mark_dead(
-    *, session: AsyncSession, message_id: uuid.UUID, worker: str, error: str
-) -> None:
-    await session.execute(
-        update(OutboxMessage)
-        .where(*_ours(message_id, worker))
-        .values(
-            status=OutboxStatus.DEAD, last_error=error[:500], claimed_by=None, claimed_until=None
-        )
-        .execution_options(synchronize_session=False)
-    )
 
 
 async def stop_pending(
@@ -240,13 +249,21 @@ async def next_due(*, session: AsyncSession, skipping: Sequence[Route] = ()) -> 
     """When the earliest waiting message comes due (a retry, or an expired lease), not
     counting the ``skipping`` routes' (their slots are full: a finishing delivery wakes
     the dispatcher)."""
-    waiting = (
-        select(func.min(col(OutboxMessage.next_attempt_at)))
-        .where(col(OutboxMessage.status) == OutboxStatus.PENDING)
-        .where(col(OutboxMessage.claimed_until).is_(None))
-        .where(*_not_routes(skipping))
+    connection = await session.connection()
+    due: datetime | None = (
+        await connection.execute(_waiting(len(skipping)), _route_params(skipping))
+    ).scalar_one_or_none()
+    return due
+
+
+@functools.cache  # one per number of routes skipped
+def _waiting(routes_skipped: int) -> Select[Any]:
+    return (
+        select(func.min(OUTBOX.c.next_attempt_at))
+        .where(OUTBOX.c.status == OutboxStatus.PENDING)
+        .where(OUTBOX.c.claimed_until.is_(None))
+        .where(*_not_routes(routes_skipped))
     )
-    return (await session.execute(waiting)).scalar_one_or_none()
 
 
 async def disabled_webhooks(*, session: AsyncSession) -> set[str]:
