@@ -13,6 +13,7 @@ import collections
 import contextlib
 import os
 import signal
+import sqlite3
 import threading
 import time
 import uuid
@@ -145,6 +146,67 @@ async def test_an_unexpected_error_is_retried_not_lost(
         rows = await wait_outbox(query, lambda rows: rows[0]["status"] == "delivered")
     assert rows[0]["attempts"] == 2
     assert rows[0]["last_error"] == "unexpected RuntimeError"
+
+
+async def test_a_claim_that_keeps_failing_holds_back_no_finished_delivery(
+    tmp_path: Path, lead
+) -> None:
+    """A turn records what finished and claims more in one transaction. Should the claim
+    fail every time (here SQLite refuses every claim from a moment on, as a bug or a row it
+    cannot read would), what finished is still recorded, on its own: a delivered message
+    does not stay claimed, to be sent again by whoever takes over once its lease runs out."""
+    database_file = tmp_path / "leads.db"
+    settings = make_settings(
+        f"sqlite+aiosqlite:///{database_file}",
+        dispatcher="worker",
+        smtp_url="smtp://127.0.0.1:9?starttls=off",  # never dialled: the channel stands in
+        inbox="desk@clinic.example",
+        autoreply=False,
+    )
+    hold = asyncio.Event()
+    channel = RecordingChannel(hold=hold)
+
+    def rows() -> list[tuple[str, str | None]]:
+        with contextlib.closing(sqlite3.connect(database_file)) as db:
+            return db.execute(
+                "SELECT status, claimed_by FROM outbox ORDER BY created_at"
+            ).fetchall()
+
+    async with serving_app(settings) as client, httpx.AsyncClient() as http:
+        database = Database.from_settings(settings)
+        channels = {Channel.SMTP: channel}
+        dispatcher = Dispatcher(
+            settings, database, load_forms(None), http, channels=channels, poll_seconds=0.2
+        )
+        dispatcher.start()
+        try:
+            await submit(client, dispatcher, lead())
+            async with asyncio.timeout(20):
+                await channel.wait_until(attempted=1)  # claimed, and held in flight
+            with contextlib.closing(sqlite3.connect(database_file)) as db:
+                db.execute(REFUSE_CLAIMS)
+                db.commit()
+            await submit(client, dispatcher, lead())  # due, and never claimable
+            hold.set()  # the first delivery finishes
+
+            async def first_recorded() -> bool:
+                return rows()[0] == ("delivered", None)
+
+            await eventually(first_recorded, what="the finished delivery recorded", within=20)
+            assert rows()[1] == ("pending", None)  # the second was never claimed
+        finally:
+            await dispatcher.stop()
+            await database.close()
+    assert len(channel.delivered) == 1
+
+
+# From the moment it is made, no outbox row can be claimed (a failing statement, not an
+# unavailable database); recording an outcome, which clears the claim, still works.
+REFUSE_CLAIMS = """
+CREATE TRIGGER refuse_claims BEFORE UPDATE OF claimed_by ON outbox
+WHEN NEW.claimed_by IS NOT NULL AND OLD.claimed_by IS NULL
+BEGIN SELECT RAISE(ABORT, 'claims refused'); END
+"""
 
 
 async def test_the_autoreply_goes_through_the_email_channel_after_the_clinic_email(

@@ -300,14 +300,18 @@ class Dispatcher:
                 claimed = await self._subjects(session, messages, now) if messages else []
         except Exception as exc:  # kept and tried again next turn; leases cover a crash
             self._outcomes = changes + self._outcomes
+            if not isinstance(exc, StorageUnavailable):
+                # Not the database being away but this claim failing: record what finished
+                # on its own, so a claim that keeps failing holds no finished delivery back
+                # (its message would stay claimed, and be sent again by whoever took over).
+                await self._write_outcomes()
+                raise
             if changes:
                 log.warning(
-                    "outbox: %d outcomes not recorded yet (%s)", len(changes), type(exc).__name__
+                    "outbox: %d outcomes not recorded yet (database unavailable)", len(changes)
                 )
-            elif isinstance(exc, StorageUnavailable):
-                log.warning("outbox: database unavailable; will try again")
             else:
-                raise
+                log.warning("outbox: database unavailable; will try again")
             return None
         # Fewer than the window: claim_due looked past every route it filled, so nothing
         # more is claimable until a delivery finishes (which wakes us).
@@ -348,8 +352,9 @@ class Dispatcher:
         ]
 
     async def _write_outcomes(self) -> bool:
-        """Record every finished delivery in one transaction, claiming nothing (at stop; a
-        turn records them with its claim). False if they could not be recorded."""
+        """Record every finished delivery in one transaction, claiming nothing (at stop, and
+        when a turn's claim failed; a turn records them with its claim). False if they could
+        not be recorded."""
         if not self._outcomes:
             return True
         changes, self._outcomes = self._outcomes, []
