@@ -75,7 +75,7 @@ def submission_keys(*, client_ip: str | None, email: str | None, phone: str | No
     return keys
 
 
-@functools.lru_cache(maxsize=4096)  # parsing an address is a tenth of a submission's keys
+@functools.lru_cache(maxsize=4096)  # parsing the address was most of what the keys cost
 def _ip_key(address: str) -> str:
     try:
         ip = ipaddress.ip_address(address)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from leads.core.vocabulary import OutboxStatus
-from leads.storage.models import OutboxMessage
+from leads.storage.staff_queries import OUTBOX
 
 STUCK_AFTER = timedelta(minutes=15)
 
@@ -30,12 +30,11 @@ class DeliveryBanner:
 
 async def delivery_banner(*, session: AsyncSession, now: datetime) -> DeliveryBanner | None:
     """The banner to show, or None when notifications are flowing: one statement."""
-    outbox = OutboxMessage.__table__.c  # type: ignore[attr-defined]
-    counted = select(func.count()).where(outbox.status == OutboxStatus.DEAD).scalar_subquery()
+    counted = select(func.count()).where(OUTBOX.status == OutboxStatus.DEAD).scalar_subquery()
     first = (
-        select(outbox.scheduled_from)
-        .where(outbox.status == OutboxStatus.PENDING)
-        .order_by(outbox.scheduled_from)
+        select(OUTBOX.scheduled_from)
+        .where(OUTBOX.status == OutboxStatus.PENDING)
+        .order_by(OUTBOX.scheduled_from)
         .limit(1)
         .scalar_subquery()
     )

@@ -13,8 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from leads.core.vocabulary import OutboxStatus
-from leads.storage.models import Enquiry, Lead, OutboxMessage
-from leads.storage.staff_queries import LeadQuery, Position, listed
+from leads.storage.models import Enquiry
+from leads.storage.staff_queries import ENQUIRIES, LEADS, OUTBOX, LeadQuery, Position, listed
 from leads.storage.types import UTCDateTime
 
 # The delivery states a download counts each lead's notifications in, in this order.
@@ -34,12 +34,11 @@ async def list_lead_columns(
     driver reads them, see :func:`raw`), then whether the lead has enquiries, then how many
     of its notifications are in each of :data:`STATES`. No objects built, and one statement:
     the counts are subqueries on the outbox's lead index."""
-    leads, outbox = Lead.__table__.c, OutboxMessage.__table__.c  # type: ignore[attr-defined]
-    wanted = [raw(leads[name]) for name in columns]
-    wanted.append(exists().where(Enquiry.__table__.c.lead_id == leads.id))  # type: ignore[attr-defined]
+    wanted = [raw(LEADS[name]) for name in columns]
+    wanted.append(exists().where(ENQUIRIES.lead_id == LEADS.id))
     for state in STATES:  # (a condition on status would have SQLite seek the status index)
-        counted = func.count(case((outbox.status == state, 1)))
-        wanted.append(select(counted).where(outbox.lead_id == leads.id).scalar_subquery())
+        counted = func.count(case((OUTBOX.status == state, 1)))
+        wanted.append(select(counted).where(OUTBOX.lead_id == LEADS.id).scalar_subquery())
     connection = await session.connection()  # plain rows: no ORM loading
     return list((await connection.execute(listed(select(*wanted), query, after, limit))).all())
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import AsyncIterator, Collection
 from datetime import datetime
@@ -32,7 +33,7 @@ async def find_open_leads(
     whole batch of submissions (rows locked on PostgreSQL)."""
     if not email_keys and not phones:
         return []
-    query = _FIND_OPEN[bool(email_keys), bool(phones)]
+    query = _find_open(bool(email_keys), bool(phones))
     values = {"email_keys": list(email_keys), "phones": list(phones), "since": since}
     return list((await session.execute(query, values)).scalars().all())
 
@@ -54,6 +55,7 @@ def _newest(contact: Any, values: str) -> Select[tuple[uuid.UUID]]:
     return select(ranked.c.id).where(ranked.c.rank <= MATCHES_PER_CONTACT)
 
 
+@functools.cache  # built once per shape: building it cost more than running it, for a small batch
 def _find_open(by_email: bool, by_phone: bool) -> Select[Lead]:
     matches = []
     if by_email:
@@ -61,11 +63,6 @@ def _find_open(by_email: bool, by_phone: bool) -> Select[Lead]:
     if by_phone:
         matches.append(col(Lead.id).in_(_newest(col(Lead.phone), "phones")))
     return select(Lead).where(or_(*matches)).with_for_update()
-
-
-# Built once: a batch binds its emails and phones (building the statement cost more than
-# running it, for a small batch).
-_FIND_OPEN = {(e, p): _find_open(e, p) for e in (True, False) for p in (True, False) if e or p}
 
 
 async def get_idempotency_records(
