@@ -9,10 +9,12 @@ catalogue a reviewer reads to see what each form said, and from when.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import Column, Text, tuple_
+from sqlalchemy import Column, Table, Text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import Field, SQLModel, col, select
 
@@ -38,16 +40,21 @@ class ConsentVersion(SQLModel, table=True):
 async def record_wordings(
     *, session: AsyncSession, wordings: Iterable[Wording], now: datetime
 ) -> None:
-    """Add the wordings not on file yet, in one statement; those on file stay as they are."""
+    """Add the wordings not on file yet (one statement, run for each); those on file stay
+    as they are."""
     rows = [
         {"form": form, "version": version, "text": text, "first_shown_at": now}
         for form, version, text in sorted(set(wordings))
     ]
     if not rows:
         return
-    await session.execute(
-        insert_unless_present(session, ConsentVersion, key=["form", "version"]).values(rows)
-    )
+    await session.execute(_insert_unless_on_file(session.get_bind().dialect.name), rows)
+
+
+@functools.cache  # one per dialect: every intake batch runs it, and building it cost more
+def _insert_unless_on_file(dialect: str) -> Any:
+    table = cast("Table", ConsentVersion.__table__)  # type: ignore[attr-defined]
+    return insert_unless_present(dialect, table, key=["form", "version"])
 
 
 async def stored_wordings(

@@ -56,10 +56,12 @@ def make_engine(settings: Settings) -> AsyncEngine:
     )
 
 
-def insert_unless_present(session: AsyncSession, table: Any, *, key: Sequence[str]) -> Insert:
-    """``INSERT ... ON CONFLICT (key) DO NOTHING`` in the session's dialect; the other
-    dialect's module is never loaded (PostgreSQL's costs a SQLite server 2 MB)."""
-    if session.get_bind().dialect.name == "postgresql":
+def insert_unless_present(session: AsyncSession | str, table: Any, *, key: Sequence[str]) -> Insert:
+    """``INSERT ... ON CONFLICT (key) DO NOTHING`` in the session's dialect (or the dialect
+    named); the other dialect's module is never loaded (PostgreSQL's costs a SQLite server
+    2 MB)."""
+    dialect = session if isinstance(session, str) else session.get_bind().dialect.name
+    if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
 
         return pg_insert(table).on_conflict_do_nothing(index_elements=key)
