@@ -6,8 +6,8 @@ import contextlib
 import gc
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import httpx
 import jinja2
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -29,7 +29,7 @@ from leads.intake.writer import IntakeWriter
 from leads.keys import with_secret_key
 from leads.logs import configure_logging
 from leads.metrics import Metrics
-from leads.notify.channels.base import HTTP_LIMITS, http_client
+from leads.notify.channels.base import http_client
 from leads.notify.dispatcher import Dispatcher
 from leads.openapi import document as openapi
 from leads.privacy import api as erasures_api
@@ -42,7 +42,6 @@ from leads.staff.throttle import LoginThrottle
 from leads.storage.database import Database
 from leads.web import health
 from leads.web.headers import SecurityHeaders
-from leads.web.outbound import DeferredTransport
 from leads.web.problems import (
     ContainUnexpected,
     on_http_exception,
@@ -52,6 +51,9 @@ from leads.web.problems import (
 from leads.web.requestlog import RequestLog
 from leads.web.scrape import metrics_routes
 from leads.web.timing import RequestTimer
+
+if TYPE_CHECKING:
+    import httpx
 
 PACKAGE = Path(__file__).parent
 
@@ -95,10 +97,11 @@ def create_app(
             database = Database.from_settings(settings)
             stack.push_async_callback(database.close)
             await check_wordings(database, forms)  # a reused consent_version stops here
-            transport = http_transport
-            if transport is None and settings.captcha_provider is None:
-                transport = DeferredTransport(limits=HTTP_LIMITS)  # made when first used
-            http = http_client(settings.delivery_timeout_seconds, transport=transport)
+            # Made at its first request (leads/outbound.py); with a captcha, a visitor's
+            # submission would be that request, so it is made now.
+            http = http_client(settings.delivery_timeout_seconds, transport=http_transport)
+            if settings.captcha_provider is not None:
+                http.make()
             stack.push_async_callback(http.aclose)
             defences = Defences.from_settings(settings, http, clock=clock)
             stack.push_async_callback(defences.close)

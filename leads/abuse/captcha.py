@@ -41,9 +41,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote
 
-import httpx
-
 from leads.abuse.rules import Reason, RuleSetup, Screened, Visit
+from leads.outbound import HTTPClient
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +143,7 @@ class CaptchaVerifier:
         min_score: float,
         timeout: float,
         fail_open: bool,
-        client: httpx.AsyncClient,
+        client: HTTPClient,
     ) -> None:
         self.provider = provider
         self.info = PROVIDERS[provider]
@@ -169,6 +168,8 @@ class CaptchaVerifier:
         return self._judge(answer)
 
     async def _siteverify(self, token: str, remote_ip: str | None) -> dict[str, Any]:
+        import httpx  # here, not at start: leads/outbound.py
+
         data = {"secret": self._secret, "response": token}
         if remote_ip:
             data["remoteip"] = remote_ip

@@ -32,9 +32,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import ClassVar, Protocol, Self
 
-import httpx
-
 from leads.core.forms import Form
+from leads.outbound import HTTPClient
 from leads.settings import Settings
 
 
@@ -80,7 +79,7 @@ class RuleSetup:
     """What a rule is built from."""
 
     settings: Settings
-    http: httpx.AsyncClient  # the app's client, for rules that ask a service (the captcha)
+    http: HTTPClient  # the app's client, for rules that ask a service (the captcha)
 
 
 class SpamRule(Protocol):

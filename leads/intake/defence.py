@@ -28,7 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-import httpx
 from starlette.requests import Request
 
 from leads.abuse.clientip import IPNetwork, client_ip, parse_networks
@@ -40,6 +39,7 @@ from leads.abuse.tarpit import Tarpit
 from leads.abuse.tokens import issue_form_token
 from leads.errors import OriginNotAllowed, TooManySubmissions
 from leads.intake.submission import Submission
+from leads.outbound import HTTPClient
 from leads.settings import Settings
 
 CLIENT_IP_CACHE = 4096  # (peer, X-Forwarded-For) answers kept; emptied when full
@@ -62,7 +62,7 @@ class Defences:
     def from_settings(
         cls,
         settings: Settings,
-        http: httpx.AsyncClient,
+        http: HTTPClient,
         *,
         clock: Clock = SYSTEM_CLOCK,
         rules: SpamRules | None = None,

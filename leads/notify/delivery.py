@@ -19,8 +19,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import httpx
-
 from leads.core.forms import FormCatalog
 from leads.core.quiet import QuietHours
 from leads.core.routing import NO_ROUTING
@@ -40,6 +38,7 @@ from leads.notify.channels.mail import EmailChannel
 from leads.notify.digest_content import DigestContent
 from leads.notify.handovers import DatabaseHandOvers
 from leads.notify.retry import RetryPolicy
+from leads.outbound import HTTPClient
 from leads.settings import Settings, redact_url
 from leads.storage import outcomes
 from leads.storage.database import Database
@@ -76,7 +75,7 @@ class Delivery:
         self,
         settings: Settings,
         forms: FormCatalog,
-        http: httpx.AsyncClient,
+        http: HTTPClient,
         *,
         worker: str,
         registry: ChannelRegistry | None = None,

@@ -33,7 +33,6 @@ import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 
-import httpx
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -46,6 +45,7 @@ from leads.notify.alerts import Alerts
 from leads.notify.channels import Clock
 from leads.notify.channels.base import ChannelsOverride
 from leads.notify.delivery import Claimed, Delivery, Outcome
+from leads.outbound import HTTPClient
 from leads.settings import Settings
 from leads.storage import outbox, outcomes
 from leads.storage.database import Database
@@ -73,7 +73,7 @@ class Dispatcher:
         settings: Settings,
         database: Database,
         forms: FormCatalog,
-        http: httpx.AsyncClient,
+        http: HTTPClient,
         *,
         poll_seconds: float = POLL_SECONDS,
         concurrency: int = CONCURRENCY,

@@ -14,16 +14,18 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol, runtime_checkable
-
-import httpx
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from leads.core.forms import Form
 from leads.core.routing import NO_ROUTING, FormRouting
 from leads.core.vocabulary import Channel
 from leads.errors import ConfigurationError
+from leads.outbound import HTTPClient, Outbound
 from leads.settings import Settings
 from leads.storage.models import Enquiry, Lead, OutboxMessage
+
+if TYPE_CHECKING:
+    import httpx
 
 Clock = Callable[[], datetime]
 
@@ -97,25 +99,13 @@ async def close_channels(channels: Iterable[NotificationChannel]) -> None:
             await channel.aclose()
 
 
-KEEPALIVE_SECONDS = 4.0  # under the 5 s uvicorn, nginx's upstreams and others keep one open
+def http_client(timeout: float, *, transport: httpx.AsyncBaseTransport | None = None) -> Outbound:
+    """The one HTTP client of a process's deliveries (webhooks, email APIs, texts) and checks
+    (captchas), made at its first request (:mod:`leads.outbound`)."""
+    return Outbound(timeout, transport=transport)
 
 
-def http_client(
-    timeout: float, *, transport: httpx.AsyncBaseTransport | None = None
-) -> httpx.AsyncClient:
-    """The one HTTP client of a process's deliveries (webhooks, email APIs) and checks
-    (captchas): HTTP/1.1 connections kept alive between requests, a few per host, so a
-    burst of webhooks to one receiver reuses them rather than opening one per delivery."""
-    return httpx.AsyncClient(timeout=timeout, transport=transport, limits=HTTP_LIMITS)
-
-
-# A transport given to the client brings its own limits: leads/web/outbound.py uses these.
-HTTP_LIMITS = httpx.Limits(
-    max_connections=64, max_keepalive_connections=16, keepalive_expiry=KEEPALIVE_SECONDS
-)
-
-
-Build = Callable[[Settings, httpx.AsyncClient, Clock], NotificationChannel]
+Build = Callable[[Settings, HTTPClient, Clock], NotificationChannel]
 Routes = Callable[[Channel, Settings, FormRouting], list[Route]]
 
 
@@ -246,7 +236,7 @@ class ChannelRegistry:
     def build(
         self,
         settings: Settings,
-        http: httpx.AsyncClient,
+        http: HTTPClient,
         clock: Clock,
         routings: Iterable[FormRouting] = (),
     ) -> dict[Channel, NotificationChannel]:

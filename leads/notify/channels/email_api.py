@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import base64
 from datetime import datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from leads.core.vocabulary import Channel
 from leads.errors import PermanentDeliveryError, TransientDeliveryError
@@ -23,7 +21,11 @@ from leads.notify.channels.mail import EmailChannel, inbox_routes
 from leads.notify.content import Email
 from leads.notify.mime import clean_header_text, mailbox, one_line_mailbox, one_line_text
 from leads.notify.retry import parse_retry_after
+from leads.outbound import HTTPClient
 from leads.settings import Settings
+
+if TYPE_CHECKING:
+    import httpx
 
 BASE_URLS = {
     "postmark": "https://api.postmarkapp.com",
@@ -56,6 +58,8 @@ def build_request(provider: str, email: Email, settings: Settings) -> httpx.Requ
     :func:`leads.notify.mime.one_line_text`); addresses have their domain in ASCII. A
     recipient with a non-ASCII local part is passed on as it is: the provider delivers it
     or refuses it (a dead letter)."""
+    import httpx  # here, not at start: leads/outbound.py
+
     assert settings.email_api_key is not None
     key = settings.email_api_key.get_secret_value()
     base = (settings.email_api_base_url or BASE_URLS[provider]).rstrip("/")
@@ -126,7 +130,7 @@ def build_request(provider: str, email: Email, settings: Settings) -> httpx.Requ
 
 
 class EmailAPIChannel(EmailChannel):
-    def __init__(self, settings: Settings, client: httpx.AsyncClient, clock: Clock):
+    def __init__(self, settings: Settings, client: HTTPClient, clock: Clock):
         super().__init__(settings)
         assert settings.email_api is not None
         self.provider = settings.email_api
@@ -134,6 +138,8 @@ class EmailAPIChannel(EmailChannel):
         self.clock = clock
 
     async def send(self, email: Email) -> None:
+        import httpx  # here, not at start: leads/outbound.py
+
         request = build_request(self.provider, email, self.settings)
         try:
             response = await self.client.send(request)

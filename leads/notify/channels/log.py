@@ -6,10 +6,9 @@ from __future__ import annotations
 import logging
 import uuid
 
-import httpx
-
 from leads.core.vocabulary import Channel
 from leads.notify.channels.base import ChannelEntry, ChannelRegistry, Clock, Notice
+from leads.outbound import HTTPClient
 from leads.settings import Settings
 
 log = logging.getLogger("leads.notify")
@@ -30,7 +29,7 @@ class LogChannel:
         return None  # nothing to reach: `leads notify-test` says no inbox is configured
 
 
-def _build(settings: Settings, http: httpx.AsyncClient, clock: Clock) -> LogChannel:
+def _build(settings: Settings, http: HTTPClient, clock: Clock) -> LogChannel:
     return LogChannel()
 
 

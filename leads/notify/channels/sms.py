@@ -23,8 +23,6 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-import httpx
-
 from leads.core.routing import FormRouting
 from leads.core.vocabulary import Channel
 from leads.errors import DeliveryError, PermanentDeliveryError, TransientDeliveryError
@@ -32,6 +30,7 @@ from leads.notify.channels.base import ChannelEntry, ChannelRegistry, Clock, Not
 from leads.notify.channels.sms_providers import Answer, Twilio, provider_for
 from leads.notify.content import lead_url
 from leads.notify.sms_text import lead_text
+from leads.outbound import HTTPClient
 from leads.settings import Settings
 
 NOT_CONFIGURED = "this number is no longer configured"
@@ -42,13 +41,15 @@ MAY_HAVE_SENT = (
 
 
 class SmsChannel:
-    def __init__(self, settings: Settings, client: httpx.AsyncClient, clock: Clock):
+    def __init__(self, settings: Settings, client: HTTPClient, clock: Clock):
         self.settings = settings
         self.client = client
         self.clock = clock
         self.provider = provider_for(settings)
 
     async def deliver(self, notice: Notice) -> None:
+        import httpx  # here, not at start: leads/outbound.py
+
         message, settings = notice.message, self.settings
         to = message.target
         if to is None or to not in numbers_of(notice.routing, settings):
@@ -89,6 +90,8 @@ class SmsChannel:
     async def send_test(self, target: str | None, test_id: uuid.UUID) -> str:
         """`leads notify-test`: a test text to ``target``; the provider's id and status, or
         a failure with its code and the provider's words (numbers masked)."""
+        import httpx  # here, not at start: leads/outbound.py
+
         assert target is not None
         text = f"leads: a test text from {self.settings.public_url} ({str(test_id)[:8]})."
         try:
@@ -109,6 +112,8 @@ class SmsChannel:
         return self.provider.read_send(response, self.clock())
 
     async def _look_up(self, to: str, text: str, *, since: datetime) -> Answer | None:
+        import httpx  # here, not at start: leads/outbound.py
+
         provider = self.provider
         assert isinstance(provider, Twilio)  # the one that can look up
         try:

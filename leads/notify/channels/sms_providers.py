@@ -23,14 +23,15 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from leads.notify.retry import parse_retry_after
 from leads.settings import Settings
 from leads.settings.display import masked_number
 from leads.settings.sms import MESSAGING_SERVICE
+
+if TYPE_CHECKING:
+    import httpx
 
 BASE_URLS = {"twilio": "https://api.twilio.com", "vonage": "https://rest.nexmo.com"}
 
@@ -140,6 +141,8 @@ class Twilio:
         return {"From": self.sender}
 
     def send_request(self, to: str, text: str) -> httpx.Request:
+        import httpx  # here, not at start: leads/outbound.py
+
         form = {"To": to, **self._sender(), "Body": text}
         return httpx.Request("POST", self.url, data=form, headers={"Authorization": self.auth})
 
@@ -158,6 +161,8 @@ class Twilio:
     def look_up_request(self, to: str) -> httpx.Request:
         """The newest messages to ``to`` from our sender. No ``DateSent`` filter: a
         message still queued at Twilio has no send date yet, and must be found too."""
+        import httpx  # here, not at start: leads/outbound.py
+
         params = {"To": to, "PageSize": "50"}
         if "From" in self._sender():
             params["From"] = self.sender
@@ -214,6 +219,8 @@ class Vonage:
         self.url = f"{(settings.sms_base_url or BASE_URLS['vonage']).rstrip('/')}/sms/json"
 
     def send_request(self, to: str, text: str) -> httpx.Request:
+        import httpx  # here, not at start: leads/outbound.py
+
         body = {
             "api_key": self.key,
             "api_secret": self.secret,

@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
-import httpx
 
 from leads.core.vocabulary import Channel
 from leads.errors import ConfigurationError, PermanentDeliveryError, TransientDeliveryError
@@ -28,6 +27,7 @@ from leads.notify.channels.mail import EmailChannel, inbox_routes
 from leads.notify.channels.smtp_sessions import Session, SessionGone, SMTPSessions
 from leads.notify.content import Email
 from leads.notify.mime import to_outgoing
+from leads.outbound import HTTPClient
 from leads.settings import Settings
 from leads.storage.types import utcnow
 
@@ -178,7 +178,7 @@ def _server(settings: Settings) -> SMTPServer:
     return SMTPServer.from_url(settings.smtp_url.get_secret_value())
 
 
-def _build(settings: Settings, http: httpx.AsyncClient, clock: Clock) -> SMTPChannel:
+def _build(settings: Settings, http: HTTPClient, clock: Clock) -> SMTPChannel:
     return SMTPChannel(
         settings, _server(settings), timeout=settings.delivery_timeout_seconds, clock=clock
     )

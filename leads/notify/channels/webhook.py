@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from standardwebhooks import Webhook
 
 from leads import __version__
@@ -21,8 +20,12 @@ from leads.errors import EndpointGone, PermanentDeliveryError, TransientDelivery
 from leads.notify.channels.base import ChannelEntry, ChannelRegistry, Clock, Notice, Route
 from leads.notify.content import iso_utc, webhook_payload
 from leads.notify.retry import parse_retry_after
+from leads.outbound import HTTPClient
 from leads.settings import Settings
 from leads.storage.types import utcnow
+
+if TYPE_CHECKING:
+    import httpx
 
 NOT_CONFIGURED = "this webhook URL is no longer configured"
 
@@ -31,7 +34,7 @@ class WebhookChannel:
     def __init__(
         self,
         secret: str,
-        client: httpx.AsyncClient,
+        client: HTTPClient,
         *,
         settings: Settings | None = None,
         clock: Clock = utcnow,
@@ -58,6 +61,8 @@ class WebhookChannel:
         await self.post(target, f"test-{test_id}", payload)
 
     def signed_request(self, url: str, message_id: str, payload: dict[str, Any]) -> httpx.Request:
+        import httpx  # here, not at start: leads/outbound.py
+
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
         now = self.clock()
         return httpx.Request(
@@ -74,6 +79,8 @@ class WebhookChannel:
         )
 
     async def post(self, url: str, message_id: str, payload: dict[str, Any]) -> None:
+        import httpx  # here, not at start: leads/outbound.py
+
         request = self.signed_request(url, message_id, payload)
         try:
             response = await self.client.send(request, follow_redirects=False)
@@ -101,7 +108,7 @@ def _routes(channel: Channel, settings: Settings, routing: FormRouting) -> list[
     return [Route(channel, url) for url in webhook_urls_of(routing, settings)]
 
 
-def _build(settings: Settings, http: httpx.AsyncClient, clock: Clock) -> WebhookChannel:
+def _build(settings: Settings, http: HTTPClient, clock: Clock) -> WebhookChannel:
     assert settings.webhook_secret is not None  # Settings, or the check of the forms' routes
     return WebhookChannel(
         settings.webhook_secret.get_secret_value(), http, settings=settings, clock=clock
