@@ -123,6 +123,9 @@ class SMTPChannel(EmailChannel):
                 outgoing.as_bytes(eight_bit=eight_bit),
                 mail_options=options,
             )
+        except SessionGone:
+            self.sessions.closed_by_server(client)
+            raise
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPRecipientsRefused):
             self.sessions.retire(client)  # the server said no: goodbye, not reused
             raise

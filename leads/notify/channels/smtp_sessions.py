@@ -8,9 +8,11 @@ connections (each a TCP handshake, a greeting, EHLO, STARTTLS, EHLO again and AU
   again: it gets ``QUIT`` when a session is next taken, or from a timer once ``idle``
   is up. Nor is one that has carried ``MESSAGES_PER_SESSION`` messages (some servers
   count them), or one whose last command failed.
-- A session taken from the pool is checked with ``RSET`` first: a server that closed it
-  while it was idle answers that by hanging up, and :class:`SessionGone` says so before
-  anything of the message has been sent (the caller then opens a fresh session).
+- A session taken from the pool is not checked first (a ``RSET`` would cost every message
+  a round trip): a server that closed it while it was idle says so by hanging up on, or
+  answering 421 to, the message's ``MAIL FROM``, before anything of the message has been
+  sent, and :class:`SessionGone` says so (the caller then opens a fresh session). A failure
+  after ``MAIL FROM`` is the message's own.
 - :meth:`SMTPSessions.aclose` says ``QUIT`` on every idle session and waits until its
   connection (the TLS layer too, after STARTTLS) is closed, so nothing is left half-open.
 """
@@ -25,6 +27,7 @@ from typing import Any
 
 import aiosmtplib
 from aiosmtplib.protocol import SMTPProtocol
+from aiosmtplib.response import SMTPResponse
 
 IDLE = timedelta(seconds=10)
 MESSAGES_PER_SESSION = 20  # Exchange refuses more on one connection by default
@@ -57,35 +60,23 @@ class SMTPSessions:
         self.opened = 0  # sessions opened so far (for the log and the benchmarks)
 
     async def take(self, *, fresh: bool = False) -> aiosmtplib.SMTP:
-        """A session to send on: a pooled one (checked with ``RSET``, raising
-        :class:`SessionGone` if the server had closed it), or with ``fresh`` a new one."""
+        """A session to send on: a pooled one (if the server closed it meanwhile, its
+        ``MAIL FROM`` raises :class:`SessionGone`), or with ``fresh`` a new one."""
         now = self.clock()
         while self._idle and not fresh:
             client, since = self._idle.pop()
             if not client.is_connected or now - since > self.idle:
                 self._say_goodbye(client)
                 continue
-            try:
-                await client.rset()
-            except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
-                self._gone(client)
-                raise SessionGone from exc
-            except aiosmtplib.SMTPResponseException as exc:
-                if exc.code != 421:  # 421: closing the channel (its idle timeout, say)
-                    self.discard(client)
-                    raise
-                self._gone(client)
-                raise SessionGone from exc
-            except BaseException:
-                self.discard(client)
-                raise
+            if isinstance(client, Session):
+                client.reused = True
             return client
         client = await self._connect()
         self.opened += 1
         self._sent[client] = 0
         return client
 
-    def _gone(self, client: aiosmtplib.SMTP) -> None:
+    def closed_by_server(self, client: aiosmtplib.SMTP) -> None:
         """The server closed ``client`` while it idled: those idle longer are closed too."""
         self.discard(client)
         older, self._idle = self._idle, []
@@ -173,6 +164,22 @@ class Session(aiosmtplib.SMTP):
     def __init__(self, **options: Any):
         super().__init__(**options)
         self.gone = asyncio.Event()
+        self.reused = False  # it carried a message before, and idled in the pool since
+
+    async def mail(self, sender: str, *args: Any, **kwargs: Any) -> SMTPResponse:
+        """``MAIL FROM``, the first command of a message: on a reused session, a hang-up or
+        a 421 here means the server closed the session while it idled (nothing of the
+        message was sent), raised as :class:`SessionGone`."""
+        try:
+            return await super().mail(sender, *args, **kwargs)
+        except (aiosmtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            if self.reused:
+                raise SessionGone from exc
+            raise
+        except aiosmtplib.SMTPResponseException as exc:
+            if self.reused and exc.code == 421:  # closing the channel (its idle timeout)
+                raise SessionGone from exc
+            raise
 
     def _on_connection_lost(self, protocol: SMTPProtocol) -> None:
         super()._on_connection_lost(protocol)
