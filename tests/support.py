@@ -1,18 +1,27 @@
 """Helpers the test modules share, so that none imports another: waiting for something
-observable, running the `leads` command, and reading the outbox. (Fixtures are in
-conftest.py; real servers in servers.py and mail.py; the fake clock in clock.py.)"""
+observable, running the `leads` command, reading the outbox, and dispatchers on a clock the
+test moves. (Fixtures are in conftest.py; real servers in servers.py, mail.py and
+receivers.py; the defences' fake clock in clock.py.)"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+
+from leads.core.forms import load_forms
+from leads.notify.dispatcher import Dispatcher
+from leads.settings import Settings
+from leads.storage.database import Database
 from tests.conftest import SECRET, Query
 
 T = TypeVar("T")
@@ -90,3 +99,48 @@ async def outbox_rows(
         return rows if sum(r["status"] == until for r in rows) >= count else None
 
     return await eventually(probe, within=within, what=f"{count} outbox row(s) {until}")
+
+
+class TurnClock:
+    """A dispatcher's clock: stands at the moment the test puts it, and counts its reads
+    (each dispatcher turn reads it at least once), so a test can wait for turns to pass."""
+
+    def __init__(self, moment: datetime) -> None:
+        self.moment = moment
+        self.reads = 0
+
+    def __call__(self) -> datetime:
+        self.reads += 1
+        return self.moment
+
+    async def turns(self, count: int) -> None:
+        """Wait until the clock has been read ``count`` more times."""
+        goal = self.reads + count
+
+        async def enough() -> bool:
+            return self.reads >= goal
+
+        await eventually(enough, what=f"{count} clock reads")
+
+    async def advance(self, seconds: float, *, turns: int = 20) -> None:
+        """Move on, and let the dispatchers turn."""
+        self.moment += timedelta(seconds=seconds)
+        await self.turns(turns)
+
+
+@contextlib.asynccontextmanager
+async def dispatchers(
+    settings: Settings, clock: Callable[[], datetime], count: int = 1
+) -> AsyncIterator[None]:
+    """``count`` dispatchers on ``clock``, each with its own database engine (as separate
+    servers have), with the forms file as it reads now; stopped at the end."""
+    async with contextlib.AsyncExitStack() as stack:
+        http = await stack.enter_async_context(httpx.AsyncClient())
+        forms = load_forms(settings.forms_file)
+        for _ in range(count):
+            database = Database.from_settings(settings)
+            stack.push_async_callback(database.close)
+            dispatcher = Dispatcher(settings, database, forms, http, poll_seconds=0.02, clock=clock)
+            dispatcher.start()
+            stack.push_async_callback(dispatcher.stop)
+        yield

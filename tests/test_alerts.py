@@ -7,28 +7,20 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import secrets
-import threading
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
-from standardwebhooks import Webhook
 
-from leads.core.forms import load_forms
-from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings
-from leads.storage.database import Database
 from leads.storage.types import utcnow
 from tests.conftest import Query, make_settings, serving_app
 from tests.mail import INBOX, MailServer, Received, mail_server, smtp_settings
-from tests.support import eventually, leads_cli
+from tests.receivers import Receiver, webhook_receiver
+from tests.support import TurnClock, dispatchers, eventually, leads_cli
 
 SUBJECT = "leads: notifications are not getting through"
 SECRET_WORDS = "ALERT-PRIVATE-HIP-STORY"
@@ -39,81 +31,19 @@ ADMIN = "boss@clinic.example"
 # -- a real webhook receiver -----------------------------------------------------------------
 
 
-@dataclass
-class Receiver:
-    """Records every POST's body; answers from its script, then 200."""
-
-    port: int = 0
-    script: list[int] = field(default_factory=list)
-    bodies: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def answer(self, headers: dict[str, str], body: bytes) -> int:
-        with self.lock:
-            self.bodies.append((headers, body))
-            return self.script.pop(0) if self.script else 200
-
-    def alerts(self) -> list[dict[str, Any]]:
-        with self.lock:
-            found = [Webhook(WEBHOOK_SECRET).verify(body, headers) for headers, body in self.bodies]
-        return [payload for payload in found if payload["type"] == "alert.delivery_stalled"]
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            self.send_response(receiver.answer(headers, body))
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with webhook_receiver() as receiver:
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+
+
+def webhook_alerts(receiver: Receiver) -> list[dict[str, Any]]:
+    """The alerts posted to the receiver, each signature checked."""
+    found = [d.payload(WEBHOOK_SECRET) for d in receiver.everything()]
+    return [payload for payload in found if payload["type"] == "alert.delivery_stalled"]
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-class Now:
-    """The dispatchers' clock: stands where the test puts it; counts its reads (each
-    dispatcher turn reads it), so a test can wait for turns to pass."""
-
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-        self.reads = 0
-
-    def __call__(self) -> datetime:
-        self.reads += 1
-        return self.moment
-
-    async def turns(self, count: int) -> None:
-        goal = self.reads + count
-
-        async def enough() -> bool:
-            return self.reads >= goal
-
-        await eventually(enough, what=f"{count} clock reads")
-
-    async def advance(self, seconds: float) -> None:
-        """Move on (past the alerts' check interval), and let the dispatchers turn."""
-        self.moment += timedelta(seconds=seconds)
-        await self.turns(20)
 
 
 def alert_settings(database_url: str, smtp: MailServer, receiver: Receiver) -> Settings:
@@ -126,21 +56,6 @@ def alert_settings(database_url: str, smtp: MailServer, receiver: Receiver) -> S
         public_url="https://leads.clinic.example",
         alert_after_minutes=15,
     )
-
-
-@contextlib.asynccontextmanager
-async def dispatchers(settings: Settings, now: Now, count: int = 2) -> AsyncIterator[None]:
-    """``count`` dispatchers, each with its own engine, as separate servers have."""
-    async with contextlib.AsyncExitStack() as stack:
-        http = await stack.enter_async_context(httpx.AsyncClient())
-        forms = load_forms(settings.forms_file)
-        for _ in range(count):
-            database = Database.from_settings(settings)
-            stack.push_async_callback(database.close)
-            dispatcher = Dispatcher(settings, database, forms, http, poll_seconds=0.02, clock=now)
-            dispatcher.start()
-            stack.push_async_callback(dispatcher.stop)
-        yield
 
 
 def alerts(server: MailServer) -> list[Received]:
@@ -183,14 +98,14 @@ def add_admin(database_url: str) -> None:
 async def test_a_dead_webhook_alerts_the_admins_by_email_once_per_incident(
     database_url: str, lead: Callable[..., dict[str, Any]], query: Query, receiver: Receiver
 ) -> None:
-    receiver.script = [400]  # a permanent refusal: a dead letter at once
+    receiver.script = {"/hook": [400]}  # a permanent refusal: a dead letter at once
     with mail_server() as smtp:
         settings = alert_settings(database_url, smtp, receiver)
         async with serving_app(settings) as client:
             await asyncio.to_thread(add_admin, database_url)
             await submit(client, lead)
-            now = Now(utcnow())
-            async with dispatchers(settings, now):
+            now = TurnClock(utcnow())
+            async with dispatchers(settings, now, 2):
                 await dead_letters(query, 1)
                 await now.advance(31)
                 [alert] = await alert_count(smtp, 1)
@@ -201,10 +116,10 @@ async def test_a_dead_webhook_alerts_the_admins_by_email_once_per_incident(
                 assert "https://leads.clinic.example/staff/deliveries" in text
                 for private in ("Private", SECRET_WORDS, "2025550143", "example.com"):
                     assert private not in alert.raw.decode(errors="replace")
-                assert receiver.alerts() == []  # the failing channel is not asked
+                assert webhook_alerts(receiver) == []  # the failing channel is not asked
 
                 # A second dead letter in the same incident: nothing more.
-                receiver.script = [400]
+                receiver.script = {"/hook": [400]}
                 await submit(client, lead)
                 await dead_letters(query, 2)
                 await now.advance(31)
@@ -226,7 +141,7 @@ async def test_a_dead_webhook_alerts_the_admins_by_email_once_per_incident(
                 assert len(alerts(smtp)) == 1
 
                 # A new dead letter opens a new incident, which alerts again.
-                receiver.script = [400]
+                receiver.script = {"/hook": [400]}
                 await submit(client, lead)
                 await dead_letters(query, 1)
                 await now.advance(31)
@@ -239,13 +154,13 @@ async def test_a_dead_webhook_alerts_the_admins_by_email_once_per_incident(
 async def test_a_notification_waiting_too_long_alerts_the_inbox_when_there_is_no_admin(
     database_url: str, lead: Callable[..., dict[str, Any]], query: Query, receiver: Receiver
 ) -> None:
-    receiver.script = [503] * 500  # the webhook is down: retried, never delivered
+    receiver.script = {"/hook": [503] * 500}  # the webhook is down: retried, never delivered
     with mail_server() as smtp:
         settings = alert_settings(database_url, smtp, receiver)
         async with serving_app(settings) as client:
             await submit(client, lead)
-            now = Now(utcnow())  # from here on, the dispatchers' time is the test's
-            async with dispatchers(settings, now):
+            now = TurnClock(utcnow())  # from here on, the dispatchers' time is the test's
+            async with dispatchers(settings, now, 2):
                 await now.advance(14 * 60)  # waiting, but not long enough yet
                 await now.advance(31)
                 assert alerts(smtp) == []
@@ -267,17 +182,17 @@ async def test_dead_email_alerts_through_the_webhook_signed(
         settings = alert_settings(database_url, smtp, receiver)
         async with serving_app(settings) as client:
             await submit(client, lead)
-            now = Now(utcnow())  # from here on, the dispatchers' time is the test's
-            async with dispatchers(settings, now):
+            now = TurnClock(utcnow())  # from here on, the dispatchers' time is the test's
+            async with dispatchers(settings, now, 2):
                 await dead_letters(query, 1)
                 await now.advance(31)
 
                 async def alerted() -> list[dict[str, Any]] | None:
-                    return receiver.alerts() or None
+                    return webhook_alerts(receiver) or None
 
                 [payload] = await eventually(alerted, what="the webhook alert")
                 await now.advance(31)
-                assert len(receiver.alerts()) == 1
+                assert len(webhook_alerts(receiver)) == 1
     data = payload["data"]
     assert (data["incident"], data["dead"], data["waiting"]) == (1, 1, 0)
     assert data["channels"] == ["smtp"]

@@ -5,9 +5,8 @@ dispatchers share the database."""
 
 from __future__ import annotations
 
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,15 +17,13 @@ from pydantic import ValidationError
 from sqlalchemy import update
 from sqlmodel import col
 
-from leads.core.forms import load_forms
 from leads.core.vocabulary import LeadStatus
-from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings
 from leads.storage.database import Database
 from leads.storage.models import Lead
 from tests.conftest import LeadOf, Query, make_settings, serving_app
 from tests.mail import MailServer, Received, mail_server, smtp_settings
-from tests.support import eventually
+from tests.support import TurnClock, dispatchers, eventually
 
 ZONE = "America/New_York"
 SECRET_WORDS = "MY-PRIVATE-KNEE-STORY"
@@ -34,28 +31,6 @@ SECRET_WORDS = "MY-PRIVATE-KNEE-STORY"
 
 def local(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=ZoneInfo(ZONE)).astimezone(UTC)
-
-
-class Now:
-    """The dispatchers' clock: stands where the test puts it, and counts how often it is
-    read (each dispatcher turn reads it), so a test can wait for turns to have passed."""
-
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-        self.reads = 0
-
-    def __call__(self) -> datetime:
-        self.reads += 1
-        return self.moment
-
-    async def turns(self, count: int) -> None:
-        """Wait until dispatchers have read the clock ``count`` more times."""
-        goal = self.reads + count
-
-        async def enough() -> bool:
-            return self.reads >= goal
-
-        await eventually(enough, what=f"{count} dispatcher turns")
 
 
 def digest_settings(database_url: str, smtp: MailServer, **extra: Any) -> Settings:
@@ -70,22 +45,6 @@ def digest_settings(database_url: str, smtp: MailServer, **extra: Any) -> Settin
         public_url="https://leads.clinic.example",
         **extra,
     )
-
-
-@contextlib.asynccontextmanager
-async def dispatchers(settings: Settings, now: Now, count: int = 1) -> AsyncIterator[None]:
-    """``count`` dispatchers, each with its own database engine (as separate servers have),
-    on the clock ``now``."""
-    async with contextlib.AsyncExitStack() as stack:
-        http = await stack.enter_async_context(httpx.AsyncClient())
-        forms = load_forms(settings.forms_file)
-        for _ in range(count):
-            database = Database.from_settings(settings)
-            stack.push_async_callback(database.close)
-            dispatcher = Dispatcher(settings, database, forms, http, poll_seconds=0.02, clock=now)
-            dispatcher.start()
-            stack.push_async_callback(dispatcher.stop)
-        yield
 
 
 async def place(
@@ -143,7 +102,7 @@ async def test_the_digest_lists_overdue_leads_at_its_time_by_first_name_only(
             spam = private(lead, "Dan Spam")
             await place(client, settings, lead_of, spam, "2026-03-09 10:00", spam=True)
 
-        now = Now(local("2026-03-11 07:29"))  # a Wednesday, a minute early
+        now = TurnClock(local("2026-03-11 07:29"))  # a Wednesday, a minute early
         async with dispatchers(settings, now):
             await now.turns(20)
             assert await query("SELECT * FROM digests") == []
@@ -194,7 +153,7 @@ async def test_no_digest_on_a_closed_day(
         settings = digest_settings(database_url, smtp)
         async with serving_app(settings) as client:
             await place(client, settings, lead_of, lead(), "2026-03-10 09:00")
-        now = Now(local("2026-03-14 07:30"))  # Saturday: closed all day
+        now = TurnClock(local("2026-03-14 07:30"))  # Saturday: closed all day
         async with dispatchers(settings, now):
             await now.turns(20)
             now.moment = local("2026-03-15 18:00")  # Sunday
@@ -211,7 +170,7 @@ async def test_no_email_when_nothing_is_overdue_but_the_day_is_recorded(
         settings = digest_settings(database_url, smtp)
         async with serving_app(settings) as client:
             await place(client, settings, lead_of, lead(), "2026-03-10 16:00")  # due at 10:00
-        now = Now(local("2026-03-11 07:45"))
+        now = TurnClock(local("2026-03-11 07:45"))
         async with dispatchers(settings, now):
 
             async def recorded() -> list[dict[str, Any]] | None:
@@ -234,7 +193,7 @@ async def test_several_dispatchers_send_exactly_one_digest(
         async with serving_app(settings) as client:
             for hour in ("09", "10", "11"):
                 await place(client, settings, lead_of, lead(), f"2026-03-09 {hour}:00")
-        now = Now(local("2026-03-11 07:29"))
+        now = TurnClock(local("2026-03-11 07:29"))
         async with dispatchers(settings, now, count=3):
             await now.turns(10)
             now.moment = local("2026-03-11 07:30")  # all three see it at once
@@ -258,7 +217,7 @@ async def test_the_list_is_read_when_the_digest_is_sent_not_when_it_was_queued(
         async with serving_app(settings) as client:
             eve = await place(client, settings, lead_of, lead(name="Eve A"), "2026-03-09 09:00")
             await place(client, settings, lead_of, lead(name="Fay B"), "2026-03-09 10:00")
-        now = Now(local("2026-03-11 07:30"))
+        now = TurnClock(local("2026-03-11 07:30"))
         async with dispatchers(settings, now):
 
             async def failed_once() -> list[dict[str, Any]] | None:

@@ -6,11 +6,10 @@ however many dispatchers share the database."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,9 +17,7 @@ import httpx
 from sqlalchemy import update
 from sqlmodel import col
 
-from leads.core.forms import load_forms
 from leads.core.vocabulary import Role, TokenScope
-from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings
 from leads.staff.accounts import add_user
 from leads.staff.tokens import create_token
@@ -28,7 +25,7 @@ from leads.storage.database import Database
 from leads.storage.models import Enquiry, IdempotencyRecord, Lead, OutboxMessage
 from leads.storage.staff_tables import LeadEvent, StaffSession
 from tests.conftest import LeadOf, Query, make_settings, serving_app
-from tests.support import eventually, leads_cli
+from tests.support import TurnClock, dispatchers, eventually, leads_cli
 
 Body = Callable[..., dict[str, Any]]
 PASSWORD = "correct horse battery"
@@ -226,42 +223,6 @@ async def test_the_retention_settings_are_honoured(
     assert "LEADS_RETENTION_DAYS" in bad.stderr
 
 
-class Now:
-    """The dispatchers' clock: stands where the test puts it, counting its reads (each
-    dispatcher turn reads it), so the test can wait for turns to have passed."""
-
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-        self.reads = 0
-
-    def __call__(self) -> datetime:
-        self.reads += 1
-        return self.moment
-
-    async def turns(self, count: int) -> None:
-        goal = self.reads + count
-
-        async def enough() -> bool:
-            return self.reads >= goal
-
-        await eventually(enough, what=f"{count} dispatcher turns")
-
-
-@contextlib.asynccontextmanager
-async def dispatchers(settings: Settings, now: Now, count: int) -> AsyncIterator[None]:
-    """``count`` dispatchers, each with its own engine (as separate servers have)."""
-    async with contextlib.AsyncExitStack() as stack:
-        http = await stack.enter_async_context(httpx.AsyncClient())
-        forms = load_forms(settings.forms_file)
-        for _ in range(count):
-            database = Database.from_settings(settings)
-            stack.push_async_callback(database.close)
-            dispatcher = Dispatcher(settings, database, forms, http, poll_seconds=0.02, clock=now)
-            dispatcher.start()
-            stack.push_async_callback(dispatcher.stop)
-        yield
-
-
 async def test_the_service_purges_once_a_day_across_dispatchers(
     database_url: str, lead: Body, lead_of: LeadOf, query: Query
 ) -> None:
@@ -269,7 +230,7 @@ async def test_the_service_purges_once_a_day_across_dispatchers(
     async with serving_app(settings) as client:
         first = await submit(client, lead_of, lead())
         second = await submit(client, lead_of, lead())
-    now = Now(datetime(2030, 3, 9, 23, 0, tzinfo=UTC))
+    now = TurnClock(datetime(2030, 3, 9, 23, 0, tzinfo=UTC))
     await age(settings, first, now.moment - timedelta(days=731))
     await age(settings, second, now.moment - timedelta(days=729, hours=23, minutes=30))
     async with dispatchers(settings, now, count=2):

@@ -7,15 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import secrets
-import threading
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,17 +19,15 @@ import httpx
 import pytest
 from sqlalchemy import update
 from sqlmodel import col
-from standardwebhooks import Webhook
 
-from leads.core.forms import load_forms
-from leads.notify.dispatcher import Dispatcher
 from leads.settings import Settings
 from leads.storage.database import Database
 from leads.storage.models import Lead
 from leads.storage.types import utcnow
 from tests.conftest import LeadOf, Query, make_settings, serving_app
 from tests.mail import MailServer, Received, mail_server, smtp_settings
-from tests.support import eventually, leads_cli, leads_env, run_leads
+from tests.receivers import Receiver, webhook_receiver
+from tests.support import TurnClock, dispatchers, eventually, leads_cli, leads_env, run_leads
 
 WEBHOOK_SECRET = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 GLOBAL_INBOX = ["desk@clinic.example", "owner@clinic.example"]  # tests/mail.py's INBOX
@@ -43,54 +37,15 @@ ALERT_SUBJECT = "leads: notifications are not getting through"
 # -- real webhook receivers ----------------------------------------------------------------
 
 
-@dataclass
-class Receiver:
-    """Records each POST by path; answers from ``script`` (by path), then 200."""
-
-    port: int = 0
-    script: dict[str, list[int]] = field(default_factory=dict)
-    bodies: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # path, payload
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
-
-    def forms_at(self, path: str) -> list[str]:
-        with self.lock:
-            return [body["data"]["form"] for at, body in self.bodies if at == path]
-
-
 @pytest.fixture
 def receiver() -> Iterator[Receiver]:
-    receiver = Receiver()
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("content-length", 0)))
-            headers = {k.lower(): v for k, v in self.headers.items()}
-            payload = Webhook(WEBHOOK_SECRET).verify(body, headers)
-            with receiver.lock:
-                receiver.bodies.append((self.path, payload))
-                script = receiver.script.get(self.path, [])
-                status = script.pop(0) if script else 200
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    receiver.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
+    with webhook_receiver() as receiver:
         yield receiver
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+
+
+def forms_at(receiver: Receiver, path: str) -> list[str]:
+    """The forms of the leads posted to ``path``, each signature checked."""
+    return [d.payload(WEBHOOK_SECRET)["data"]["form"] for d in receiver.to(path)]
 
 
 # -- helpers -------------------------------------------------------------------------------
@@ -151,42 +106,6 @@ def by_subject(received: list[Received]) -> dict[str, list[str]]:
     }
 
 
-class Now:
-    """A dispatcher's clock: stands where the test puts it, counts its reads (one or more a
-    turn), so a test can wait for turns to have passed."""
-
-    def __init__(self, moment: datetime) -> None:
-        self.moment = moment
-        self.reads = 0
-
-    def __call__(self) -> datetime:
-        self.reads += 1
-        return self.moment
-
-    async def turns(self, count: int) -> None:
-        goal = self.reads + count
-
-        async def enough() -> bool:
-            return self.reads >= goal
-
-        await eventually(enough, what=f"{count} clock reads")
-
-
-@contextlib.asynccontextmanager
-async def dispatcher(settings: Settings, now: Callable[[], datetime]) -> AsyncIterator[None]:
-    """One dispatcher on ``now``, with the forms file as it reads now."""
-    async with httpx.AsyncClient() as http:
-        database = Database.from_settings(settings)
-        forms = load_forms(settings.forms_file)
-        running = Dispatcher(settings, database, forms, http, poll_seconds=0.02, clock=now)
-        running.start()
-        try:
-            yield
-        finally:
-            await running.stop()
-            await database.close()
-
-
 # -- the tests -----------------------------------------------------------------------------
 
 
@@ -207,7 +126,7 @@ async def test_each_forms_leads_reach_only_its_own_inbox_and_webhooks(
             received = await eventually(emails(smtp, 4), what="four clinic emails")
 
             async def webhooks() -> bool:
-                return len(receiver.bodies) >= 3
+                return len(receiver.everything()) >= 3
 
             await eventually(webhooks, what="three webhooks")
             rows = await eventually(
@@ -221,9 +140,9 @@ async def test_each_forms_leads_reach_only_its_own_inbox_and_webhooks(
         }
         assert len(smtp.received) == 4  # every row is delivered: nothing else is coming
     # Its own URL for sports; none for massage; the settings' for the others.
-    assert receiver.forms_at("/sports") == ["sports"]
-    assert sorted(receiver.forms_at("/global")) == ["back", "dry-needling"]
-    assert len(receiver.bodies) == 3
+    assert forms_at(receiver, "/sports") == ["sports"]
+    assert sorted(forms_at(receiver, "/global")) == ["back", "dry-needling"]
+    assert len(receiver.everything()) == 3
     targets = sorted((r["channel"], r["target"] or "") for r in rows)
     assert targets == sorted(
         [
@@ -328,8 +247,8 @@ async def test_the_digest_and_the_alerts_go_to_the_settings_inbox(
                 )
         finally:
             await database.close()
-        now = Now(utcnow())  # after the rows were written, so they are due
-        async with dispatcher(settings, now):
+        now = TurnClock(utcnow())  # after the rows were written, so they are due
+        async with dispatchers(settings, now):
 
             async def dead() -> bool:
                 return bool(await query("SELECT id FROM outbox WHERE status = 'dead'"))
@@ -372,7 +291,7 @@ async def test_a_webhook_url_taken_out_of_the_forms_file_is_not_posted_to(
         assert row["target"] == receiver.url("/sports")
         # The clinic moves sports to another receiver before the row is sent.
         forms_file(tmp_path, receiver, webhook_urls=[receiver.url("/sports-new")])
-        async with dispatcher(settings, utcnow):
+        async with dispatchers(settings, utcnow):
 
             async def settled() -> list[dict[str, Any]] | None:
                 rows = await query("SELECT channel, status, last_error FROM outbox")
@@ -383,7 +302,7 @@ async def test_a_webhook_url_taken_out_of_the_forms_file_is_not_posted_to(
         ("smtp", "delivered", None),
         ("webhook", "dead", "this webhook URL is no longer configured"),
     ]
-    assert receiver.bodies == []
+    assert receiver.everything() == []
 
 
 def test_leads_check_shows_where_each_forms_notifications_go(
