@@ -31,7 +31,7 @@ from leads.core.forms import load_forms
 from leads.core.vocabulary import Channel
 from leads.errors import PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels.recording import RecordingChannel
-from leads.notify.dispatcher import Dispatcher
+from leads.notify.dispatcher import CONCURRENCY, Dispatcher
 from leads.storage import outcomes
 from leads.storage.database import Database
 from leads.storage.models import OutboxMessage
@@ -438,6 +438,52 @@ async def test_a_claim_looks_past_the_routes_it_fills(database_url: str, lead) -
     assert len(claimed) == 4
 
 
+async def test_a_stalled_route_with_a_backlog_holds_back_no_other_route(
+    database_url: str, lead
+) -> None:
+    """SMTP stalls with 50 emails waiting, and every webhook came due after all of them:
+    the dispatcher fills SMTP's slots with its oldest emails and no more, and still
+    delivers every webhook meanwhile; once SMTP answers again, the emails go too."""
+    settings = make_settings(
+        database_url,
+        dispatcher="worker",
+        smtp_url="smtp://127.0.0.1:9?starttls=off",  # never dialled: the channels stand in
+        inbox="desk@clinic.example",
+        webhook_urls="https://hooks.example/lead",
+        webhook_secret=WEBHOOK_SECRET,
+        autoreply=False,
+    )
+    async with serving_app(settings) as client:
+        for _ in range(50):
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+    database = Database.from_settings(settings)
+    async with database.writing() as session:
+        rows = list(await session.scalars(select(OutboxMessage)))
+        emails = sorted((r for r in rows if r.channel == Channel.SMTP), key=lambda r: r.created_at)
+        webhooks = [r for r in rows if r.channel == Channel.WEBHOOK]
+        start = utcnow() - timedelta(hours=1)
+        for i, row in enumerate(emails + webhooks):
+            row.next_attempt_at = start + timedelta(seconds=i)
+        oldest_emails = [r.id for r in emails[:CONCURRENCY]]
+    stalled = asyncio.Event()
+    smtp, webhook = RecordingChannel(hold=stalled), RecordingChannel()
+    async with httpx.AsyncClient() as http:
+        channels = {Channel.SMTP: smtp, Channel.WEBHOOK: webhook}
+        dispatcher = Dispatcher(settings, database, load_forms(None), http, channels=channels)
+        dispatcher.start()
+        try:
+            async with asyncio.timeout(20):
+                await webhook.wait_until(delivered=50)
+            assert [n.message.id for n in smtp.attempted] == oldest_emails
+            stalled.set()
+            async with asyncio.timeout(20):
+                await smtp.wait_until(delivered=50)
+        finally:
+            await dispatcher.stop()
+            await database.close()
+    assert sorted(n.message.id for n in webhook.delivered) == sorted(r.id for r in webhooks)
+
+
 async def test_a_turns_outcomes_are_one_statement_of_each_kind(database_url: str, lead) -> None:
     """Delivered, retried and dead letters of one turn are written with one statement per
     kind however many there are, each only while its claim is still the recorder's: a
@@ -555,11 +601,12 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
     tmp_path: Path, lead
 ) -> None:
     """Claimed in the order they came due: a burst in its leads' order, and a retry that
-    came due earlier ahead of them. SQLite's plans for what a claim runs: the pick reads
-    ix_outbox_due in order and sorts nothing (it used to sort every due message to take the
-    first few); the claim's and the release's UPDATEs find their rows by primary key (they
-    used to walk every pending message on ix_outbox_due). Either way, cost grew with the
-    backlog."""
+    came due earlier ahead of them. SQLite's plans for what a claim runs: the walk from
+    route to route and the pick only seek in ix_outbox_route, and the pick sorts nothing
+    (it used to sort every due message to take the first few, then to read past a full
+    route's backlog); the claim's and the release's UPDATEs find their rows by primary key
+    (they used to walk every pending message on ix_outbox_due). Either way, cost grew with
+    the backlog."""
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}", dispatcher="worker")
     async with serving_app(settings) as client:
         for _ in range(4):
@@ -568,7 +615,7 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
     ran: list[tuple[str, Any]] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.startswith(("SELECT outbox.id, outbox.channel", "UPDATE outbox")):
+        if statement.startswith(("WITH RECURSIVE", "SELECT outbox.id, outbox.channel", "UPDATE")):
             ran.append((statement, parameters))
 
     try:
@@ -596,10 +643,15 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
     finally:
         await database.close()
     assert [m.id for m in claimed] == [arrival[-1].id, *(m.id for m in arrival[:2])]
-    (pick, *updates) = plans
-    assert pick[0] == "SELECT", plans
+    (walk, pick, *updates) = plans
+    assert (walk[0], pick[0]) == ("WITH", "SELECT"), plans
     assert len(updates) == 2, plans
-    assert any("USING INDEX ix_outbox_due" in step for step in pick[1]), pick
+    for _, steps in (walk, pick):  # the table read only by seeks in ix_outbox_route
+        reads = [step for step in steps if "INDEX" in step]
+        assert reads, steps
+        assert all("INDEX ix_outbox_route (status=?" in step for step in reads), steps
+        assert not any(step.split()[:2] in (["SCAN", "outbox"], ["SCAN", "p"]) for step in steps)
+    assert any("next_attempt_at<?" in step for step in pick[1]), pick
     assert not any("TEMP B-TREE" in step for step in pick[1]), pick
     for _, steps in updates:
         assert all("sqlite_autoindex_outbox_1 (id=?)" in step for step in steps), steps
