@@ -34,7 +34,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     case,
-    exists,
     func,
     literal,
     not_,
@@ -95,8 +94,15 @@ def _walk() -> CTE:
 def _routes() -> Select[Any]:
     walk = _walk()
     p = OUTBOX.alias("n")
-    inbox = exists().where(
-        p.c.status == OutboxStatus.PENDING, p.c.channel == walk.c.channel, p.c.target.is_(None)
+    # A seek, not EXISTS: PostgreSQL would turn EXISTS into a join over every such row.
+    inbox = (
+        select(p.c.id)
+        .where(p.c.status == OutboxStatus.PENDING, p.c.channel == walk.c.channel)
+        .where(p.c.target.is_(None))
+        .order_by(p.c.channel, p.c.target)  # as ix_outbox_route reads (see _due_in)
+        .limit(1)
+        .scalar_subquery()
+        .is_not(None)
     )
     named = select(walk.c.channel, walk.c.target).where(
         walk.c.channel.is_not(None), walk.c.target != ""
@@ -108,6 +114,13 @@ def _routes() -> Select[Any]:
 
 
 ROUTES = _routes()  # the routes with pending messages (due or not), in no particular order
+
+
+# A seek into one route is ordered by its channel and target too (the same order, as both
+# are fixed): only ix_outbox_route serves that, so no engine reads ix_outbox_due instead and
+# filters. PostgreSQL, knowing most pending rows are the inbox's, would otherwise expect a
+# row of "this channel's inbox" early in ix_outbox_due and read all of it to find none.
+_IN_ROUTE_ORDER = (OUTBOX.c.channel, OUTBOX.c.target)
 
 
 def _due_in(i: int, target: str | None) -> list[ColumnElement[bool]]:
@@ -151,7 +164,7 @@ def seek(targeted: tuple[bool, ...]) -> Select[Any]:
         .where(*_due_in(i, "" if has_target else None))
         .where(OUTBOX.c.next_attempt_at <= bindparam("now"), free(bindparam("now")))
         .where(OUTBOX.c.id.not_in(bindparam("excluding", expanding=True)))
-        .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.created_at, OUTBOX.c.id)
+        .order_by(*_IN_ROUTE_ORDER, OUTBOX.c.next_attempt_at, OUTBOX.c.created_at, OUTBOX.c.id)
         .limit(bindparam(f"room_{i}"))
         .with_for_update(skip_locked=True)
         for i, has_target in enumerate(targeted)
@@ -179,7 +192,7 @@ def earliest(skipped: int) -> Select[Any]:
             select(p.c.next_attempt_at)
             .where(p.c.status == OutboxStatus.PENDING, p.c.channel == walk.c.channel, target)
             .where(p.c.claimed_until.is_(None))
-            .order_by(p.c.next_attempt_at)
+            .order_by(p.c.channel, p.c.target, p.c.next_attempt_at)  # see _due_in
             .limit(1)
             .scalar_subquery()
         )
