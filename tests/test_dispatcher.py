@@ -35,7 +35,7 @@ from leads.notify.dispatcher import CONCURRENCY, Dispatcher
 from leads.storage import outcomes
 from leads.storage.database import Database
 from leads.storage.models import OutboxMessage
-from leads.storage.outbox import claim_due, release_claims
+from leads.storage.outbox import claim_due, next_due, release_claims
 from leads.storage.types import utcnow
 from tests.conftest import SECRET, Query, make_settings, migrate, serving_app
 from tests.mail import MailServer, mail_server
@@ -602,7 +602,8 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
 ) -> None:
     """Claimed in the order they came due: a burst in its leads' order, and a retry that
     came due earlier ahead of them. SQLite's plans for what a claim runs: the walk from
-    route to route and the pick only seek in ix_outbox_route, and the pick sorts nothing
+    route to route, the pick, and the look-up of when to wake (skipping a full route) only
+    seek in ix_outbox_route, and the pick sorts nothing
     (it used to sort every due message to take the first few, then to read past a full
     route's backlog); the claim's and the release's UPDATEs find their rows by primary key
     (they used to walk every pending message on ix_outbox_due). Either way, cost grew with
@@ -631,6 +632,10 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
                 lease_until=now + timedelta(minutes=1), limit=3, per_route=8,
             )  # fmt: skip
             await release_claims(session=session, ids=[m.id for m in claimed], worker="A")
+            # When to wake, a route's slots full: the others' earliest, found the same way.
+            skipped = [(str(claimed[0].channel), claimed[0].target)]
+            nothing_else = await next_due(session=session, skipping=skipped)
+            earliest = await next_due(session=session)
         event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
         plans = []
         async with database.reading() as session:
@@ -643,10 +648,11 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
     finally:
         await database.close()
     assert [m.id for m in claimed] == [arrival[-1].id, *(m.id for m in arrival[:2])]
-    (walk, pick, *updates) = plans
-    assert (walk[0], pick[0]) == ("WITH", "SELECT"), plans
+    (walk, pick, *updates, waiting, _) = plans
+    assert (walk[0], pick[0], waiting[0]) == ("WITH", "SELECT", "WITH"), plans
     assert len(updates) == 2, plans
-    for _, steps in (walk, pick):  # the table read only by seeks in ix_outbox_route
+    assert (nothing_else, earliest) == (None, arrival[-1].next_attempt_at)
+    for _, steps in (walk, pick, waiting):  # the table read only by seeks in ix_outbox_route
         reads = [step for step in steps if "INDEX" in step]
         assert reads, steps
         assert all("INDEX ix_outbox_route (status=?" in step for step in reads), steps
