@@ -12,9 +12,11 @@ all of them, each on a webhook route of its own; then claims of 16 (as the dispa
 slots of 8 per route) are made and given back, again and again, so the backlog stays the
 same size. A claim fills the inbox's slots and must find the other routes' messages (or
 that there are none) behind its backlog.
-Prints the median over repeats of microseconds of process CPU (``time.process_time``) per
-claim, and each size's ratio to the smallest backlog's in the same run: a claim that seeks
-stays near 1x, one that sorts the backlog grows with it. Not a test: the machine is
+Prints the median over repeats of microseconds of CPU per claim: the process's
+(``time.process_time``), and on PostgreSQL also the server backends' that ran its
+statements (from /proc: the same machine), and each size's ratio to the smallest
+backlog's in the same run: a claim that seeks stays near 1x, one that reads or sorts the
+backlog grows with it. Not a test: the machine is
 shared, so figures move with its load.
 """
 
@@ -104,18 +106,30 @@ async def fill_postgresql(url: str, pending: int, others: int) -> None:
         await connection.close()
 
 
-async def claim_cpu(url: str) -> float:
-    """Microseconds of CPU per claim of 16 (the claim and its release)."""
+def process_cpu(pid: int) -> float:
+    """Seconds of CPU a process (here a PostgreSQL backend) has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def claim_cpu(url: str) -> tuple[float, float]:
+    """Microseconds of CPU per claim of 16 (the claim and its release): this process's,
+    and on PostgreSQL the backends' that ran the statements (0 on SQLite)."""
     from leads.settings import Settings
     from leads.storage import outbox
     from leads.storage.database import Database
 
     database = Database.from_settings(Settings(database_url=url, secret_key="x" * 32))
+    backends: dict[int, float] = {}  # pid: its CPU when first seen
     try:
         began = time.process_time()
         for _ in range(CLAIMS):
             now = datetime.now(UTC)
             async with database.writing() as session:
+                if not url.startswith("sqlite"):
+                    raw = await (await session.connection()).get_raw_connection()
+                    pid = raw.driver_connection.get_server_pid()
+                    backends.setdefault(pid, process_cpu(pid))
                 claimed = await outbox.claim_due(
                     session=session, worker="bench", now=now,
                     lease_until=now + timedelta(minutes=5), limit=16, per_route=8,
@@ -123,12 +137,14 @@ async def claim_cpu(url: str) -> float:
                 assert claimed, "nothing claimed"
                 ids = [m.id for m in claimed]
                 await outbox.release_claims(session=session, ids=ids, worker="bench")
-        return (time.process_time() - began) / CLAIMS * 1e6
+        spent = time.process_time() - began
+        served = sum(process_cpu(pid) - cpu for pid, cpu in backends.items())
+        return spent / CLAIMS * 1e6, served / CLAIMS * 1e6
     finally:
         await database.close()
 
 
-def child(pending: int, others: int, url: str | None) -> float:
+def child(pending: int, others: int, url: str | None) -> tuple[float, float]:
     """One measure in this process, on the tree ``leads`` is imported from (on the empty
     PostgreSQL database ``url``, or a new SQLite one)."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -154,14 +170,15 @@ def tree_at(revision: str, into: Path) -> Path:
     return into
 
 
-def measure(tree: Path, pending: int, others: int, url: str | None) -> float:
+def measure(tree: Path, pending: int, others: int, url: str | None) -> tuple[float, float]:
     env = {**os.environ, "PYTHONPATH": str(tree)}
     database = ["--database", url] if url else []
     out = subprocess.run(
         [sys.executable, __file__, "--child", str(pending), "--others", str(others), *database],
         env=env, cwd=tree, check=True, capture_output=True, text=True,
     )  # fmt: skip
-    return float(json.loads(out.stdout)["cpu_us"])
+    figures = json.loads(out.stdout)
+    return float(figures["cpu_us"]), float(figures["server_us"])
 
 
 @contextlib.contextmanager
@@ -188,27 +205,33 @@ def main() -> int:
     parser.add_argument("--database", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child is not None:
-        print(json.dumps({"cpu_us": child(args.child, args.others, args.database)}))
+        cpu, server = child(args.child, args.others, args.database)
+        print(json.dumps({"cpu_us": cpu, "server_us": server}))
         return 0
     with tempfile.TemporaryDirectory() as tmp, database_urls(args.engine) as urls:
         trees = {"this tree": ROOT}
         if args.against:
             trees[args.against] = tree_at(args.against, Path(tmp))
-        figures: dict[str, dict[int, list[float]]] = {n: {b: [] for b in BACKLOGS} for n in trees}
+        figures: dict[str, dict[int, list[tuple[float, float]]]] = {
+            n: {b: [] for b in BACKLOGS} for n in trees
+        }
         for _ in range(args.repeat):  # interleaved, so load moves every tree's figures alike
             for backlog in BACKLOGS:
                 for name, tree in trees.items():
                     url = next(urls)
                     figures[name][backlog].append(measure(tree, backlog, args.others, url))
     for name, by_backlog in figures.items():
-        base = statistics.median(by_backlog[BACKLOGS[0]])
+        totals = {b: statistics.median(c + s for c, s in v) for b, v in by_backlog.items()}
         print(
             f"{name}, {args.engine}, {args.others} other routes: CPU per claim of 16"
             f" (median of {args.repeat}), and vs {BACKLOGS[0]}"
         )
         for backlog, values in by_backlog.items():
-            median = statistics.median(values)
-            print(f"  {backlog:>7,} due: {median:8.0f} us  {median / base:5.2f}x")
+            client = statistics.median(c for c, _ in values)
+            server = statistics.median(s for _, s in values)
+            ratio = totals[backlog] / totals[BACKLOGS[0]]
+            split = f" (this process {client:.0f} + server {server:.0f})" if server else ""
+            print(f"  {backlog:>7,} due: {totals[backlog]:8.0f} us  {ratio:5.2f}x{split}")
     return 0
 
 
