@@ -438,6 +438,45 @@ async def test_a_claim_looks_past_the_routes_it_fills(database_url: str, lead) -
     assert len(claimed) == 4
 
 
+async def test_a_claim_over_many_routes_gives_each_its_room_in_order(
+    database_url: str, lead
+) -> None:
+    """Twenty webhook URLs and the inbox: more routes than one seek statement serves. The
+    claim takes the ten messages that came due first, one per route (the second lead's:
+    each route's earliest), in that order across the statements; the rest wait."""
+    urls = [f"https://hooks.example/{i}" for i in range(20)]
+    settings = make_settings(
+        database_url,
+        dispatcher="worker",
+        smtp_url="smtp://127.0.0.1:9?starttls=off",
+        inbox="desk@clinic.example",
+        webhook_urls=",".join(urls),
+        webhook_secret=WEBHOOK_SECRET,
+        autoreply=False,
+    )
+    async with serving_app(settings) as client:
+        for _ in range(2):
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+    database = Database.from_settings(settings)
+    now = utcnow()
+    try:
+        async with database.writing() as session:
+            rows = list(await session.scalars(select(OutboxMessage)))
+            by_arrival = sorted(rows, key=lambda r: (r.created_at, r.channel, r.target or ""))
+            for i, row in enumerate(by_arrival):  # the last to arrive due first
+                row.next_attempt_at = now - timedelta(minutes=1 + i)
+        async with database.writing() as session:
+            claimed = await claim_due(
+                session=session, worker="A", now=now,
+                lease_until=now + timedelta(minutes=1), limit=10, per_route=1,
+            )  # fmt: skip
+    finally:
+        await database.close()
+    assert len(rows) == 42
+    second_lead = by_arrival[21:]  # due first, one message per route
+    assert [m.id for m in claimed] == [r.id for r in reversed(second_lead)][:10]
+
+
 async def test_a_stalled_route_with_a_backlog_holds_back_no_other_route(
     database_url: str, lead
 ) -> None:
