@@ -1,7 +1,7 @@
 """What an outbox index costs the intake: CPU per outbox row written, with and without one.
 
     .venv/bin/python bench/outbox_writes.py                      # ix_outbox_route
-    .venv/bin/python bench/outbox_writes.py --index ix_outbox_due --repeat 7
+    .venv/bin/python bench/outbox_writes.py --index ix_outbox_lead_id --repeat 7
 
 Each lead's outbox rows are written in the intake's transaction, so every index on the
 outbox is paid for by every batch of submissions. On a SQLite database built by this tree's

@@ -9,7 +9,9 @@ messages came due, every route mixed) can only read past the full route's whole 
 find them: with 50,000 emails waiting for the clinic inbox, every claim read all 50,000.
 ``(status, channel, target, next_attempt_at, created_at, id)`` keeps each route's pending
 messages side by side in the claim's order, so a claim finds the routes that have any with
-one seek per route and takes each route's first few with one more.
+one seek per route and takes each route's first few with one more. It replaces
+``ix_outbox_due``: nothing reads the outbox in that order across routes any more (when to
+wake is each route's earliest too), and every lead's outbox rows would pay for both.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ COLUMNS = ["status", "channel", "target", "next_attempt_at", "created_at", "id"]
 
 def upgrade() -> None:
     op.create_index("ix_outbox_route", "outbox", COLUMNS)
+    op.drop_index("ix_outbox_due", table_name="outbox")
 
 
 def downgrade() -> None:
+    op.create_index("ix_outbox_due", "outbox", ["status", "next_attempt_at", "created_at", "id"])
     op.drop_index("ix_outbox_route", table_name="outbox")

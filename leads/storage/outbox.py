@@ -136,7 +136,7 @@ async def claim_due_with_leads(
 
 
 # Still free to claim: the statement names its rows (by id), so the status test is kept
-# off ix_outbox_due (leads/storage/plans.py).
+# off ix_outbox_route (leads/storage/plans.py).
 CLAIM = (
     update(OUTBOX)
     .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))

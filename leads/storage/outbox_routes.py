@@ -1,10 +1,11 @@
 """The outbox by route: which routes have pending messages, and a claim's seek into each.
 
 ``ix_outbox_route`` is ``(status, channel, target, next_attempt_at, created_at, id)``: each
-route's pending messages side by side, in the claim's order. Without it, a claim whose
-route was full could find the other routes' messages only by reading ``ix_outbox_due``
-past the full route's whole backlog (50,000 emails waiting for the inbox: 50,000 rows read
-per claim, to find a webhook or nothing). With it:
+route's pending messages side by side, in the claim's order. With the index it replaced,
+``ix_outbox_due`` (every route mixed in that order), a claim whose route was full could find
+the other routes' messages only by reading past the full route's whole backlog (50,000
+emails waiting for the inbox: 50,000 rows read per claim, to find a webhook or nothing).
+Now:
 
 - :data:`ROUTES` walks the index from route to route (a loose index scan, written as a
   recursive CTE because neither SQLite nor PostgreSQL skips through an index by itself): one
@@ -117,9 +118,10 @@ ROUTES = _routes()  # the routes with pending messages (due or not), in no parti
 
 
 # A seek into one route is ordered by its channel and target too (the same order, as both
-# are fixed): only ix_outbox_route serves that, so no engine reads ix_outbox_due instead and
-# filters. PostgreSQL, knowing most pending rows are the inbox's, would otherwise expect a
-# row of "this channel's inbox" early in ix_outbox_due and read all of it to find none.
+# are fixed): only ix_outbox_route serves that, so no engine reads the table some other way
+# and filters. PostgreSQL, knowing most pending rows are the inbox's, otherwise expected a
+# row of "this channel's inbox" early in another order (it read ix_outbox_due, when there
+# was one) and read all of them to find none.
 _IN_ROUTE_ORDER = (OUTBOX.c.channel, OUTBOX.c.target)
 
 

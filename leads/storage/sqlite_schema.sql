@@ -230,8 +230,6 @@ CREATE INDEX ix_leads_open_phone ON leads (phone, status);
 
 CREATE UNIQUE INDEX ix_leads_receipt_id ON leads (receipt_id);
 
-CREATE INDEX ix_outbox_due ON outbox (status, next_attempt_at, created_at, id);
-
 CREATE INDEX ix_outbox_lead_id ON outbox (lead_id);
 
 CREATE INDEX ix_outbox_route ON outbox (status, channel, target, next_attempt_at, created_at, id);
