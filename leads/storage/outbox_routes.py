@@ -29,6 +29,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     CTE,
+    CompoundSelect,
     Select,
     String,
     Table,
@@ -92,7 +93,7 @@ def _walk() -> CTE:
     return walk.union_all(step)
 
 
-def _routes() -> Select[Any]:
+def _routes() -> CompoundSelect[Any]:
     walk = _walk()
     p = OUTBOX.alias("n")
     # A seek, not EXISTS: PostgreSQL would turn EXISTS into a join over every such row.
@@ -111,7 +112,7 @@ def _routes() -> Select[Any]:
     unnamed = select(walk.c.channel, func.cast(null(), String())).where(
         walk.c.channel.is_not(None), walk.c.target == "", inbox
     )
-    return cast("Select[Any]", union_all(named, unnamed))
+    return union_all(named, unnamed)
 
 
 ROUTES = _routes()  # the routes with pending messages (due or not), in no particular order
