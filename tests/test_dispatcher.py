@@ -31,11 +31,11 @@ from leads.core.forms import load_forms
 from leads.core.vocabulary import Channel
 from leads.errors import PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels.recording import RecordingChannel
-from leads.notify.dispatcher import Dispatcher
+from leads.notify.dispatcher import CONCURRENCY, Dispatcher
 from leads.storage import outcomes
 from leads.storage.database import Database
 from leads.storage.models import OutboxMessage
-from leads.storage.outbox import claim_due, release_claims
+from leads.storage.outbox import claim_due, next_due, release_claims
 from leads.storage.types import utcnow
 from tests.conftest import SECRET, Query, make_settings, migrate, serving_app
 from tests.mail import MailServer, mail_server
@@ -438,6 +438,91 @@ async def test_a_claim_looks_past_the_routes_it_fills(database_url: str, lead) -
     assert len(claimed) == 4
 
 
+async def test_a_claim_over_many_routes_gives_each_its_room_in_order(
+    database_url: str, lead
+) -> None:
+    """Twenty webhook URLs and the inbox: more routes than one seek statement serves. The
+    claim takes the ten messages that came due first, one per route (the second lead's:
+    each route's earliest), in that order across the statements; the rest wait."""
+    urls = [f"https://hooks.example/{i}" for i in range(20)]
+    settings = make_settings(
+        database_url,
+        dispatcher="worker",
+        smtp_url="smtp://127.0.0.1:9?starttls=off",
+        inbox="desk@clinic.example",
+        webhook_urls=",".join(urls),
+        webhook_secret=WEBHOOK_SECRET,
+        autoreply=False,
+    )
+    async with serving_app(settings) as client:
+        for _ in range(2):
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+    database = Database.from_settings(settings)
+    now = utcnow()
+    try:
+        async with database.writing() as session:
+            rows = list(await session.scalars(select(OutboxMessage)))
+            by_arrival = sorted(rows, key=lambda r: (r.created_at, r.channel, r.target or ""))
+            for i, row in enumerate(by_arrival):  # the last to arrive due first
+                row.next_attempt_at = now - timedelta(minutes=1 + i)
+        async with database.writing() as session:
+            claimed = await claim_due(
+                session=session, worker="A", now=now,
+                lease_until=now + timedelta(minutes=1), limit=10, per_route=1,
+            )  # fmt: skip
+    finally:
+        await database.close()
+    assert len(rows) == 42
+    second_lead = by_arrival[21:]  # due first, one message per route
+    assert [m.id for m in claimed] == [r.id for r in reversed(second_lead)][:10]
+
+
+async def test_a_stalled_route_with_a_backlog_holds_back_no_other_route(
+    database_url: str, lead
+) -> None:
+    """SMTP stalls with 50 emails waiting, and every webhook came due after all of them:
+    the dispatcher fills SMTP's slots with its oldest emails and no more, and still
+    delivers every webhook meanwhile; once SMTP answers again, the emails go too."""
+    settings = make_settings(
+        database_url,
+        dispatcher="worker",
+        smtp_url="smtp://127.0.0.1:9?starttls=off",  # never dialled: the channels stand in
+        inbox="desk@clinic.example",
+        webhook_urls="https://hooks.example/lead",
+        webhook_secret=WEBHOOK_SECRET,
+        autoreply=False,
+    )
+    async with serving_app(settings) as client:
+        for _ in range(50):
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+    database = Database.from_settings(settings)
+    async with database.writing() as session:
+        rows = list(await session.scalars(select(OutboxMessage)))
+        emails = sorted((r for r in rows if r.channel == Channel.SMTP), key=lambda r: r.created_at)
+        webhooks = [r for r in rows if r.channel == Channel.WEBHOOK]
+        start = utcnow() - timedelta(hours=1)
+        for i, row in enumerate(emails + webhooks):
+            row.next_attempt_at = start + timedelta(seconds=i)
+        oldest_emails = [r.id for r in emails[:CONCURRENCY]]
+    stalled = asyncio.Event()
+    smtp, webhook = RecordingChannel(hold=stalled), RecordingChannel()
+    async with httpx.AsyncClient() as http:
+        channels = {Channel.SMTP: smtp, Channel.WEBHOOK: webhook}
+        dispatcher = Dispatcher(settings, database, load_forms(None), http, channels=channels)
+        dispatcher.start()
+        try:
+            async with asyncio.timeout(20):
+                await webhook.wait_until(delivered=50)
+            assert [n.message.id for n in smtp.attempted] == oldest_emails
+            stalled.set()
+            async with asyncio.timeout(20):
+                await smtp.wait_until(delivered=50)
+        finally:
+            await dispatcher.stop()
+            await database.close()
+    assert sorted(n.message.id for n in webhook.delivered) == sorted(r.id for r in webhooks)
+
+
 async def test_a_turns_outcomes_are_one_statement_of_each_kind(database_url: str, lead) -> None:
     """Delivered, retried and dead letters of one turn are written with one statement per
     kind however many there are, each only while its claim is still the recorder's: a
@@ -555,11 +640,13 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
     tmp_path: Path, lead
 ) -> None:
     """Claimed in the order they came due: a burst in its leads' order, and a retry that
-    came due earlier ahead of them. SQLite's plans for what a claim runs: the pick reads
-    ix_outbox_due in order and sorts nothing (it used to sort every due message to take the
-    first few); the claim's and the release's UPDATEs find their rows by primary key (they
-    used to walk every pending message on ix_outbox_due). Either way, cost grew with the
-    backlog."""
+    came due earlier ahead of them. SQLite's plans for what a claim runs: the walk from
+    route to route, the pick, and the look-up of when to wake (skipping a full route) only
+    seek in ix_outbox_route, and the pick sorts nothing
+    (it used to sort every due message to take the first few, then to read past a full
+    route's backlog); the claim's and the release's UPDATEs find their rows by primary key
+    (they used to walk every pending message on ix_outbox_due). Either way, cost grew with
+    the backlog."""
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}", dispatcher="worker")
     async with serving_app(settings) as client:
         for _ in range(4):
@@ -568,7 +655,7 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
     ran: list[tuple[str, Any]] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
-        if statement.startswith(("SELECT outbox.id, outbox.channel", "UPDATE outbox")):
+        if statement.startswith(("WITH RECURSIVE", "SELECT outbox.id, outbox.channel", "UPDATE")):
             ran.append((statement, parameters))
 
     try:
@@ -584,6 +671,10 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
                 lease_until=now + timedelta(minutes=1), limit=3, per_route=8,
             )  # fmt: skip
             await release_claims(session=session, ids=[m.id for m in claimed], worker="A")
+            # When to wake, a route's slots full: the others' earliest, found the same way.
+            skipped = [(str(claimed[0].channel), claimed[0].target)]
+            nothing_else = await next_due(session=session, skipping=skipped)
+            earliest = await next_due(session=session)
         event.remove(database.engine.sync_engine, "before_cursor_execute", seen)
         plans = []
         async with database.reading() as session:
@@ -596,10 +687,16 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
     finally:
         await database.close()
     assert [m.id for m in claimed] == [arrival[-1].id, *(m.id for m in arrival[:2])]
-    (pick, *updates) = plans
-    assert pick[0] == "SELECT", plans
+    (walk, pick, *updates, waiting, _) = plans
+    assert (walk[0], pick[0], waiting[0]) == ("WITH", "SELECT", "WITH"), plans
     assert len(updates) == 2, plans
-    assert any("USING INDEX ix_outbox_due" in step for step in pick[1]), pick
+    assert (nothing_else, earliest) == (None, arrival[-1].next_attempt_at)
+    for _, steps in (walk, pick, waiting):  # the table read only by seeks in ix_outbox_route
+        reads = [step for step in steps if "INDEX" in step]
+        assert reads, steps
+        assert all("INDEX ix_outbox_route (status=?" in step for step in reads), steps
+        assert not any(step.split()[:2] in (["SCAN", "outbox"], ["SCAN", "p"]) for step in steps)
+    assert any("next_attempt_at<?" in step for step in pick[1]), pick
     assert not any("TEMP B-TREE" in step for step in pick[1]), pick
     for _, steps in updates:
         assert all("sqlite_autoindex_outbox_1 (id=?)" in step for step in steps), steps

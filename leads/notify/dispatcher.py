@@ -60,7 +60,7 @@ POLL_SECONDS = 2.0
 CANCEL_WAIT_SECONDS = 1.0
 HOUSEKEEPING_SECONDS = 3600.0
 CONCURRENCY = 8  # deliveries at once per route
-CLAIM_WINDOW = 4  # a claim looks at up to this many times ``concurrency`` due rows
+CLAIM_WINDOW = 4  # a claim takes up to this many times ``concurrency`` due rows
 
 
 class Dispatcher:
@@ -313,8 +313,8 @@ class Dispatcher:
             else:
                 log.warning("outbox: database unavailable; will try again")
             return None
-        # Fewer than the window: claim_due looked past every route it filled, so nothing
-        # more is claimable until a delivery finishes (which wakes us).
+        # Fewer than the window: claim_due sought into every route with a free slot, so
+        # nothing more is claimable until a delivery finishes (which wakes us).
         return claimed, len(messages) >= window
 
     async def _subjects(

@@ -159,8 +159,14 @@ class OutboxMessage(SQLModel, table=True):
     repeat after a crash is recognisably the same message."""
 
     __tablename__ = "outbox"
-    # The claim's order (leads/storage/outbox.py claim_due): a claim seeks, never sorts.
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at", "created_at", "id"),)
+    # Each route's messages in the claim's order (leads/storage/outbox.py claim_due): a
+    # claim seeks into every route with room, never sorts, and never reads past a full
+    # route's backlog (leads/storage/outbox_routes.py).
+    __table_args__ = (
+        Index(
+            "ix_outbox_route", "status", "channel", "target", "next_attempt_at", "created_at", "id"
+        ),
+    )
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     # None for a message about no single lead (the daily digest).

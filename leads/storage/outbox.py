@@ -18,20 +18,20 @@ plain data, written with one executemany per kind (:mod:`leads.storage.outcomes`
 
 from __future__ import annotations
 
-import functools
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Select, Table, and_, bindparam, delete, func, not_, or_, text, update
+from sqlalchemy import Table, bindparam, delete, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col, select
 
 from leads.core.vocabulary import Channel, OutboxStatus
+from leads.storage import outbox_routes as routes
 from leads.storage.database import insert_unless_present
 from leads.storage.models import DisabledWebhook, Enquiry, Lead, OutboxMessage
+from leads.storage.outbox_routes import Route as Route
 from leads.storage.plans import unindexed
 
 NOTIFY_CHANNEL = "leads_outbox"
@@ -43,13 +43,12 @@ async def wake_dispatchers(*, session: AsyncSession) -> None:
         await session.execute(text(f"NOTIFY {NOTIFY_CHANNEL}"))
 
 
-Route = tuple[str, str | None]  # (channel, target): where a message goes
-
 OUTBOX = cast("Table", OutboxMessage.__table__)  # type: ignore[attr-defined]
 
 # The order messages are claimed in: as they came due. A new message is due when it is
 # written, so a burst goes out in the order its leads came; a retry takes its place when its
-# time comes. ix_outbox_due is (status, *CLAIM_ORDER): a claim seeks and stops at its limit.
+# time comes. ix_outbox_route is (status, channel, target, *CLAIM_ORDER): a claim seeks
+# into each route and stops at its room.
 CLAIM_ORDER = (
     col(OutboxMessage.next_attempt_at),
     col(OutboxMessage.created_at),
@@ -96,33 +95,38 @@ async def claim_due_with_leads(
     """Claim up to ``limit`` due messages in :data:`CLAIM_ORDER`, each with the lead it
     announces (None for a digest). With ``per_route``, no route ends up with more than
     that many claimed counting the ``in_flight`` already (so one stalled route cannot take
-    every slot); a route filled by this claim is left out and the pick looks again, so
-    another route's messages behind a full one's are claimed too, and fewer than ``limit``
-    claimed means nothing more is claimable now. ``excluding``: messages this dispatcher
+    every slot); each route gets its own room, so another route's messages behind a full
+    one's are claimed too, and fewer than ``limit`` claimed means nothing more is
+    claimable now. ``excluding``: messages this dispatcher
     still has in flight or has not recorded yet, never claimed again even if their lease
     has run out.
 
-    Every statement is built once (bound parameters, ``IN`` lists expanded as they run),
-    so a claim pays for neither building nor compiling SQL; the pick and the UPDATE are
-    Core, and one query reads the claimed rows back with their leads."""
+    The pick never reads past a full route's backlog: it walks ``ix_outbox_route`` from
+    route to route (:data:`~leads.storage.outbox_routes.ROUTES`), then seeks into each route
+    with room for its first few (:func:`~leads.storage.outbox_routes.seek`), so a claim
+    costs the number of routes waiting, not the number of messages. Every statement is
+    built once (bound parameters, ``IN`` lists expanded as they run), so a claim pays for
+    neither building nor compiling SQL; the pick and the UPDATE are Core, and one query
+    reads the claimed rows back with their leads."""
     connection = await session.connection()
-    room = dict(in_flight or {})
-    ids: list[uuid.UUID] = []
-    while len(ids) < limit:
-        full = [r for r, n in room.items() if per_route is not None and n >= per_route]
-        wanted = limit - len(ids)
-        params = {"now": now, "limit": wanted, "excluding": [*excluding, *ids]}
-        params.update(_route_params(full))
-        rows = (await connection.execute(_pick(len(full)), params)).all()
-        filled = False
-        for message_id, channel, target in rows:
-            route = (str(channel), target)
-            if per_route is None or room.get(route, 0) < per_route:
-                room[route] = room.get(route, 0) + 1
-                ids.append(message_id)
-                filled = filled or room[route] == per_route
-        if len(rows) < wanted or not filled:  # all seen, or no route's slots newly full
-            break
+    busy = in_flight or {}
+    rooms: list[tuple[Route, int]] = []
+    for channel, target in (await connection.execute(routes.ROUTES)).all():
+        route = (str(channel), target)
+        left = limit if per_route is None else min(limit, per_route - busy.get(route, 0))
+        if left > 0:
+            rooms.append((route, left))
+    found: list[Any] = []
+    for start in range(0, len(rooms), routes.SEEKS_PER_STATEMENT):
+        chunk = rooms[start : start + routes.SEEKS_PER_STATEMENT]
+        chunk_routes = [route for route, _ in chunk]
+        params = {"now": now, "limit": limit, "excluding": list(excluding)}
+        params.update(routes.params(chunk_routes))
+        params.update({f"room_{i}": left for i, (_, left) in enumerate(chunk)})
+        found += (await connection.execute(routes.seek(routes.kinds(chunk_routes)), params)).all()
+    if len(rooms) > routes.SEEKS_PER_STATEMENT:  # each statement's in order: merge them
+        found.sort(key=lambda row: (row.next_attempt_at, row.created_at, row.id))
+    ids: list[uuid.UUID] = [row.id for row in found[:limit]]
     if not ids:
         return []
     claim = {"ids": ids, "now": now, "worker": worker, "lease_until": lease_until}
@@ -131,55 +135,12 @@ async def claim_due_with_leads(
     return [(message, lead) for message, lead in claimed.all()]
 
 
-@functools.cache  # one per number of routes left out (their slots are full)
-def _pick(routes_left_out: int) -> Select[Any]:
-    """The first ``limit`` due, unclaimed messages, none of ``excluding``, none of the
-    routes left out (``channel_<i>``, ``target_<i>``)."""
-    return (
-        select(OUTBOX.c.id, OUTBOX.c.channel, OUTBOX.c.target)
-        .where(OUTBOX.c.status == OutboxStatus.PENDING)
-        .where(OUTBOX.c.next_attempt_at <= bindparam("now"))
-        .where(_free(bindparam("now")))
-        .where(OUTBOX.c.id.not_in(bindparam("excluding", expanding=True)))
-        .where(*_not_routes(routes_left_out))
-        .order_by(OUTBOX.c.next_attempt_at, OUTBOX.c.created_at, OUTBOX.c.id)
-        .limit(bindparam("limit"))
-        .with_for_update(skip_locked=True)
-    )
-
-
-def _free(now: Any) -> ColumnElement[bool]:
-    return or_(OUTBOX.c.claimed_until.is_(None), OUTBOX.c.claimed_until < now)
-
-
-def _route_params(routes: Sequence[Route]) -> dict[str, Any]:
-    """The routes :func:`_not_routes` leaves out, as its parameters."""
-    params: dict[str, Any] = {}
-    for i, (channel, target) in enumerate(routes):
-        params[f"channel_{i}"], params[f"target_{i}"] = channel, target
-    return params
-
-
-def _not_routes(count: int) -> list[ColumnElement[bool]]:
-    """Conditions leaving out the messages of ``count`` routes, bound as ``channel_<i>``
-    and ``target_<i>`` (a target may be NULL: compared as not distinct)."""
-    return [
-        not_(
-            and_(
-                OUTBOX.c.channel == bindparam(f"channel_{i}"),
-                OUTBOX.c.target.is_not_distinct_from(bindparam(f"target_{i}")),
-            )
-        )
-        for i in range(count)
-    ]
-
-
 # Still free to claim: the statement names its rows (by id), so the status test is kept
-# off ix_outbox_due (leads/storage/plans.py).
+# off ix_outbox_route (leads/storage/plans.py).
 CLAIM = (
     update(OUTBOX)
     .where(OUTBOX.c.id.in_(bindparam("ids", expanding=True)))
-    .where(unindexed(OUTBOX.c.status) == OutboxStatus.PENDING, _free(bindparam("now")))
+    .where(unindexed(OUTBOX.c.status) == OutboxStatus.PENDING, routes.free(bindparam("now")))
     .values(
         claimed_by=bindparam("worker"),
         claimed_until=bindparam("lease_until"),
@@ -250,20 +211,11 @@ async def next_due(*, session: AsyncSession, skipping: Sequence[Route] = ()) -> 
     counting the ``skipping`` routes' (their slots are full: a finishing delivery wakes
     the dispatcher)."""
     connection = await session.connection()
+    statement = routes.earliest(len(skipping))
     due: datetime | None = (
-        await connection.execute(_waiting(len(skipping)), _route_params(skipping))
+        await connection.execute(statement, routes.params(list(skipping)))
     ).scalar_one_or_none()
     return due
-
-
-@functools.cache  # one per number of routes skipped
-def _waiting(routes_skipped: int) -> Select[Any]:
-    return (
-        select(func.min(OUTBOX.c.next_attempt_at))
-        .where(OUTBOX.c.status == OutboxStatus.PENDING)
-        .where(OUTBOX.c.claimed_until.is_(None))
-        .where(*_not_routes(routes_skipped))
-    )
 
 
 async def disabled_webhooks(*, session: AsyncSession) -> set[str]:

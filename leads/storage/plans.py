@@ -2,12 +2,12 @@
 
 SQLite plans without statistics (nothing runs ANALYZE), so it guesses from the shape of a
 condition. A statement that names its rows (``id IN (...)``, ``lead_id = ?``) and also tests
-``status = 'pending'`` can be planned on ``ix_outbox_due``, whose first column is the status:
-the statement then walks every pending message, so its cost grows with the backlog, where
-the primary key (or the lead's index) finds its rows directly. :func:`unindexed` writes such a
-test as ``+outbox.status`` on SQLite: the same value, but a term no index may serve (SQLite's
-documented way to disqualify one). Other engines get the column as it is (PostgreSQL has
-statistics and plans these well).
+``status = 'pending'`` can be planned on ``ix_outbox_route``, whose first column is the
+status: the statement then walks every pending message, so its cost grows with the backlog,
+where the primary key (or the lead's index) finds its rows directly. :func:`unindexed`
+writes such a test as ``+outbox.status`` on SQLite: the same value, but a term no index may
+serve (SQLite's documented way to disqualify one). Other engines get the column as it is
+(PostgreSQL has statistics and plans these well).
 """
 
 from __future__ import annotations

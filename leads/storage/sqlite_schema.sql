@@ -1,7 +1,7 @@
 -- The schema Alembic builds on a new SQLite database, replayed as it is on one
 -- (leads/storage/sqlite_schema.py). Written by `python -m leads.storage.sqlite_schema`
 -- after a migration is added; do not edit.
--- revisions: 0012
+-- revisions: 0013
 
 CREATE TABLE alembic_version (
 	version_num VARCHAR(32) NOT NULL, 
@@ -230,10 +230,10 @@ CREATE INDEX ix_leads_open_phone ON leads (phone, status);
 
 CREATE UNIQUE INDEX ix_leads_receipt_id ON leads (receipt_id);
 
-CREATE INDEX ix_outbox_due ON outbox (status, next_attempt_at, created_at, id);
-
 CREATE INDEX ix_outbox_lead_id ON outbox (lead_id);
+
+CREATE INDEX ix_outbox_route ON outbox (status, channel, target, next_attempt_at, created_at, id);
 
 CREATE INDEX ix_staff_sessions_user_id ON staff_sessions (user_id);
 
-INSERT INTO alembic_version (version_num) VALUES ('0012');
+INSERT INTO alembic_version (version_num) VALUES ('0013');
