@@ -28,6 +28,7 @@ import statistics
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import intake
 import loadgen
@@ -41,27 +42,18 @@ async def measure(
 ) -> dict[str, float]:
     """One open-loop run against ``server`` after a warm-up: CPU per request answered and
     latency; with ``inbox`` (a fresh one), the CPU until every email of the run is in."""
-    warm = await loadgen.open_loop(
-        targets.HOST,
-        server.port,
-        rate=rate,
-        duration=WARM_SECONDS,
-        first=0,
-        tag="w",
-        max_idle=intake.MAX_IDLE,
-    )
+
+    def visitors(duration: float, first: int, tag: str) -> Any:
+        return loadgen.open_loop(
+            targets.HOST, server.port, rate=rate, duration=duration, first=first, tag=tag,
+            max_idle=intake.MAX_IDLE,
+        )  # fmt: skip
+
+    warm = await visitors(WARM_SECONDS, 0, "w")
     if inbox is not None:
         await intake.wait_for_count(inbox, set(), len(warm.ok))
     cpu = targets.cpu_seconds(server.pid)
-    run = await loadgen.open_loop(
-        targets.HOST,
-        server.port,
-        rate=rate,
-        duration=seconds,
-        first=100_000,
-        tag="r",
-        max_idle=intake.MAX_IDLE,
-    )
+    run = await visitors(seconds, 100_000, "r")
     answered = len(run.ok)
     missing = 0
     if inbox is not None:

@@ -402,9 +402,9 @@ async def test_two_processes_never_claim_the_same_message(database_url: str, lea
 
 
 async def test_a_claim_looks_past_the_routes_it_fills(database_url: str, lead) -> None:
-    """Webhooks due behind a backlog of emails: the claim that fills SMTP's slots leaves
-    SMTP out and looks again, so the same claim takes the webhooks too (each route its own
-    slots), in the order they came due, and nothing that was not due."""
+    """Webhooks due behind a backlog of emails: the claim seeks into each route with room,
+    so the claim that fills SMTP's slots takes the webhooks too (each route its own slots),
+    in the order they came due, and nothing that was not due."""
     settings = make_settings(
         database_url,
         dispatcher="worker",
