@@ -17,7 +17,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
+from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from leads.core.forms import load_forms
@@ -96,6 +97,37 @@ async def test_each_wording_is_kept_by_version_when_a_form_changes_it(
     assert by_id[first.replace("-", "")]["consent_version"] == old_version
     assert by_id[second.replace("-", "")]["consent_version"] == stored[1][1]
     assert by_id[second.replace("-", "")]["consent_text"] == SECOND
+
+
+async def test_a_server_puts_each_wording_on_file_once(
+    make_client: AppClient, tmp_path: Path, lead: Body, lead_of: LeadOf, query: Query
+) -> None:
+    """Its writer remembers what its commits put on file: later submissions with the same
+    wording cost no statement for it, and another form's wording is still put on file."""
+    path = forms_file(tmp_path, FIRST)
+    path.write_text(path.read_text() + f'[forms.back]\ntitle = "Back pain"\nconsent = "{SECOND}"\n')
+    client = await make_client(forms_file=path)
+    inserts: list[str] = []
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.startswith("INSERT INTO consent_versions"):
+            inserts.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        for _ in range(3):
+            await submit(client, lead(form="knee"), lead_of)
+        assert len(inserts) == 1
+        await submit(client, lead(form="back"), lead_of)
+        assert len(inserts) == 2
+        await submit(client, lead(form="back"), lead_of)
+        assert len(inserts) == 2
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+    assert [(form, text) for form, _v, text in await versions(query)] == [
+        ("knee", FIRST),
+        ("back", SECOND),
+    ]
 
 
 async def test_a_version_reused_for_other_wording_is_refused_at_start(

@@ -10,7 +10,8 @@ In one transaction:
    as a possible duplicate, so nobody can attach themselves to someone else's lead;
 3. otherwise a new lead is stored (flagged as spam, with its reason, when it is);
 4. its notifications are written to the outbox (none for spam: staff can release it);
-5. the form's consent wording is put on file (``consent_versions``) if it is not yet.
+5. the form's consent wording is put on file (``consent_versions``) if it is not yet (the
+   writer remembers the wordings its commits put on file, and writes only new ones).
 Every submission gets a receipt id of its own (the lead's ``receipt_id`` for the first, the
 enquiry's id for later ones): visitors see receipts, staff see leads, so an answer never
 tells whether someone else wrote in before.
@@ -21,7 +22,7 @@ The caller answers 201 only after this returns, that is, after the commit: a lea
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
@@ -36,7 +37,7 @@ from leads.intake.receipts import IdempotencyKey, Receipt, answer
 from leads.intake.submission import Submission
 from leads.notify.outbox import message_rows_for
 from leads.settings import Settings
-from leads.storage.consent_tables import record_wordings
+from leads.storage.consent_tables import Wording, record_wordings
 from leads.storage.database import Database
 from leads.storage.leads import (
     find_open_leads,
@@ -76,16 +77,29 @@ class CaptureJob:
 
 
 async def capture_batch(
-    database: Database, jobs: Sequence[CaptureJob], *, settings: Settings
+    database: Database,
+    jobs: Sequence[CaptureJob],
+    *,
+    settings: Settings,
+    on_file: set[Wording] | None = None,
 ) -> list[Receipt | LeadsError]:
     """Store many submissions in ONE transaction (group commit), each answer in order.
+
+    ``on_file``: the consent wordings known to be in ``consent_versions`` already (they are
+    never changed or deleted there), kept by the caller from batch to batch; a batch writes
+    only the others, and adds its own once committed.
 
     If the shared transaction meets a uniqueness race (the same Idempotency-Key committed
     meanwhile by another process), each job is retried in a transaction of its own, so one
     cannot fail the others. If the database is unavailable, every job gets that error."""
+    known = on_file if on_file is not None else set()
+    wordings = {_wording(job) for job in jobs}
     try:
         async with database.writing() as session:
-            receipts = await store_submissions(session, jobs, settings=settings, now=utcnow())
+            receipts = await store_submissions(
+                session, jobs, settings=settings, now=utcnow(), wordings=wordings - known
+            )
+        known |= wordings
         return list(receipts)
     except StorageUnavailable as exc:
         return [exc] * len(jobs)
@@ -94,8 +108,13 @@ async def capture_batch(
             return [await _replayed(database, jobs[0])]
     results: list[Receipt | LeadsError] = []
     for job in jobs:
-        results.extend(await capture_batch(database, [job], settings=settings))
+        results.extend(await capture_batch(database, [job], settings=settings, on_file=known))
     return results
+
+
+def _wording(job: CaptureJob) -> Wording:
+    form = job.submission.form
+    return (form.slug, form.consent_version, form.consent)
 
 
 async def _replayed(database: Database, job: CaptureJob) -> Receipt | LeadsError:
@@ -110,13 +129,19 @@ async def _replayed(database: Database, job: CaptureJob) -> Receipt | LeadsError
 
 
 async def store_submissions(
-    session: AsyncSession, jobs: Sequence[CaptureJob], *, settings: Settings, now: datetime
+    session: AsyncSession,
+    jobs: Sequence[CaptureJob],
+    *,
+    settings: Settings,
+    now: datetime,
+    wordings: Collection[Wording],
 ) -> list[Receipt | LeadsError]:
     """The use case for a batch, inside the caller's transaction. Set-based: one query
     finds every Idempotency-Key and one every open lead the batch could join; the jobs are
     then decided in order in memory (so a later job sees an earlier one of the same batch)
     and written as one INSERT per table (Core rows: no ORM object per new lead or message;
-    only a returning visitor's open lead is an ORM object, updated by the flush)."""
+    only a returning visitor's open lead is an ORM object, updated by the flush).
+    ``wordings``: the consent wordings to put on file (those not known to be there)."""
     # Contact locks for the whole batch, in one global order: no two batches can deadlock.
     await lock_contacts(session=session, keys=[k for job in jobs for k in job.contact_keys()])
     records = await get_idempotency_records(
@@ -133,13 +158,7 @@ async def store_submissions(
         batch.remember(lead)
     receipts = [await batch.store(job) for job in jobs]
     await batch.write()
-    await record_wordings(
-        session=session,
-        wordings=[
-            (f.slug, f.consent_version, f.consent) for f in (j.submission.form for j in jobs)
-        ],
-        now=now,
-    )
+    await record_wordings(session=session, wordings=wordings, now=now)
     if any(isinstance(r, Receipt) and r.notify for r in receipts):
         await wake_dispatchers(session=session)
     return receipts

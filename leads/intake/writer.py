@@ -24,6 +24,7 @@ from leads.intake.capture import CaptureJob, capture_batch
 from leads.intake.receipts import Receipt
 from leads.metrics import Metrics
 from leads.settings import Settings
+from leads.storage.consent_tables import Wording
 from leads.storage.database import Database
 
 log = logging.getLogger("leads.intake")
@@ -42,6 +43,7 @@ class IntakeWriter:
         self._queue: asyncio.Queue[Pending] = asyncio.Queue(settings.intake_queue_size)
         self._writers: list[asyncio.Task[None]] = []
         self._closed = False
+        self._wordings_on_file: set[Wording] = set()  # see capture_batch
 
     def start(self) -> None:
         count = 1 if self.database.is_sqlite else POSTGRES_WRITERS
@@ -98,7 +100,7 @@ class IntakeWriter:
         self.metrics.intake_batch(len(jobs))
         try:
             results: list[Receipt | LeadsError] = await capture_batch(
-                self.database, jobs, settings=self.settings
+                self.database, jobs, settings=self.settings, on_file=self._wordings_on_file
             )
         except Exception as exc:  # a bug must not stop the writer: fail this batch only
             log.error("intake batch of %d failed: %s", len(batch), type(exc).__name__)
