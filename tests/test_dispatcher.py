@@ -637,6 +637,36 @@ async def test_a_message_in_flight_is_never_claimed_again_even_past_its_lease(
     assert [r["attempts"] for r in rows] == [1, 1]
 
 
+async def test_when_to_wake_skips_any_number_of_full_routes(database_url: str, lead) -> None:
+    """The look-up of the next message due leaves out every full route, however many: here
+    the inbox's and two webhooks', each with a retry waiting (their parameters once clashed
+    with names SQLAlchemy gave the statement's own literals, from the second route on)."""
+    hooks = ["https://hooks.example/a", "https://hooks.example/b"]
+    settings = make_settings(
+        database_url, dispatcher="worker", webhook_urls=",".join(hooks),
+        webhook_secret=WEBHOOK_SECRET, autoreply=False, inbox="desk@clinic.example",
+        smtp_url="smtp://127.0.0.1:9?starttls=off",  # never dialled: nothing is delivered
+    )  # fmt: skip
+    async with serving_app(settings) as client:
+        assert (await client.post("/api/leads", json=lead())).status_code == 201
+    database = Database.from_settings(settings)
+    start = utcnow() + timedelta(hours=1)
+    try:
+        async with database.writing() as session:
+            rows = sorted(
+                await session.scalars(select(OutboxMessage)), key=lambda r: r.target or ""
+            )
+            for i, row in enumerate(rows):  # the inbox's first, then a, then b
+                row.next_attempt_at = start + timedelta(minutes=i)
+        routes = [(str(r.channel), r.target) for r in rows]
+        async with database.reading() as session:
+            found = [await next_due(session=session, skipping=routes[:n]) for n in range(4)]
+    finally:
+        await database.close()
+    assert [r.target for r in rows] == [None, *hooks]
+    assert found == [*(r.next_attempt_at for r in rows), None]
+
+
 async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
     tmp_path: Path, lead
 ) -> None:

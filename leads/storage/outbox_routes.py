@@ -200,22 +200,25 @@ def earliest(skipped: int) -> Select[Any]:
             .scalar_subquery()
         )
 
-    # In the walk a route without a target is its channel's row with '' (see _walk).
+    # In the walk a route without a target is its channel's row with '' (see _walk). The
+    # '' is a literal of no column's name: compared with a column, a plain "" would get an
+    # anonymous parameter named after it (target_1...), clashing with the routes' own.
+    empty = literal("", String())
     kept = [
         not_(
             and_(
                 walk.c.channel == bindparam(f"channel_{i}"),
-                walk.c.target == func.coalesce(bindparam(f"target_{i}", type_=String()), ""),
+                walk.c.target == func.coalesce(bindparam(f"target_{i}", type_=String()), empty),
             )
         )
         for i in range(skipped)
     ]
     firsts = union_all(
         select(first(p.c.target == walk.c.target).label("at")).where(
-            walk.c.channel.is_not(None), walk.c.target != "", *kept
+            walk.c.channel.is_not(None), walk.c.target != empty, *kept
         ),
         select(first(p.c.target.is_(None)).label("at")).where(
-            walk.c.channel.is_not(None), walk.c.target == "", *kept
+            walk.c.channel.is_not(None), walk.c.target == empty, *kept
         ),
     ).subquery("firsts")
     return select(func.min(firsts.c.at))
