@@ -57,13 +57,13 @@ PARTS = {
     "aiosqlite's thread (sqlite3 itself)": ("Connection.run (aiosqlite", "_connection_worker"),
     "the claim (pick, UPDATE, rows read back)": ("claim_due", "load_subjects", "_subjects ("),
     "the outcome write": ("record_outcomes", "_write_outcomes"),
+    "idle look-ups, housekeeping": ("next_due (", "_housekeeping"),
     "the turn's transaction otherwise (commit)": ("_record_and_claim", "Dispatcher._claim ("),
     "the content (notify/content.py)": ("clinic_email", "autoreply_email", "digest_email"),
     "the MIME message (notify/mime.py)": ("to_outgoing", "as_bytes"),
     "the SMTP exchange (aiosmtplib)": ("aiosmtplib",),
     "logging": ("logging/", "leads/logs.py"),
     "metrics": ("prometheus_client", "leads/metrics.py"),
-    "idle look-ups, housekeeping": ("_idle_seconds", "_housekeeping"),
     "the rest (the event loop itself)": ("",),
 }
 ACROSS = {"SQLAlchemy": "sqlalchemy/", "aiosqlite": "aiosqlite/", "asyncio": "asyncio/"}

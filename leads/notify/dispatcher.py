@@ -171,7 +171,7 @@ class Dispatcher:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.poll_seconds)
             return
-        claimed, more = turn
+        claimed, more, due = turn
         for claim in claimed:
             message = claim.message
             task = asyncio.create_task(self._deliver(claim))
@@ -181,19 +181,12 @@ class Dispatcher:
             return  # there may be more waiting
         await self._housekeeping()
         # A full route's messages wait for one of its deliveries to finish, which wakes us.
-        busy = collections.Counter(route for _, route in self._inflight.values())
-        idle = await self._idle_seconds([r for r, n in busy.items() if n >= self.concurrency])
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), idle)
+            await asyncio.wait_for(self._wake.wait(), self._idle_seconds(due))
 
-    async def _idle_seconds(self, full: list[outbox.Route]) -> float:
-        """How long to sleep: until the next retry comes due (of a route with a free slot),
-        at most ``poll_seconds``."""
-        try:
-            async with self.database.reading() as session:
-                due = await outbox.next_due(session=session, skipping=full)
-        except StorageUnavailable:
-            return self.poll_seconds
+    def _idle_seconds(self, due: datetime | None) -> float:
+        """How long to sleep: until the next retry comes due (``due``, of a route with a
+        free slot), at most ``poll_seconds``."""
         if due is None:
             return self.poll_seconds
         return min(self.poll_seconds, max(0.05, (due - self.clock()).total_seconds()))
@@ -267,12 +260,13 @@ class Dispatcher:
 
     async def _record_and_claim(
         self, busy: Mapping[outbox.Route, int]
-    ) -> tuple[list[Claimed], bool] | None:
+    ) -> tuple[list[Claimed], bool, datetime | None] | None:
         """In one transaction: record every finished delivery (group commit, again), then
         claim due messages for the routes with free slots, with the leads they announce.
-        Returns the claims and whether there may be more (the claim's window was full);
-        None if nothing could be recorded or claimed (the outcomes are kept for the next
-        try)."""
+        Returns the claims, whether there may be more (the claim's window was full), and
+        else when the next message of a route with a free slot comes due (None: none
+        waits); None if nothing could be recorded or claimed (the outcomes are kept for
+        the next try)."""
         now = self.clock()
         window = CLAIM_WINDOW * self.concurrency
         changes, self._outcomes = self._outcomes, []
@@ -287,7 +281,7 @@ class Dispatcher:
                         now=now,
                         outcomes=[outcome for _, outcome in changes],
                     )
-                messages = await outbox.claim_due_with_leads(
+                claim = await outbox.claim_due_with_leads(
                     session=session,
                     worker=self.name,
                     now=now,
@@ -297,7 +291,12 @@ class Dispatcher:
                     in_flight=busy,
                     excluding=ours,
                 )
-                claimed = await self._subjects(session, messages, now) if messages else []
+                taken = claim.taken
+                more = len(taken) >= window
+                claimed = await self._subjects(session, taken, now) if taken else []
+                due = None
+                if not more and claim.waiting:  # the turn will sleep: until when
+                    due = await outbox.next_due(session=session, skipping=self._full(busy, taken))
         except Exception as exc:  # kept and tried again next turn; leases cover a crash
             self._outcomes = changes + self._outcomes
             if not isinstance(exc, StorageUnavailable):
@@ -315,7 +314,15 @@ class Dispatcher:
             return None
         # Fewer than the window: claim_due sought into every route with a free slot, so
         # nothing more is claimable until a delivery finishes (which wakes us).
-        return claimed, len(messages) >= window
+        return claimed, more, due
+
+    def _full(
+        self, busy: Mapping[outbox.Route, int], taken: list[tuple[OutboxMessage, Lead | None]]
+    ) -> list[outbox.Route]:
+        """The routes with no free slot once ``taken`` is in flight too."""
+        after = collections.Counter(busy)
+        after.update((str(m.channel), m.target) for m, _ in taken)
+        return [route for route, n in after.items() if n >= self.concurrency]
 
     async def _subjects(
         self,

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -68,7 +69,7 @@ async def claim_due(
     excluding: Collection[uuid.UUID] = (),
 ) -> list[OutboxMessage]:
     """:func:`claim_due_with_leads`, the messages alone."""
-    claimed = await claim_due_with_leads(
+    claim = await claim_due_with_leads(
         session=session,
         worker=worker,
         now=now,
@@ -78,7 +79,17 @@ async def claim_due(
         in_flight=in_flight,
         excluding=excluding,
     )
-    return [message for message, _ in claimed]
+    return [message for message, _ in claim.taken]
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What a claim took (each message with the lead it announces, None for a digest), and
+    the routes it found with pending messages (due or not, claimed or not): none means
+    nothing at all is waiting."""
+
+    taken: list[tuple[OutboxMessage, Lead | None]]
+    waiting: list[Route]
 
 
 async def claim_due_with_leads(
@@ -91,7 +102,7 @@ async def claim_due_with_leads(
     per_route: int | None = None,
     in_flight: Mapping[Route, int] | None = None,
     excluding: Collection[uuid.UUID] = (),
-) -> list[tuple[OutboxMessage, Lead | None]]:
+) -> Claim:
     """Claim up to ``limit`` due messages in :data:`CLAIM_ORDER`, each with the lead it
     announces (None for a digest). With ``per_route``, no route ends up with more than
     that many claimed counting the ``in_flight`` already (so one stalled route cannot take
@@ -111,8 +122,10 @@ async def claim_due_with_leads(
     connection = await session.connection()
     busy = in_flight or {}
     rooms: list[tuple[Route, int]] = []
+    waiting: list[Route] = []
     for channel, target in (await connection.execute(routes.ROUTES)).all():
         route = (str(channel), target)
+        waiting.append(route)
         left = limit if per_route is None else min(limit, per_route - busy.get(route, 0))
         if left > 0:
             rooms.append((route, left))
@@ -128,11 +141,11 @@ async def claim_due_with_leads(
         found.sort(key=lambda row: (row.next_attempt_at, row.created_at, row.id))
     ids: list[uuid.UUID] = [row.id for row in found[:limit]]
     if not ids:
-        return []
+        return Claim([], waiting)
     claim = {"ids": ids, "now": now, "worker": worker, "lease_until": lease_until}
     await connection.execute(CLAIM, claim)
     claimed = await session.execute(CLAIMED, claim)
-    return [(message, lead) for message, lead in claimed.all()]
+    return Claim([(message, lead) for message, lead in claimed.all()], waiting)
 
 
 # Still free to claim: the statement names its rows (by id), so the status test is kept
