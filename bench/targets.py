@@ -111,7 +111,9 @@ def naive_server(workdir: Path, database_url: str) -> Server:
         url = url.replace("sqlite:", "sqlite+aiosqlite:", 1)
     command = [sys.executable, str(BENCH / "naive.py"), "--port", str(port), "--database", url]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # it reuses leads' own validation
-    return spawn("naive", command, env, port, workdir / "naive.log")
+    server = spawn("naive", command, env, port, workdir / "naive.log")
+    server.database_url = database_url
+    return server
 
 
 def leads_server(
