@@ -49,7 +49,7 @@ INTAKE_RATE = 50.0
 PASSWORD = "bench-password-0123456789"  # noqa: S105 - a throwaway account
 STAFF_EMAIL = "bench@clinic.example"
 FIRST_OPEN = 10_000  # visitor numbers of the open-loop intake during the reads
-TARGET_MS = {"search": 50.0}  # every other read: 20 ms
+TARGET_MS = {"api_search": 50.0}  # every other read: 20 ms
 EXPORT_RATE, EXPORT_RSS_MB, INTAKE_KEPT = 20_000.0, 20.0, 0.90
 
 
