@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, bindparam, delete, func, or_, select, text
+from sqlalchemy import Select, bindparam, delete, func, select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -57,12 +57,17 @@ def _newest(contact: Any, values: str) -> Select[tuple[uuid.UUID]]:
 
 @functools.cache  # built once per shape: building it cost more than running it, for a small batch
 def _find_open(by_email: bool, by_phone: bool) -> Select[Lead]:
-    matches = []
+    """The leads whose ids one list gives: the newest per email UNION the newest per phone.
+    Not ``id IN (per email) OR id IN (per phone)``: PostgreSQL answers that OR with a
+    sequential scan of every lead, testing each against both lists (25-40 ms a batch at
+    100,000 leads), where one ``IN`` list is a seek by primary key per id."""
+    found = []
     if by_email:
-        matches.append(col(Lead.id).in_(_newest(col(Lead.email_key), "email_keys")))
+        found.append(_newest(col(Lead.email_key), "email_keys"))
     if by_phone:
-        matches.append(col(Lead.id).in_(_newest(col(Lead.phone), "phones")))
-    return select(Lead).where(or_(*matches)).with_for_update()
+        found.append(_newest(col(Lead.phone), "phones"))
+    ids = found[0] if len(found) == 1 else union(*found)
+    return select(Lead).where(col(Lead.id).in_(ids)).with_for_update()
 
 
 async def get_idempotency_records(
