@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import event, update
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from leads.core.forms import load_forms
@@ -32,6 +33,7 @@ from leads.core.vocabulary import Channel
 from leads.errors import PermanentDeliveryError, TransientDeliveryError
 from leads.notify.channels.recording import RecordingChannel
 from leads.notify.dispatcher import CONCURRENCY, Dispatcher
+from leads.settings import Settings
 from leads.storage import outcomes
 from leads.storage.database import Database
 from leads.storage.models import OutboxMessage
@@ -58,6 +60,25 @@ def service_env(database_url: str, smtp: MailServer, **extra: str) -> dict[str, 
         "LEADS_LOG_LEVEL": "warning",
         **extra,
     }
+
+
+async def stored(settings: Settings, lead: Any, count: int) -> Database:
+    """``count`` submissions through the app, then a Database on its database (for the
+    caller to close)."""
+    async with serving_app(settings) as client:
+        for _ in range(count):
+            assert (await client.post("/api/leads", json=lead())).status_code == 201
+    return Database.from_settings(settings)
+
+
+async def claim_as(
+    session: AsyncSession, worker: str, now: datetime, **options: Any
+) -> list[OutboxMessage]:
+    """``claim_due`` by ``worker`` at ``now``, leased for a minute."""
+    lease_until = now + timedelta(minutes=1)
+    return await claim_due(
+        session=session, worker=worker, now=now, lease_until=lease_until, **options
+    )
 
 
 async def wait_outbox(query: Query, predicate, within: float = 30) -> list[dict]:
@@ -378,18 +399,12 @@ async def test_several_workers_on_one_postgresql_deliver_each_message_once(
 async def test_two_processes_never_claim_the_same_message(database_url: str, lead) -> None:
     """Two dispatchers' claims at the same instant (two engines: as two processes have)."""
     settings = make_settings(database_url, dispatcher="worker")
-    async with serving_app(settings) as client:
-        for _ in range(6):
-            assert (await client.post("/api/leads", json=lead())).status_code == 201
-    first, second = Database.from_settings(settings), Database.from_settings(settings)
+    first, second = await stored(settings, lead, 6), Database.from_settings(settings)
     now = utcnow()
 
     async def claim(database: Database, worker: str) -> set[uuid.UUID]:
         async with database.writing() as session:
-            claimed = await claim_due(
-                session=session, worker=worker, now=now,
-                lease_until=now + timedelta(minutes=1), limit=10,
-            )  # fmt: skip
+            claimed = await claim_as(session, worker, now, limit=10)
         return {m.id for m in claimed}
 
     try:
@@ -413,10 +428,7 @@ async def test_a_claim_looks_past_the_routes_it_fills(database_url: str, lead) -
         webhook_urls="https://hooks.example/lead",
         webhook_secret=WEBHOOK_SECRET,
     )
-    async with serving_app(settings) as client:
-        for _ in range(6):
-            assert (await client.post("/api/leads", json=lead())).status_code == 201
-    database = Database.from_settings(settings)
+    database = await stored(settings, lead, 6)
     now = utcnow()
     try:
         async with database.writing() as session:
@@ -426,10 +438,7 @@ async def test_a_claim_looks_past_the_routes_it_fills(database_url: str, lead) -
             webhooks = sorted((r for r in rows if r.channel == Channel.WEBHOOK), key=_due_at)
             webhooks[-1].next_attempt_at = now + timedelta(hours=1)  # not due yet
         async with database.writing() as session:
-            claimed = await claim_due(
-                session=session, worker="A", now=now,
-                lease_until=now + timedelta(minutes=1), limit=6, per_route=2,
-            )  # fmt: skip
+            claimed = await claim_as(session, "A", now, limit=6, per_route=2)
     finally:
         await database.close()
     assert [(m.channel, m.id) for m in claimed if m.channel == Channel.WEBHOOK] == [
@@ -455,10 +464,7 @@ async def test_a_claim_over_many_routes_gives_each_its_room_in_order(
         webhook_secret=WEBHOOK_SECRET,
         autoreply=False,
     )
-    async with serving_app(settings) as client:
-        for _ in range(2):
-            assert (await client.post("/api/leads", json=lead())).status_code == 201
-    database = Database.from_settings(settings)
+    database = await stored(settings, lead, 2)
     now = utcnow()
     try:
         async with database.writing() as session:
@@ -467,10 +473,7 @@ async def test_a_claim_over_many_routes_gives_each_its_room_in_order(
             for i, row in enumerate(by_arrival):  # the last to arrive due first
                 row.next_attempt_at = now - timedelta(minutes=1 + i)
         async with database.writing() as session:
-            claimed = await claim_due(
-                session=session, worker="A", now=now,
-                lease_until=now + timedelta(minutes=1), limit=10, per_route=1,
-            )  # fmt: skip
+            claimed = await claim_as(session, "A", now, limit=10, per_route=1)
     finally:
         await database.close()
     assert len(rows) == 42
@@ -493,10 +496,7 @@ async def test_a_stalled_route_with_a_backlog_holds_back_no_other_route(
         webhook_secret=WEBHOOK_SECRET,
         autoreply=False,
     )
-    async with serving_app(settings) as client:
-        for _ in range(50):
-            assert (await client.post("/api/leads", json=lead())).status_code == 201
-    database = Database.from_settings(settings)
+    database = await stored(settings, lead, 50)
     async with database.writing() as session:
         rows = list(await session.scalars(select(OutboxMessage)))
         emails = sorted((r for r in rows if r.channel == Channel.SMTP), key=lambda r: r.created_at)
@@ -529,10 +529,7 @@ async def test_a_turns_outcomes_are_one_statement_of_each_kind(database_url: str
     kind however many there are, each only while its claim is still the recorder's: a
     message another dispatcher has claimed meanwhile keeps that claim."""
     settings = make_settings(database_url, dispatcher="worker")
-    async with serving_app(settings) as client:
-        for _ in range(6):
-            assert (await client.post("/api/leads", json=lead())).status_code == 201
-    database = Database.from_settings(settings)
+    database = await stored(settings, lead, 6)
     now = utcnow()
     statements: list[str] = []
 
@@ -541,10 +538,7 @@ async def test_a_turns_outcomes_are_one_statement_of_each_kind(database_url: str
 
     try:
         async with database.writing() as session:
-            claimed = await claim_due(
-                session=session, worker="A", now=now,
-                lease_until=now + timedelta(minutes=1), limit=6,
-            )  # fmt: skip
+            claimed = await claim_as(session, "A", now, limit=6)
         ids = [m.id for m in claimed]
         async with database.writing() as session:  # A's lease ran out; B took one over
             await session.execute(
@@ -647,9 +641,7 @@ async def test_when_to_wake_skips_any_number_of_full_routes(database_url: str, l
         webhook_secret=WEBHOOK_SECRET, autoreply=False, inbox="desk@clinic.example",
         smtp_url="smtp://127.0.0.1:9?starttls=off",  # never dialled: nothing is delivered
     )  # fmt: skip
-    async with serving_app(settings) as client:
-        assert (await client.post("/api/leads", json=lead())).status_code == 201
-    database = Database.from_settings(settings)
+    database = await stored(settings, lead, 1)
     start = utcnow() + timedelta(hours=1)
     try:
         async with database.writing() as session:
@@ -679,10 +671,7 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
     (they used to walk every pending message on ix_outbox_due). Either way, cost grew with
     the backlog."""
     settings = make_settings(f"sqlite+aiosqlite:///{tmp_path / 'claim.db'}", dispatcher="worker")
-    async with serving_app(settings) as client:
-        for _ in range(4):
-            assert (await client.post("/api/leads", json=lead())).status_code == 201
-    database = Database.from_settings(settings)
+    database = await stored(settings, lead, 4)
     ran: list[tuple[str, Any]] = []
 
     def seen(_conn: Any, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
@@ -697,10 +686,7 @@ async def test_a_claim_seeks_the_due_messages_in_order_and_sorts_nothing(
         event.listen(database.engine.sync_engine, "before_cursor_execute", seen)
         async with database.writing() as session:
             now = utcnow()
-            claimed = await claim_due(
-                session=session, worker="A", now=now,
-                lease_until=now + timedelta(minutes=1), limit=3, per_route=8,
-            )  # fmt: skip
+            claimed = await claim_as(session, "A", now, limit=3, per_route=8)
             await release_claims(session=session, ids=[m.id for m in claimed], worker="A")
             # When to wake, a route's slots full: the others' earliest, found the same way.
             skipped = [(str(claimed[0].channel), claimed[0].target)]
