@@ -373,6 +373,13 @@ async def main() -> int:
             stack.enter_context(targets.postgres_cluster()) if "postgresql" in engines else None
         )
         databases = iter(range(10_000))
+
+        def new_database(engine: str) -> str:
+            if engine == "sqlite":
+                return f"sqlite:///{workdir}/leads-{next(databases)}.db"
+            assert pg_base is not None
+            return targets.create_database(pg_base, f"bench{next(databases)}")
+
         for repeat in range(args.repeat):
             runs["bare"].append(
                 await measure("bare", lambda _: targets.bare_server(workdir), None, args, repeat)
@@ -383,13 +390,8 @@ async def main() -> int:
                 def start(
                     url: str | None, engine: str = engine, kind: str = kind
                 ) -> targets.Server:
-                    if url is not None:
-                        pass  # a restart, on the database the last start made
-                    elif engine == "sqlite":
-                        url = f"sqlite:///{workdir}/leads-{next(databases)}.db"
-                    else:
-                        assert pg_base is not None
-                        url = targets.create_database(pg_base, f"bench{next(databases)}")
+                    if url is None:  # else a restart, on the database the last start made
+                        url = new_database(engine)
                     if kind == "naive":
                         return targets.naive_server(workdir, url)
                     return targets.leads_server(workdir, url, smtp_port, worker=kind == "worker")
